@@ -1,0 +1,52 @@
+// Consumes the per-connection FIFO queue that $default and $disconnect feed
+// (docs/architecture.md, "Order"): one message group per connection, so frames of
+// one connection are handled one after another, and different connections in parallel.
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context } from '../lib/ports.ts';
+import { onDisconnect, onFrame } from '../lib/server.ts';
+import { createContext, lazyContext, settingsFromEnv } from './runtime.ts';
+
+/** Message attributes the API Gateway integration sets (infra/ordered-route.ts). */
+export const FRAME_ATTRIBUTES = { connectionId: 'connectionId', eventType: 'eventType' } as const;
+
+const attribute = (record: SQSRecord, name: string) => record.messageAttributes[name]?.stringValue;
+
+async function handleRecord(context: Context, record: SQSRecord): Promise<void> {
+  const connectionId = attribute(record, FRAME_ATTRIBUTES.connectionId) ?? record.attributes.MessageGroupId;
+  if (!connectionId) throw new Error('record without a connection id');
+  if (attribute(record, FRAME_ATTRIBUTES.eventType) === 'DISCONNECT') {
+    await onDisconnect(context, connectionId);
+    return;
+  }
+  await onFrame(context, {
+    connectionId,
+    body: record.body,
+    isBinary: attribute(record, 'isBinary') === 'true',
+  });
+}
+
+export function createFramesHandler(context: () => Context) {
+  return async (event: SQSEvent): Promise<SQSBatchResponse> => {
+    const ctx = context();
+    const failedGroups = new Set<string>();
+    const batchItemFailures: SQSBatchResponse['batchItemFailures'] = [];
+    for (const record of event.Records) {
+      const group = record.attributes.MessageGroupId ?? '';
+      // FIFO: once a frame of a connection fails, its later frames must wait for the retry.
+      if (failedGroups.has(group)) {
+        batchItemFailures.push({ itemIdentifier: record.messageId });
+        continue;
+      }
+      try {
+        await handleRecord(ctx, record);
+      } catch (error) {
+        ctx.logger.error('frame failed', { messageId: record.messageId, error: String(error) });
+        failedGroups.add(group);
+        batchItemFailures.push({ itemIdentifier: record.messageId });
+      }
+    }
+    return { batchItemFailures };
+  };
+}
+
+export const handler = createFramesHandler(lazyContext(() => createContext(settingsFromEnv())));

@@ -1,0 +1,80 @@
+// Builds the adapters once per Lambda container (or once per local system) from
+// settings, and hands the core a Context. The only place the handlers read the environment.
+import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { type Config, configFromEnv } from '../lib/config.ts';
+import { ManagementApiGateway } from '../lib/gateway/management-api.ts';
+import type { Context, Logger } from '../lib/ports.ts';
+import { DynamoStore } from '../lib/store/dynamo.ts';
+
+export interface RuntimeSettings {
+  readonly config: Config;
+  readonly tableName: string;
+  /** The Management API endpoint: `https://{api}.execute-api.{region}.amazonaws.com/{stage}`. */
+  readonly managementEndpoint: string;
+  readonly region?: string;
+  /** Only for DynamoDB Local. */
+  readonly dynamoEndpoint?: string;
+  readonly logLevel?: LogLevel;
+}
+
+type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+const LEVELS: LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+
+export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): RuntimeSettings {
+  const tableName = env.TABLE_NAME;
+  if (!tableName) throw new Error('TABLE_NAME is not set');
+  return {
+    config: configFromEnv(env),
+    tableName,
+    managementEndpoint: env.MANAGEMENT_ENDPOINT ?? '',
+    region: env.AWS_REGION,
+    dynamoEndpoint: env.DYNAMODB_ENDPOINT || undefined,
+    logLevel: (LEVELS as string[]).includes(env.LOG_LEVEL ?? '') ? (env.LOG_LEVEL as LogLevel) : 'info',
+  };
+}
+
+/** Structured JSON lines; never passwords or message bodies. */
+export function jsonLogger(level: LogLevel = 'info'): Logger {
+  const threshold = LEVELS.indexOf(level);
+  const write = (name: LogLevel) => (message: string, fields?: Record<string, unknown>) => {
+    if (LEVELS.indexOf(name) < threshold) return;
+    const line = JSON.stringify({ level: name.toUpperCase(), message, ...fields, timestamp: new Date().toISOString() });
+    if (name === 'error' || name === 'warn') console.error(line);
+    else console.log(line);
+  };
+  return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
+}
+
+/** Local endpoints need explicit fake credentials; on AWS the role's are used. */
+const localCredentials = { accessKeyId: 'local', secretAccessKey: 'local' };
+
+export function createContext(settings: RuntimeSettings): Context {
+  const logger = jsonLogger(settings.logLevel);
+  const dynamo = new DynamoDBClient({
+    region: settings.region,
+    ...(settings.dynamoEndpoint ? { endpoint: settings.dynamoEndpoint, credentials: localCredentials } : {}),
+  });
+  const local = settings.dynamoEndpoint !== undefined;
+  const management = new ApiGatewayManagementApiClient({
+    region: settings.region,
+    endpoint: settings.managementEndpoint,
+    ...(local ? { credentials: localCredentials } : {}),
+  });
+  return {
+    store: new DynamoStore(dynamo, settings.tableName),
+    gateway: new ManagementApiGateway(management, logger),
+    config: settings.config,
+    logger,
+    now: Date.now,
+  };
+}
+
+/** One context per container, built on first use. */
+export function lazyContext(build: () => Context): () => Context {
+  let context: Context | undefined;
+  return () => {
+    context ??= build();
+    return context;
+  };
+}

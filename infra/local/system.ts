@@ -1,0 +1,94 @@
+// The whole system on one machine: DynamoDB Local, the table, and the WebSocket API
+// emulator in front of the real Lambda handlers. Used by `npm start`, the tests and the
+// benchmarks.
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { createConnectHandler } from '../../functions/connect.ts';
+import { createFramesHandler } from '../../functions/frames.ts';
+import { createContext, type RuntimeSettings } from '../../functions/runtime.ts';
+import { type Config, DEFAULTS } from '../../lib/config.ts';
+import type { Context } from '../../lib/ports.ts';
+import { ensureTable, LOCAL_CREDENTIALS, LOCAL_REGION, type LocalDynamo, startDynamoLocal } from './dynamodb.ts';
+import { LocalWebSocketApi, type LocalWebSocketApiOptions } from './websocket-api.ts';
+
+export interface LocalSystemOptions {
+  /** WebSocket port; 0 picks a free one. */
+  readonly port?: number;
+  readonly host?: string;
+  readonly dynamoPort?: number;
+  /** Keep data on disk here; in memory when absent. */
+  readonly dataDir?: string;
+  readonly tableName?: string;
+  readonly config?: Partial<Config>;
+  readonly logLevel?: RuntimeSettings['logLevel'];
+  /** Emulator settings (limits, retry timing). */
+  readonly api?: Partial<Omit<LocalWebSocketApiOptions, 'connectHandler' | 'framesHandler'>>;
+  /** Lets a test wrap the context the handlers get (fault injection, metering). */
+  readonly wrapContext?: (context: Context) => Context;
+}
+
+export interface LocalSystem {
+  readonly url: string;
+  readonly api: LocalWebSocketApi;
+  readonly dynamo: LocalDynamo;
+  readonly context: Context;
+  readonly tableName: string;
+  readonly config: Config;
+  stop(): Promise<void>;
+}
+
+export async function startLocalSystem(options: LocalSystemOptions = {}): Promise<LocalSystem> {
+  const domain = options.config?.domain ?? DEFAULTS.domain;
+  const config: Config = {
+    domain,
+    mucDomain: `conference.${domain}`,
+    maxStanzaBytes: DEFAULTS.maxStanzaBytes,
+    scramIterations: DEFAULTS.scramIterations,
+    maxConnectionSeconds: DEFAULTS.maxConnectionSeconds,
+    ...options.config,
+  };
+  const tableName = options.tableName ?? 'serverless-xmpp';
+  const dynamo = await startDynamoLocal({ port: options.dynamoPort, dataDir: options.dataDir });
+  try {
+    const admin = new DynamoDBClient({ endpoint: dynamo.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+    await ensureTable(admin, tableName);
+    admin.destroy();
+
+    let context: Context | undefined;
+    const handlerContext = () => {
+      if (!context) throw new Error('the local system is not started');
+      return context;
+    };
+    const api = new LocalWebSocketApi({
+      ...options.api,
+      port: options.port ?? 0,
+      host: options.host ?? '127.0.0.1',
+      connectHandler: createConnectHandler(handlerContext),
+      framesHandler: createFramesHandler(handlerContext),
+    });
+    await api.listen();
+    const base = createContext({
+      config,
+      tableName,
+      managementEndpoint: api.managementEndpoint,
+      region: LOCAL_REGION,
+      dynamoEndpoint: dynamo.endpoint,
+      logLevel: options.logLevel ?? 'warn',
+    });
+    context = options.wrapContext ? options.wrapContext(base) : base;
+    return {
+      url: api.url,
+      api,
+      dynamo,
+      context,
+      tableName,
+      config,
+      async stop() {
+        await api.close();
+        await dynamo.stop();
+      },
+    };
+  } catch (error) {
+    await dynamo.stop();
+    throw error;
+  }
+}

@@ -1,0 +1,376 @@
+// A local stand-in for API Gateway's WebSocket API and its Management API, in front of
+// the real handlers. It builds the events AWS builds, honours AWS's limits, and keeps
+// the production ordering path: $default and $disconnect go through a FIFO queue with
+// one message group per connection (as the SQS FIFO integration does), consumed in
+// batches of up to 10 with partial batch failures and redrive, while different
+// connections run concurrently.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { APIGatewayProxyResultV2, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { WebSocket, WebSocketServer } from 'ws';
+import type { ConnectEvent } from '../../functions/connect.ts';
+
+export type ConnectHandler = (event: ConnectEvent) => Promise<APIGatewayProxyResultV2>;
+export type FramesHandler = (event: SQSEvent) => Promise<SQSBatchResponse | undefined>;
+
+export interface LocalWebSocketApiOptions {
+  readonly connectHandler: ConnectHandler;
+  readonly framesHandler: FramesHandler;
+  /** 0 picks a free port. */
+  readonly port?: number;
+  readonly host?: string;
+  /** The WebSocket path, `/xmpp-websocket`. */
+  readonly path?: string;
+  readonly stage?: string;
+  /** AWS: 128 KB per message; bigger closes the socket with 1009. */
+  readonly maxMessageBytes?: number;
+  /** AWS: 10 minutes without a frame either way. */
+  readonly idleTimeoutMs?: number;
+  /** AWS: 2 hours. */
+  readonly maxConnectionMs?: number;
+  /** SQS FIFO: records per invocation (Lambda's batch size). */
+  readonly batchSize?: number;
+  /** SQS: how often a record is tried before it moves to the dead-letter queue. */
+  readonly maxReceiveCount?: number;
+  /** SQS visibility timeout, shortened locally: the wait before a failed record is retried. */
+  readonly retryDelayMs?: number;
+  readonly log?: (message: string, fields?: Record<string, unknown>) => void;
+}
+
+interface QueuedRecord {
+  readonly messageId: string;
+  readonly body: string;
+  readonly eventType: 'MESSAGE' | 'DISCONNECT';
+  readonly isBinary: boolean;
+  receiveCount: number;
+}
+
+interface LocalConnection {
+  readonly id: string;
+  readonly socket: WebSocket;
+  readonly connectedAt: number;
+  lastActiveAt: number;
+  readonly queue: QueuedRecord[];
+  draining: boolean;
+  disconnected: boolean;
+  timers: NodeJS.Timeout[];
+  idleTimer?: NodeJS.Timeout;
+}
+
+/** API Gateway connection ids look like `L0SM9cOFvHcCIhw=`: base64, with `=` and `/`. */
+const newConnectionId = () => randomBytes(10).toString('base64');
+
+export class LocalWebSocketApi {
+  private readonly server: Server;
+  private readonly wss = new WebSocketServer({ noServer: true, handleProtocols: (_offered, request) => request.headers['x-selected-protocol'] as string ?? false });
+  private readonly connections = new Map<string, LocalConnection>();
+  /** Frames taken out of a queue but not finished yet. */
+  private inFlight = 0;
+  readonly deadLetters: QueuedRecord[] = [];
+  private readonly options: Required<Omit<LocalWebSocketApiOptions, 'log'>> & Pick<LocalWebSocketApiOptions, 'log'>;
+
+  constructor(options: LocalWebSocketApiOptions) {
+    this.options = {
+      port: 0,
+      host: '127.0.0.1',
+      path: '/xmpp-websocket',
+      stage: 'local',
+      maxMessageBytes: 128 * 1024,
+      idleTimeoutMs: 10 * 60 * 1000,
+      maxConnectionMs: 2 * 60 * 60 * 1000,
+      batchSize: 10,
+      maxReceiveCount: 5,
+      retryDelayMs: 200,
+      ...options,
+    };
+    this.server = createServer((request, response) => void this.onHttp(request, response));
+    this.server.on('upgrade', (request, socket, head) => void this.onUpgrade(request, socket, head));
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.port, this.options.host, () => resolve());
+    });
+  }
+
+  get port(): number {
+    const address = this.server.address();
+    return typeof address === 'object' && address ? address.port : this.options.port;
+  }
+
+  get url(): string {
+    return `ws://${this.options.host}:${this.port}${this.options.path}`;
+  }
+
+  /** What the handlers get as MANAGEMENT_ENDPOINT (on AWS: the stage's callback URL). */
+  get managementEndpoint(): string {
+    return `http://${this.options.host}:${this.port}/${this.options.stage}`;
+  }
+
+  get connectionIds(): string[] {
+    return [...this.connections.keys()];
+  }
+
+  /** Resolves once every queued frame and disconnect has been handled. */
+  async idle(): Promise<void> {
+    while (this.inFlight > 0 || [...this.connections.values()].some((c) => c.queue.length > 0 || c.draining)) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  /**
+   * Test hook for the seed's "problem 1": the client's network vanishes. The socket is
+   * destroyed with no close frame, and API Gateway does not notice (no $disconnect):
+   * posts to it still succeed until the connection is found dead.
+   */
+  killSilently(connectionId: string): void {
+    const connection = this.connections.get(connectionId);
+    if (!connection) return;
+    connection.disconnected = true; // no $disconnect will be queued
+    connection.socket.terminate();
+    this.zombies.add(connectionId);
+  }
+
+  /** Connections killed silently: AWS still accepts posts to them for a while. */
+  private readonly zombies = new Set<string>();
+
+  /** Test hook: makes later posts to a silently killed connection answer 410 Gone. */
+  expire(connectionId: string): void {
+    this.zombies.delete(connectionId);
+    this.connections.delete(connectionId);
+  }
+
+  async close(): Promise<void> {
+    for (const connection of this.connections.values()) {
+      for (const timer of connection.timers) clearTimeout(timer);
+      if (connection.idleTimer) clearTimeout(connection.idleTimer);
+      connection.socket.terminate();
+    }
+    this.connections.clear();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections?.();
+  }
+
+  // $connect -----------------------------------------------------------------------
+
+  private async onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    if (url.pathname !== this.options.path) {
+      socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    const connectionId = newConnectionId();
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(request.headers)) {
+      if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
+    }
+    const event = {
+      headers,
+      isBase64Encoded: false,
+      requestContext: {
+        routeKey: '$connect',
+        eventType: 'CONNECT' as const,
+        connectionId,
+        requestId: randomUUID(),
+        extendedRequestId: randomUUID(),
+        messageDirection: 'IN',
+        stage: this.options.stage,
+        domainName: `${this.options.host}:${this.port}`,
+        apiId: 'local',
+        connectedAt: Date.now(),
+        requestTimeEpoch: Date.now(),
+        identity: { sourceIp: request.socket.remoteAddress ?? '127.0.0.1' },
+      },
+    };
+    let result: APIGatewayProxyResultV2;
+    try {
+      result = await this.options.connectHandler(event);
+    } catch (error) {
+      this.options.log?.('$connect failed', { connectionId, error: String(error) });
+      socket.end('HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    const statusCode = typeof result === 'object' ? (result.statusCode ?? 200) : 200;
+    if (statusCode < 200 || statusCode > 299) {
+      socket.end(`HTTP/1.1 ${statusCode} Refused\r\nContent-Length: 0\r\n\r\n`);
+      return;
+    }
+    const responseHeaders = typeof result === 'object' ? (result.headers ?? {}) : {};
+    const protocol = Object.entries(responseHeaders).find(([name]) => name.toLowerCase() === 'sec-websocket-protocol');
+    request.headers['x-selected-protocol'] = protocol ? String(protocol[1]) : undefined;
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.onOpen(connectionId, ws));
+  }
+
+  private onOpen(id: string, socket: WebSocket): void {
+    const connection: LocalConnection = {
+      id,
+      socket,
+      connectedAt: Date.now(),
+      lastActiveAt: Date.now(),
+      queue: [],
+      draining: false,
+      disconnected: false,
+      timers: [],
+    };
+    this.connections.set(id, connection);
+    connection.timers.push(setTimeout(() => socket.close(1001, 'Going away'), this.options.maxConnectionMs));
+    this.touch(connection);
+    socket.on('message', (data, isBinary) => this.onMessage(connection, data as Buffer, isBinary));
+    socket.on('close', () => this.onSocketClosed(connection));
+    socket.on('error', () => {});
+  }
+
+  private touch(connection: LocalConnection): void {
+    connection.lastActiveAt = Date.now();
+    if (connection.idleTimer) clearTimeout(connection.idleTimer);
+    connection.idleTimer = setTimeout(() => connection.socket.close(1001, 'Going away'), this.options.idleTimeoutMs);
+  }
+
+  // $default -------------------------------------------------------------------------
+
+  private onMessage(connection: LocalConnection, data: Buffer, isBinary: boolean): void {
+    if (data.length > this.options.maxMessageBytes) {
+      connection.socket.close(1009, 'Message too big');
+      return;
+    }
+    this.touch(connection);
+    this.enqueue(connection, {
+      eventType: 'MESSAGE',
+      body: isBinary ? data.toString('base64') : data.toString('utf8'),
+      isBinary,
+    });
+  }
+
+  private onSocketClosed(connection: LocalConnection): void {
+    for (const timer of connection.timers) clearTimeout(timer);
+    if (connection.idleTimer) clearTimeout(connection.idleTimer);
+    if (connection.disconnected) return;
+    connection.disconnected = true;
+    // $disconnect goes through the same FIFO group: it runs after every earlier frame.
+    this.enqueue(connection, { eventType: 'DISCONNECT', body: 'DISCONNECT', isBinary: false });
+  }
+
+  private enqueue(connection: LocalConnection, record: Omit<QueuedRecord, 'messageId' | 'receiveCount'>): void {
+    connection.queue.push({ ...record, messageId: randomUUID(), receiveCount: 0 });
+    void this.drain(connection);
+  }
+
+  /** One consumer per message group: the next batch starts when the previous one ended. */
+  private async drain(connection: LocalConnection): Promise<void> {
+    if (connection.draining) return;
+    connection.draining = true;
+    try {
+      while (connection.queue.length > 0) {
+        const batch = connection.queue.splice(0, this.options.batchSize);
+        this.inFlight += batch.length;
+        let failed: QueuedRecord[] = [];
+        try {
+          for (const record of batch) record.receiveCount++;
+          const response = await this.options.framesHandler({ Records: batch.map((r) => this.sqsRecord(connection, r)) });
+          const failedIds = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
+          failed = batch.filter((record) => failedIds.has(record.messageId));
+        } catch (error) {
+          this.options.log?.('frames handler threw', { connectionId: connection.id, error: String(error) });
+          failed = batch;
+        } finally {
+          this.inFlight -= batch.length;
+        }
+        if (failed.length > 0) {
+          const retry = failed.filter((record) => record.receiveCount < this.options.maxReceiveCount);
+          for (const record of failed.filter((r) => r.receiveCount >= this.options.maxReceiveCount)) {
+            this.options.log?.('frame moved to the dead-letter queue', { connectionId: connection.id });
+            this.deadLetters.push(record);
+          }
+          connection.queue.unshift(...retry);
+          await new Promise((resolve) => setTimeout(resolve, this.options.retryDelayMs));
+        }
+      }
+    } finally {
+      connection.draining = false;
+      if (connection.disconnected && connection.queue.length === 0 && !this.zombies.has(connection.id)) {
+        this.connections.delete(connection.id);
+      }
+    }
+  }
+
+  private sqsRecord(connection: LocalConnection, record: QueuedRecord): SQSRecord {
+    const now = String(Date.now());
+    const stringAttribute = (value: string) => ({ stringValue: value, dataType: 'String' as const, stringListValues: [], binaryListValues: [] });
+    return {
+      messageId: record.messageId,
+      receiptHandle: record.messageId,
+      body: record.body,
+      attributes: {
+        ApproximateReceiveCount: String(record.receiveCount),
+        SentTimestamp: now,
+        SenderId: 'apigateway',
+        ApproximateFirstReceiveTimestamp: now,
+        MessageGroupId: connection.id,
+        MessageDeduplicationId: record.messageId,
+        SequenceNumber: now,
+      },
+      messageAttributes: {
+        connectionId: stringAttribute(connection.id),
+        eventType: stringAttribute(record.eventType),
+        ...(record.isBinary ? { isBinary: stringAttribute('true') } : {}),
+      },
+      md5OfBody: '',
+      eventSource: 'aws:sqs',
+      eventSourceARN: 'arn:aws:sqs:local:000000000000:frames.fifo',
+      awsRegion: 'local',
+    };
+  }
+
+  // Management API ---------------------------------------------------------------------
+
+  private async onHttp(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    const prefix = `/${this.options.stage}/@connections/`;
+    if (!url.pathname.startsWith(prefix)) return this.reply(response, 404, 'NotFoundException');
+    const connectionId = decodeURIComponent(url.pathname.slice(prefix.length));
+    const connection = this.connections.get(connectionId);
+    const zombie = this.zombies.has(connectionId);
+    const open = connection && (connection.socket.readyState === WebSocket.OPEN || zombie) && !(connection.disconnected && !zombie);
+    if (request.method === 'POST') {
+      const chunks: Buffer[] = [];
+      for await (const chunk of request) chunks.push(chunk as Buffer);
+      const body = Buffer.concat(chunks);
+      if (!connection || !open) return this.reply(response, 410, 'GoneException');
+      if (body.length > this.options.maxMessageBytes) return this.reply(response, 413, 'PayloadTooLargeException');
+      if (!zombie) {
+        connection.socket.send(body.toString('utf8'));
+        this.touch(connection);
+      }
+      return this.reply(response, 200);
+    }
+    if (request.method === 'DELETE') {
+      if (!connection || !open) return this.reply(response, 410, 'GoneException');
+      if (zombie) this.expire(connectionId);
+      else connection.socket.close(1000);
+      return this.reply(response, 204);
+    }
+    if (request.method === 'GET') {
+      if (!connection || !open) return this.reply(response, 410, 'GoneException');
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end(
+        JSON.stringify({
+          connectedAt: new Date(connection.connectedAt).toISOString(),
+          lastActiveAt: new Date(connection.lastActiveAt).toISOString(),
+          identity: { sourceIp: '127.0.0.1' },
+        }),
+      );
+      return;
+    }
+    return this.reply(response, 405, 'MethodNotAllowed');
+  }
+
+  private reply(response: ServerResponse, status: number, errorType?: string): void {
+    // The SDK raises a named error only with this header (FIELD-NOTES.md).
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (errorType) headers['x-amzn-ErrorType'] = errorType;
+    response.writeHead(status, headers);
+    response.end(errorType ? JSON.stringify({ message: errorType }) : undefined);
+  }
+}

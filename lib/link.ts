@@ -1,0 +1,59 @@
+// One frame's view of its connection: the stored record and a way to answer on it.
+import { type StreamErrorCondition, streamError } from './errors.ts';
+import { NS } from './ns.ts';
+import type { ConnectionRecord, Context } from './ports.ts';
+import { type Element, xml } from './xml.ts';
+
+export const closeElement = () => xml('close', { xmlns: NS.framing });
+
+export const openElement = (ctx: Context, streamId: string) =>
+  xml('open', { xmlns: NS.framing, id: streamId, from: ctx.config.domain, version: '1.0', 'xml:lang': 'en' });
+
+export class Link {
+  /** True once the stream is closed; later elements of the same frame are ignored. */
+  closed = false;
+  /** True when the handler changed the record and it must be saved. */
+  dirty = false;
+
+  constructor(
+    readonly ctx: Context,
+    readonly record: ConnectionRecord,
+  ) {}
+
+  get connectionId() {
+    return this.record.connectionId;
+  }
+
+  /** The bound full JID, or the bare JID before binding. */
+  get jid(): string | undefined {
+    const { user, resource } = this.record;
+    return user && resource ? `${user}/${resource}` : user;
+  }
+
+  async send(element: Element): Promise<void> {
+    if (this.closed) return;
+    const result = await this.ctx.gateway.post(this.connectionId, element.toString());
+    if (result === 'gone') this.closed = true;
+  }
+
+  update(changes: Partial<ConnectionRecord>): void {
+    Object.assign(this.record, changes);
+    this.dirty = true;
+  }
+
+  /**
+   * RFC 6120 §4.9 / RFC 7395 §3.6: stream error, then <close/>, then the socket is closed.
+   * Before the stream is open the server opens it first, so that the client can read the error.
+   */
+  async fail(condition: StreamErrorCondition, text?: string): Promise<void> {
+    if (this.closed) return;
+    this.ctx.logger.info('stream error', { connectionId: this.connectionId, condition, text });
+    if (this.record.state === 'connected') {
+      await this.send(openElement(this.ctx, this.record.streamId ?? 'none'));
+    }
+    await this.send(streamError(condition, text));
+    await this.send(closeElement());
+    this.closed = true;
+    await this.ctx.gateway.close(this.connectionId);
+  }
+}

@@ -1,0 +1,19 @@
+// XML namespaces used across the server, named once.
+export const NS = {
+  framing: 'urn:ietf:params:xml:ns:xmpp-framing', // RFC 7395
+  stream: 'http://etherx.jabber.org/streams', // RFC 6120 §4
+  streams: 'urn:ietf:params:xml:ns:xmpp-streams', // RFC 6120 §4.9
+  sasl: 'urn:ietf:params:xml:ns:xmpp-sasl', // RFC 6120 §6
+  bind: 'urn:ietf:params:xml:ns:xmpp-bind', // RFC 6120 §7
+  session: 'urn:ietf:params:xml:ns:xmpp-session', // RFC 3921 §3, kept for old clients
+  stanzas: 'urn:ietf:params:xml:ns:xmpp-stanzas', // RFC 6120 §8.3
+  client: 'jabber:client',
+  ping: 'urn:xmpp:ping', // XEP-0199
+  discoInfo: 'http://jabber.org/protocol/disco#info', // XEP-0030
+  discoItems: 'http://jabber.org/protocol/disco#items', // XEP-0030
+  receipts: 'urn:xmpp:receipts', // XEP-0184
+  stanzaId: 'urn:xmpp:sid:0', // XEP-0359
+  delay: 'urn:xmpp:delay', // XEP-0203
+  /** The project's own server receipt (see README, "Server receipts"). */
+  ack: 'urn:serverless-xmpp:ack:0',
+} as const;

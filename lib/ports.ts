@@ -1,0 +1,91 @@
+// The two ports the XMPP core talks through. Adapters: store/dynamo.ts (DynamoDB) and
+// gateway/management-api.ts (API Gateway Management API). Domain code never imports the SDK.
+import type { Config } from './config.ts';
+import type { ScramCredentials, ScramExchange } from './scram.ts';
+
+/** Where a connection is in RFC 6120 stream negotiation. */
+export type StreamState =
+  | 'connected' // WebSocket open, no <open/> yet
+  | 'opened' // stream open, SASL offered
+  | 'authenticating' // SCRAM exchange in progress
+  | 'authenticated' // SASL done, waiting for the stream restart
+  | 'restarted' // stream restarted, bind offered
+  | 'bound'; // resource bound: stanzas flow
+
+export interface ConnectionRecord {
+  readonly connectionId: string;
+  state: StreamState;
+  streamId?: string;
+  /** Bare JID, set once SASL succeeds. */
+  user?: string;
+  /** Bound resource, set once bind succeeds. */
+  resource?: string;
+  /** The SCRAM mechanism chosen when <auth/> came without an initial response. */
+  saslMechanism?: string;
+  sasl?: ScramExchange;
+  saslFailures?: number;
+  connectedAt: number;
+  /** Epoch seconds: API Gateway never keeps a connection longer than 2 h. */
+  expiresAt: number;
+}
+
+export interface SessionRecord {
+  readonly user: string;
+  readonly resource: string;
+  readonly connectionId: string;
+  /** RFC 6121 §4.2: available once the client sent initial presence. */
+  available: boolean;
+  priority: number;
+  expiresAt: number;
+}
+
+export interface UserRecord {
+  readonly user: string;
+  readonly scram: ScramCredentials;
+  readonly createdAt: number;
+}
+
+export interface Store {
+  createConnection(record: ConnectionRecord): Promise<void>;
+  getConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
+  saveConnection(record: ConnectionRecord): Promise<void>;
+  deleteConnection(connectionId: string): Promise<void>;
+
+  getUser(user: string): Promise<UserRecord | undefined>;
+  putUser(record: UserRecord): Promise<void>;
+  deleteUser(user: string): Promise<boolean>;
+  listUsers(): Promise<string[]>;
+  /** A random secret kept in the table, created on first use (fake SCRAM salts). */
+  getServerSecret(): Promise<Buffer>;
+
+  /** Binds a session and returns the connection it replaced, if any. */
+  putSession(session: SessionRecord): Promise<SessionRecord | undefined>;
+  getSessions(user: string): Promise<SessionRecord[]>;
+  /** Removes the session only while it still belongs to this connection. */
+  deleteSession(user: string, resource: string, connectionId: string): Promise<void>;
+}
+
+export type PostResult = 'ok' | 'gone';
+
+export interface Gateway {
+  /** Sends one text frame; 'gone' when the connection no longer exists (410). */
+  post(connectionId: string, frame: string): Promise<PostResult>;
+  /** Closes the WebSocket (DeleteConnection). Closing a gone connection is not an error. */
+  close(connectionId: string): Promise<void>;
+}
+
+export interface Logger {
+  debug(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/** Everything a core function needs, passed in. */
+export interface Context {
+  readonly store: Store;
+  readonly gateway: Gateway;
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly now: () => number;
+}

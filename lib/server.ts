@@ -1,0 +1,97 @@
+// The three entry points the WebSocket routes call: $connect, one frame, $disconnect.
+// Every frame of one connection arrives here in order (docs/architecture.md, "Order").
+import { discoHandlers } from './disco.ts';
+import { streamError } from './errors.ts';
+import { closeElement, Link } from './link.ts';
+import { NS } from './ns.ts';
+import { pingHandlers } from './ping.ts';
+import type { Context } from './ports.ts';
+import { routeStanza, type StanzaHandlers } from './router.ts';
+import { handleClose, handleNegotiation, handleOpen, handleSessionIq } from './stream.ts';
+import { parseFrame } from './xml.ts';
+
+export const SUBPROTOCOL = 'xmpp';
+
+export interface ConnectRequest {
+  readonly connectionId: string;
+  /** The values of Sec-WebSocket-Protocol the client offered. */
+  readonly subprotocols: readonly string[];
+}
+
+export interface ConnectResponse {
+  readonly statusCode: number;
+  /** The subprotocol to echo (RFC 7395 §3.1). */
+  readonly subprotocol?: string;
+}
+
+export function stanzaHandlers(): StanzaHandlers {
+  return { iq: { ...pingHandlers, ...discoHandlers } };
+}
+
+/** $connect: record the connection; it must exist before its first frame is handled. */
+export async function onConnect(ctx: Context, request: ConnectRequest): Promise<ConnectResponse> {
+  const now = ctx.now();
+  await ctx.store.createConnection({
+    connectionId: request.connectionId,
+    state: 'connected',
+    connectedAt: now,
+    expiresAt: Math.ceil(now / 1000) + ctx.config.maxConnectionSeconds + 60,
+  });
+  const subprotocol = request.subprotocols.includes(SUBPROTOCOL) ? SUBPROTOCOL : undefined;
+  return { statusCode: 200, subprotocol };
+}
+
+export interface Frame {
+  readonly connectionId: string;
+  readonly body: string;
+  readonly isBinary?: boolean;
+}
+
+/** One WebSocket message from a client. */
+export async function onFrame(ctx: Context, frame: Frame, handlers = stanzaHandlers()): Promise<void> {
+  const record = await ctx.store.getConnection(frame.connectionId);
+  if (!record) {
+    // Forgotten (replaced, expired or already disconnected): tell the client to start over.
+    ctx.logger.warn('frame for an unknown connection', { connectionId: frame.connectionId });
+    await ctx.gateway.post(frame.connectionId, streamError('reset', 'unknown connection').toString());
+    await ctx.gateway.post(frame.connectionId, closeElement().toString());
+    await ctx.gateway.close(frame.connectionId);
+    return;
+  }
+  const link = new Link(ctx, record);
+  try {
+    await handleFrame(link, frame, handlers);
+  } finally {
+    if (link.dirty) await ctx.store.saveConnection(record);
+  }
+}
+
+async function handleFrame(link: Link, frame: Frame, handlers: StanzaHandlers): Promise<void> {
+  // RFC 7395 §3.2: XMPP frames are UTF-8 text.
+  if (frame.isBinary) return link.fail('unsupported-encoding', 'frames must be text');
+  if (Buffer.byteLength(frame.body, 'utf8') > link.ctx.config.maxStanzaBytes) {
+    return link.fail('policy-violation', `frames are limited to ${link.ctx.config.maxStanzaBytes} bytes`);
+  }
+  const parsed = parseFrame(frame.body);
+  if (parsed.kind === 'empty') return;
+  if (parsed.kind === 'restricted') return link.fail('restricted-xml', `${parsed.reason} not allowed`);
+  if (parsed.kind === 'malformed') return link.fail('not-well-formed');
+  for (const element of parsed.elements) {
+    if (link.closed) return;
+    if (element.name === 'open') await handleOpen(link, element);
+    else if (element.name === 'close' && element.attrs.xmlns === NS.framing) await handleClose(link);
+    else if (link.record.state !== 'bound') await handleNegotiation(link, element);
+    else if (element.name === 'iq' && element.getChild('session', NS.session) && element.attrs.type === 'set') {
+      await handleSessionIq(link, element);
+    } else await routeStanza(link, handlers, element);
+  }
+}
+
+/** $disconnect (best effort on AWS; the connection's TTL covers the rest). */
+export async function onDisconnect(ctx: Context, connectionId: string): Promise<void> {
+  const record = await ctx.store.getConnection(connectionId);
+  if (!record) return;
+  if (record.user && record.resource) await ctx.store.deleteSession(record.user, record.resource, connectionId);
+  await ctx.store.deleteConnection(connectionId);
+  ctx.logger.info('disconnected', { connectionId, user: record.user });
+}

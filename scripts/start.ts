@@ -1,0 +1,72 @@
+// `npm start`: the whole system on this machine, data kept under .data/ between runs.
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startLocalSystem } from '../infra/local/system.ts';
+
+const { values } = parseArgs({
+  options: {
+    port: { type: 'string', default: process.env.XMPP_PORT ?? '5280' },
+    host: { type: 'string', default: process.env.XMPP_HOST ?? '127.0.0.1' },
+    domain: { type: 'string', default: process.env.XMPP_DOMAIN ?? 'localhost' },
+    'muc-domain': { type: 'string', default: process.env.MUC_DOMAIN },
+    'dynamodb-port': { type: 'string', default: process.env.DYNAMODB_PORT ?? '8001' },
+    'data-dir': { type: 'string', default: process.env.DATA_DIR ?? '.data' },
+    'in-memory': { type: 'boolean', default: false },
+    'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
+    help: { type: 'boolean', default: false },
+  },
+});
+
+if (values.help) {
+  console.log(`Usage: npm start -- [options]
+  --port N            WebSocket port (default 5280, env XMPP_PORT)
+  --host ADDR         address to listen on (default 127.0.0.1, env XMPP_HOST)
+  --domain NAME       XMPP domain (default localhost, env XMPP_DOMAIN)
+  --muc-domain NAME   group chat service (default conference.<domain>, env MUC_DOMAIN)
+  --dynamodb-port N   DynamoDB Local port (default 8001, env DYNAMODB_PORT)
+  --data-dir DIR      where data is kept (default .data, env DATA_DIR)
+  --in-memory         keep nothing on disk
+  --log-level LEVEL   debug, info, warn, error (default info, env LOG_LEVEL)`);
+  process.exit(0);
+}
+
+const dataDir = resolve(values['data-dir']);
+const domain = values.domain.toLowerCase();
+const system = await startLocalSystem({
+  port: Number(values.port),
+  host: values.host,
+  dynamoPort: Number(values['dynamodb-port']),
+  dataDir: values['in-memory'] ? undefined : resolve(dataDir, 'dynamodb'),
+  config: { domain, mucDomain: values['muc-domain'] ?? `conference.${domain}` },
+  logLevel: values['log-level'] as 'info',
+  api: { log: (message, fields) => console.error(JSON.stringify({ level: 'WARN', message, ...fields })) },
+});
+
+// `npm run users` finds the running system through this file.
+mkdirSync(dataDir, { recursive: true });
+const runtimeFile = resolve(dataDir, 'local.json');
+writeFileSync(
+  runtimeFile,
+  JSON.stringify({ dynamoEndpoint: system.dynamo.endpoint, tableName: system.tableName, domain }, null, 2),
+);
+
+console.log(`serverless-xmpp is running
+  WebSocket URL:  ${system.url}
+  XMPP domain:    ${system.config.domain}
+  Group chat:     ${system.config.mucDomain}
+  DynamoDB Local: ${system.dynamo.endpoint} (table ${system.tableName}${values['in-memory'] ? ', in memory' : `, data in ${dataDir}`})
+Add a user:  npm run users -- add alice@${system.config.domain} secret
+Stop:        Ctrl-C`);
+
+let stopping = false;
+const stop = async () => {
+  if (stopping) return;
+  stopping = true;
+  console.log('stopping…');
+  rmSync(runtimeFile, { force: true });
+  await system.stop();
+  process.exit(0);
+};
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);

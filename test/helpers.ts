@@ -1,0 +1,146 @@
+// Shared by the test tiers: a local system per test file, users, real clients.
+import { after, before } from 'node:test';
+import { type Element, parse } from 'ltx';
+import { WebSocket } from 'ws';
+import { type LocalSystem, type LocalSystemOptions, startLocalSystem } from '../infra/local/system.ts';
+import { makeCredentials } from '../lib/scram.ts';
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+// @xmpp/client uses the global WebSocket (Node 20 has none).
+(globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
+
+/** Starts a system before the file's tests and stops it after them. */
+export function useLocalSystem(options: LocalSystemOptions = {}): () => LocalSystem {
+  let system: LocalSystem | undefined;
+  before(async () => {
+    system = await startLocalSystem(options);
+  });
+  after(async () => {
+    await system?.stop();
+  });
+  return () => {
+    if (!system) throw new Error('the local system is not started');
+    return system;
+  };
+}
+
+export async function addUser(system: LocalSystem, user: string, password: string): Promise<void> {
+  await system.context.store.putUser({ user, scram: makeCredentials(password, 4096), createdAt: Date.now() });
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(20);
+  }
+}
+
+/**
+ * A WebSocket client that speaks raw frames, for what a library would not send.
+ * Every received frame is parsed and queued.
+ */
+export class RawClient {
+  readonly received: Element[] = [];
+  private waiters: Array<() => void> = [];
+  closeCode?: number;
+  readonly closed: Promise<number>;
+
+  private constructor(readonly socket: WebSocket) {
+    socket.on('message', (data) => {
+      this.received.push(parse(data.toString()));
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+    this.closed = new Promise((resolve) =>
+      socket.on('close', (code) => {
+        this.closeCode = code;
+        resolve(code);
+        for (const wake of this.waiters.splice(0)) wake();
+      }),
+    );
+  }
+
+  static async connect(url: string, protocols: string[] = ['xmpp']): Promise<RawClient> {
+    const socket = new WebSocket(url, protocols);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+      socket.once('unexpected-response', (_request, response) => reject(new Error(`HTTP ${response.statusCode}`)));
+    });
+    return new RawClient(socket);
+  }
+
+  send(frame: string | Buffer, binary = false): void {
+    this.socket.send(frame, { binary });
+  }
+
+  /** Waits for the next received element that matches, and removes it from the queue. */
+  async next(match: (element: Element) => boolean = () => true, timeoutMs = 5000): Promise<Element> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const index = this.received.findIndex(match);
+      if (index !== -1) return this.received.splice(index, 1)[0] as Element;
+      if (this.closeCode !== undefined) throw new Error(`socket closed (${this.closeCode}) while waiting`);
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw new Error(`nothing matched in ${timeoutMs} ms; received ${this.received.join(' ')}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, remaining);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Opens the stream and returns the features element. */
+  async open(domain = 'localhost'): Promise<Element> {
+    this.send(`<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="${domain}" version="1.0"/>`);
+    await this.next((element) => element.name === 'open');
+    return this.next((element) => element.name === 'stream:features');
+  }
+
+  /** SASL PLAIN, restart and bind: ready for stanzas. Returns the bound JID. */
+  async login(user: string, password: string, resource?: string): Promise<string> {
+    await this.open();
+    const local = user.split('@')[0];
+    this.send(
+      `<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">${Buffer.from(`\0${local}\0${password}`).toString('base64')}</auth>`,
+    );
+    const result = await this.next();
+    if (result.name !== 'success') throw new Error(`login failed: ${result}`);
+    await this.open();
+    this.send(
+      `<iq xmlns="jabber:client" type="set" id="bind"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind">${resource ? `<resource>${resource}</resource>` : ''}</bind></iq>`,
+    );
+    const bound = await this.next((element) => element.name === 'iq' && element.attrs.id === 'bind');
+    return bound.getChild('bind')?.getChildText('jid') ?? '';
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+type XmppClient = ReturnType<typeof import('@xmpp/client').client>;
+
+/** A real @xmpp/client, started; `stanzas` collects what it receives. */
+export async function connectClient(
+  system: LocalSystem,
+  user: string,
+  password: string,
+  resource?: string,
+): Promise<{ xmpp: XmppClient; jid: string; stanzas: Element[] }> {
+  const { client } = await import('@xmpp/client');
+  const [username] = user.split('@');
+  const xmpp = client({ service: system.url, domain: system.config.domain, username, password, resource });
+  const stanzas: Element[] = [];
+  xmpp.on('stanza', (stanza: Element) => stanzas.push(stanza));
+  xmpp.on('error', () => {});
+  const address = await xmpp.start();
+  return { xmpp, jid: address.toString(), stanzas };
+}

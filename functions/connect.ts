@@ -10,7 +10,9 @@ export interface ConnectEvent {
 }
 
 export function offeredSubprotocols(headers: ConnectEvent['headers']): string[] {
-  const entry = Object.entries(headers ?? {}).find(([name]) => name.toLowerCase() === 'sec-websocket-protocol');
+  const entry = Object.entries(headers ?? {}).find(
+    ([name]) => name.toLowerCase() === 'sec-websocket-protocol',
+  );
   return (entry?.[1] ?? '')
     .split(',')
     .map((value) => value.trim())

@@ -39,7 +39,12 @@ export function jsonLogger(level: LogLevel = 'info'): Logger {
   const threshold = LEVELS.indexOf(level);
   const write = (name: LogLevel) => (message: string, fields?: Record<string, unknown>) => {
     if (LEVELS.indexOf(name) < threshold) return;
-    const line = JSON.stringify({ level: name.toUpperCase(), message, ...fields, timestamp: new Date().toISOString() });
+    const line = JSON.stringify({
+      level: name.toUpperCase(),
+      message,
+      ...fields,
+      timestamp: new Date().toISOString(),
+    });
     if (name === 'error' || name === 'warn') console.error(line);
     else console.log(line);
   };

@@ -11,7 +11,11 @@ export const discoHandlers: IqHandlers = {
   [`get query ${NS.discoInfo}`]: async ({ payload, target }) => {
     if (payload.attrs.node) throw new StanzaError('item-not-found');
     if (target.kind === 'account') {
-      return xml('query', { xmlns: NS.discoInfo }, xml('identity', { category: 'account', type: 'registered' }));
+      return xml(
+        'query',
+        { xmlns: NS.discoInfo },
+        xml('identity', { category: 'account', type: 'registered' }),
+      );
     }
     return xml(
       'query',

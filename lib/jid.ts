@@ -12,6 +12,9 @@ const LOCAL_FORBIDDEN = /[\s"&'/:<>@\p{Cc}]/u;
 const DOMAIN_ALLOWED = /^[\p{L}\p{N}.-]+$/u;
 const RESOURCE_FORBIDDEN = /\p{Cc}/u;
 
+/** RFC 5890 labels: not empty, no hyphen at either end. */
+const validLabel = (label: string) => label !== '' && !label.startsWith('-') && !label.endsWith('-');
+
 const tooLong = (part: string) => Buffer.byteLength(part, 'utf8') > MAX_PART_BYTES;
 
 /** Parses and normalises a JID; undefined when it is malformed. */
@@ -21,9 +24,19 @@ export function parseJid(text: string): Jid | undefined {
   const resource = slash === -1 ? undefined : text.slice(slash + 1).normalize('NFKC');
   const at = address.indexOf('@');
   const local = at === -1 ? undefined : address.slice(0, at).normalize('NFKC').toLowerCase();
-  const domain = (at === -1 ? address : address.slice(at + 1)).normalize('NFKC').toLowerCase().replace(/\.$/, '');
-  if (local !== undefined && (local === '' || tooLong(local) || LOCAL_FORBIDDEN.test(local))) return undefined;
-  if (domain === '' || tooLong(domain) || !DOMAIN_ALLOWED.test(domain) || domain.startsWith('.')) return undefined;
+  const domain = (at === -1 ? address : address.slice(at + 1))
+    .normalize('NFKC')
+    .toLowerCase()
+    .replace(/\.$/, '');
+  if (local !== undefined && (local === '' || tooLong(local) || LOCAL_FORBIDDEN.test(local)))
+    return undefined;
+  if (
+    domain === '' ||
+    tooLong(domain) ||
+    !DOMAIN_ALLOWED.test(domain) ||
+    !domain.split('.').every(validLabel)
+  )
+    return undefined;
   if (resource !== undefined && (resource === '' || tooLong(resource) || RESOURCE_FORBIDDEN.test(resource))) {
     return undefined;
   }

@@ -33,7 +33,10 @@ export class Link {
   async send(element: Element): Promise<void> {
     if (this.closed) return;
     const result = await this.ctx.gateway.post(this.connectionId, element.toString());
-    if (result === 'gone') this.closed = true;
+    if (result === 'gone') {
+      this.closed = true;
+      await forgetConnection(this.ctx, this.record);
+    }
   }
 
   update(changes: Partial<ConnectionRecord>): void {
@@ -56,4 +59,17 @@ export class Link {
     this.closed = true;
     await this.ctx.gateway.close(this.connectionId);
   }
+}
+
+/**
+ * Removes what a connection left behind: its session (only while it is still this
+ * connection's) and its record. Used on $disconnect and when a post meets 410 Gone.
+ */
+export async function forgetConnection(
+  ctx: Context,
+  connection: Pick<ConnectionRecord, 'connectionId' | 'user' | 'resource'>,
+): Promise<void> {
+  const { connectionId, user, resource } = connection;
+  if (user && resource) await ctx.store.deleteSession(user, resource, connectionId);
+  await ctx.store.deleteConnection(connectionId);
 }

@@ -46,10 +46,12 @@ async function routeIq(link: Link, handlers: IqHandlers, iq: Element, target: Ta
   const type = iq.attrs.type;
   if (type === 'result' || type === 'error') return; // answers to the server need nothing
   if (!iq.attrs.id) throw new StanzaError('bad-request', 'an iq needs an id');
-  if (type !== 'get' && type !== 'set') throw new StanzaError('bad-request', 'type must be get, set, result or error');
+  if (type !== 'get' && type !== 'set')
+    throw new StanzaError('bad-request', 'type must be get, set, result or error');
   const children = iq.getChildElements();
   const payload = children[0];
-  if (!payload || children.length !== 1) throw new StanzaError('bad-request', 'an iq get or set has one child');
+  if (!payload || children.length !== 1)
+    throw new StanzaError('bad-request', 'an iq get or set has one child');
   if (target.kind === 'remote') throw new StanzaError('remote-server-not-found');
   const handler =
     target.kind === 'user' ? undefined : handlers[`${type} ${payload.name} ${payload.attrs.xmlns ?? ''}`];
@@ -63,7 +65,8 @@ async function routeIq(link: Link, handlers: IqHandlers, iq: Element, target: Ta
 const STANZAS = new Set(['iq', 'message', 'presence']);
 
 export async function routeStanza(link: Link, handlers: StanzaHandlers, stanza: Element): Promise<void> {
-  if (!STANZAS.has(stanza.name)) return link.fail('unsupported-stanza-type', `<${stanza.name}/> is not a stanza`);
+  if (!STANZAS.has(stanza.name))
+    return link.fail('unsupported-stanza-type', `<${stanza.name}/> is not a stanza`);
   const xmlns = stanza.attrs.xmlns;
   if (xmlns !== undefined && xmlns !== NS.client) return link.fail('invalid-namespace');
   // RFC 6120 §8.1.2.1: the server stamps the sender's full JID, whatever the client wrote.

@@ -7,9 +7,9 @@ import {
   decoyKeys,
   finishExchange,
   parseClientFirst,
+  ScramError,
   type ScramHash,
   type ScramKeys,
-  ScramError,
   startExchange,
   verifyPassword,
 } from './scram.ts';
@@ -47,7 +47,8 @@ function decodePayload(element: Element): string | undefined {
   const text = element.getText().trim();
   if (text === '') return undefined;
   if (text === '=') return '';
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) throw new SaslFailure('incorrect-encoding');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0)
+    throw new SaslFailure('incorrect-encoding');
   return Buffer.from(text, 'base64').toString('utf8');
 }
 
@@ -61,7 +62,11 @@ function userFromName(ctx: Context, name: string): string | undefined {
   return `${local.toLowerCase()}@${ctx.config.domain}`;
 }
 
-async function keysFor(ctx: Context, name: string, hash: ScramHash): Promise<{ user?: string; keys: ScramKeys }> {
+async function keysFor(
+  ctx: Context,
+  name: string,
+  hash: ScramHash,
+): Promise<{ user?: string; keys: ScramKeys }> {
   const user = userFromName(ctx, name);
   const record = user ? await ctx.store.getUser(user) : undefined;
   if (record && user) return { user, keys: record.scram[hash] };
@@ -102,7 +107,9 @@ async function scramFirst(link: Link, hash: ScramHash, payload: string): Promise
 
 async function succeed(link: Link, user: string, additionalData?: string): Promise<void> {
   link.update({ state: 'authenticated', user, sasl: undefined, saslFailures: 0 });
-  await link.send(xml('success', { xmlns: NS.sasl }, additionalData === undefined ? '' : encode(additionalData)));
+  await link.send(
+    xml('success', { xmlns: NS.sasl }, additionalData === undefined ? '' : encode(additionalData)),
+  );
   link.ctx.logger.info('authenticated', { connectionId: link.connectionId, user });
 }
 
@@ -146,7 +153,8 @@ async function onResponse(link: Link, element: Element): Promise<void> {
   try {
     serverFinal = finishExchange(exchange, payload);
   } catch (error) {
-    if (error instanceof ScramError) throw new SaslFailure(error.condition === 'not-authorized' ? 'not-authorized' : 'malformed-request');
+    if (error instanceof ScramError)
+      throw new SaslFailure(error.condition === 'not-authorized' ? 'not-authorized' : 'malformed-request');
     throw error;
   }
   const user = userFromName(link.ctx, exchange.username);

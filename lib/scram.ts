@@ -19,7 +19,8 @@ export type ScramCredentials = Readonly<Record<ScramHash, ScramKeys>>;
 
 const nodeHash = (hash: ScramHash) => (hash === 'SHA-1' ? 'sha1' : 'sha256');
 const hashLength = (hash: ScramHash) => (hash === 'SHA-1' ? 20 : 32);
-const hmac = (hash: ScramHash, key: Buffer, data: string) => createHmac(nodeHash(hash), key).update(data).digest();
+const hmac = (hash: ScramHash, key: Buffer, data: string) =>
+  createHmac(nodeHash(hash), key).update(data).digest();
 const digest = (hash: ScramHash, data: Buffer) => createHash(nodeHash(hash)).update(data).digest();
 
 /**
@@ -168,7 +169,10 @@ export function finishExchange(exchange: ScramExchange, clientFinal: string): st
   const withoutProof = clientFinal.slice(0, proofIndex);
   const attrs = attributes(withoutProof);
   const channelBinding = attrs.get('c');
-  if (channelBinding === undefined || Buffer.from(channelBinding, 'base64').toString() !== exchange.gs2Header) {
+  if (
+    channelBinding === undefined ||
+    Buffer.from(channelBinding, 'base64').toString() !== exchange.gs2Header
+  ) {
     throw new ScramError('malformed-request', 'channel binding mismatch');
   }
   if (attrs.get('r') !== exchange.nonce) throw new ScramError('malformed-request', 'nonce mismatch');

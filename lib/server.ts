@@ -2,7 +2,7 @@
 // Every frame of one connection arrives here in order (docs/architecture.md, "Order").
 import { discoHandlers } from './disco.ts';
 import { streamError } from './errors.ts';
-import { closeElement, Link } from './link.ts';
+import { closeElement, forgetConnection, Link } from './link.ts';
 import { NS } from './ns.ts';
 import { pingHandlers } from './ping.ts';
 import type { Context } from './ports.ts';
@@ -81,7 +81,11 @@ async function handleFrame(link: Link, frame: Frame, handlers: StanzaHandlers): 
     if (element.name === 'open') await handleOpen(link, element);
     else if (element.name === 'close' && element.attrs.xmlns === NS.framing) await handleClose(link);
     else if (link.record.state !== 'bound') await handleNegotiation(link, element);
-    else if (element.name === 'iq' && element.getChild('session', NS.session) && element.attrs.type === 'set') {
+    else if (
+      element.name === 'iq' &&
+      element.getChild('session', NS.session) &&
+      element.attrs.type === 'set'
+    ) {
       await handleSessionIq(link, element);
     } else await routeStanza(link, handlers, element);
   }
@@ -91,7 +95,6 @@ async function handleFrame(link: Link, frame: Frame, handlers: StanzaHandlers): 
 export async function onDisconnect(ctx: Context, connectionId: string): Promise<void> {
   const record = await ctx.store.getConnection(connectionId);
   if (!record) return;
-  if (record.user && record.resource) await ctx.store.deleteSession(record.user, record.resource, connectionId);
-  await ctx.store.deleteConnection(connectionId);
+  await forgetConnection(ctx, record);
   ctx.logger.info('disconnected', { connectionId, user: record.user });
 }

@@ -32,8 +32,10 @@ export async function handleOpen(link: Link, open: Element): Promise<void> {
   if ((open.attrs.to ?? '').toLowerCase() !== link.ctx.config.domain) {
     return link.fail('host-unknown', `this server serves ${link.ctx.config.domain}`);
   }
-  if (state === 'bound' || state === 'restarted') return link.fail('policy-violation', 'stream already negotiated');
-  if (state === 'authenticating') return link.fail('policy-violation', 'stream restart during authentication');
+  if (state === 'bound' || state === 'restarted')
+    return link.fail('policy-violation', 'stream already negotiated');
+  if (state === 'authenticating')
+    return link.fail('policy-violation', 'stream restart during authentication');
   link.update({ state: state === 'authenticated' ? 'restarted' : 'opened' });
   await link.send(openElement(link.ctx, streamId));
   await link.send(features(link));
@@ -96,7 +98,8 @@ function iqError(iq: Element, type: string, condition: string): Element {
   );
 }
 
-const isSessionIq = (iq: Element) => iq.name === 'iq' && iq.attrs.type === 'set' && !!iq.getChild('session', NS.session);
+const isSessionIq = (iq: Element) =>
+  iq.name === 'iq' && iq.attrs.type === 'set' && !!iq.getChild('session', NS.session);
 
 /** RFC 3921 §3: the legacy session IQ is a no-op, answered for the clients that send it. */
 export async function handleSessionIq(link: Link, iq: Element): Promise<void> {
@@ -117,7 +120,8 @@ export async function handleNegotiation(link: Link, element: Element): Promise<v
     if (element.attrs.type === 'set' && request) return bind(link, element, request);
     if (isSessionIq(element)) return handleSessionIq(link, element);
   }
-  if (state === 'authenticated') return link.fail('not-authorized', 'restart the stream after authentication');
+  if (state === 'authenticated')
+    return link.fail('not-authorized', 'restart the stream after authentication');
   if (isSasl) return link.fail('policy-violation', 'already authenticated');
   return link.fail('not-authorized', 'authenticate and bind a resource first');
 }

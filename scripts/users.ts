@@ -4,11 +4,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../infra/local/dynamodb.ts';
 import { DEFAULTS } from '../lib/config.ts';
 import { parseJid } from '../lib/jid.ts';
 import { makeCredentials } from '../lib/scram.ts';
 import { DynamoStore } from '../lib/store/dynamo.ts';
-import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../infra/local/dynamodb.ts';
 
 const USAGE = `Usage: npm run users -- <command> [options]
   add JID PASSWORD      create a user, or set the password of an existing one
@@ -52,10 +52,18 @@ function target(): { client: DynamoDBClient; tableName: string } {
     };
   }
   const runtimeFile = resolve(values['data-dir'], 'local.json');
-  if (!existsSync(runtimeFile)) fail('No local system is running (start it with `npm start`), and no --table was given.');
-  const local = JSON.parse(readFileSync(runtimeFile, 'utf8')) as { dynamoEndpoint: string; tableName: string };
+  if (!existsSync(runtimeFile))
+    fail('No local system is running (start it with `npm start`), and no --table was given.');
+  const local = JSON.parse(readFileSync(runtimeFile, 'utf8')) as {
+    dynamoEndpoint: string;
+    tableName: string;
+  };
   return {
-    client: new DynamoDBClient({ endpoint: local.dynamoEndpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS }),
+    client: new DynamoDBClient({
+      endpoint: local.dynamoEndpoint,
+      region: LOCAL_REGION,
+      credentials: LOCAL_CREDENTIALS,
+    }),
     tableName: local.tableName,
   };
 }
@@ -72,7 +80,8 @@ if (values.help || !command) {
   process.exit(command ? 0 : 2);
 }
 const iterations = Number(values.iterations);
-if (!Number.isInteger(iterations) || iterations < 4096) fail('--iterations must be a whole number of at least 4096');
+if (!Number.isInteger(iterations) || iterations < 4096)
+  fail('--iterations must be a whole number of at least 4096');
 
 const { client, tableName } = target();
 const store = new DynamoStore(client, tableName);
@@ -84,7 +93,11 @@ try {
       if (!password) fail('a password is needed');
       const existing = await store.getUser(user);
       if (command === 'passwd' && !existing) fail(`no such user: ${user}`);
-      await store.putUser({ user, scram: makeCredentials(password, iterations), createdAt: existing?.createdAt ?? Date.now() });
+      await store.putUser({
+        user,
+        scram: makeCredentials(password, iterations),
+        createdAt: existing?.createdAt ?? Date.now(),
+      });
       console.log(`${existing ? 'updated' : 'added'} ${user}`);
       break;
     }

@@ -9,7 +9,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 // @xmpp/client uses the global WebSocket (Node 20 has none).
 (globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
 
-/** Starts a system before the file's tests and stops it after them. */
+/** Starts a system before the suite's tests and stops it after them; call it inside describe(). */
 export function useLocalSystem(options: LocalSystemOptions = {}): () => LocalSystem {
   let system: LocalSystem | undefined;
   before(async () => {
@@ -30,7 +30,10 @@ export async function addUser(system: LocalSystem, user: string, password: strin
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs = 5000): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 5000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
@@ -69,7 +72,9 @@ export class RawClient {
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());
       socket.once('error', reject);
-      socket.once('unexpected-response', (_request, response) => reject(new Error(`HTTP ${response.statusCode}`)));
+      socket.once('unexpected-response', (_request, response) =>
+        reject(new Error(`HTTP ${response.statusCode}`)),
+      );
     });
     return new RawClient(socket);
   }
@@ -86,7 +91,8 @@ export class RawClient {
       if (index !== -1) return this.received.splice(index, 1)[0] as Element;
       if (this.closeCode !== undefined) throw new Error(`socket closed (${this.closeCode}) while waiting`);
       const remaining = deadline - Date.now();
-      if (remaining <= 0) throw new Error(`nothing matched in ${timeoutMs} ms; received ${this.received.join(' ')}`);
+      if (remaining <= 0)
+        throw new Error(`nothing matched in ${timeoutMs} ms; received ${this.received.join(' ')}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, remaining);
         this.waiters.push(() => {

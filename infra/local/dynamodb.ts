@@ -48,7 +48,9 @@ export async function freePort(): Promise<number> {
 }
 
 /** Starts DynamoDB Local: in memory without `dataDir`, on disk under it otherwise. */
-export async function startDynamoLocal(options: { port?: number; dataDir?: string } = {}): Promise<LocalDynamo> {
+export async function startDynamoLocal(
+  options: { port?: number; dataDir?: string } = {},
+): Promise<LocalDynamo> {
   assertJava();
   const port = options.port ?? (await freePort());
   // The package resolves `path` against its own folder: always pass an absolute one.
@@ -99,7 +101,8 @@ export async function ensureTable(client: DynamoDBClient, tableName: string): Pr
   try {
     await client.send(new CreateTableCommand(createTableInput(tableName)));
   } catch (error) {
-    if (!(error instanceof ResourceInUseException) && (error as Error).name !== 'ResourceInUseException') throw error;
+    if (!(error instanceof ResourceInUseException) && (error as Error).name !== 'ResourceInUseException')
+      throw error;
   }
   const ttl = await client.send(new DescribeTimeToLiveCommand({ TableName: tableName }));
   if (ttl.TimeToLiveDescription?.TimeToLiveStatus !== 'ENABLED') {

@@ -7,7 +7,13 @@ import { createFramesHandler } from '../../functions/frames.ts';
 import { createContext, type RuntimeSettings } from '../../functions/runtime.ts';
 import { type Config, DEFAULTS } from '../../lib/config.ts';
 import type { Context } from '../../lib/ports.ts';
-import { ensureTable, LOCAL_CREDENTIALS, LOCAL_REGION, type LocalDynamo, startDynamoLocal } from './dynamodb.ts';
+import {
+  ensureTable,
+  LOCAL_CREDENTIALS,
+  LOCAL_REGION,
+  type LocalDynamo,
+  startDynamoLocal,
+} from './dynamodb.ts';
 import { LocalWebSocketApi, type LocalWebSocketApiOptions } from './websocket-api.ts';
 
 export interface LocalSystemOptions {
@@ -49,7 +55,11 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
   const tableName = options.tableName ?? 'serverless-xmpp';
   const dynamo = await startDynamoLocal({ port: options.dynamoPort, dataDir: options.dataDir });
   try {
-    const admin = new DynamoDBClient({ endpoint: dynamo.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+    const admin = new DynamoDBClient({
+      endpoint: dynamo.endpoint,
+      region: LOCAL_REGION,
+      credentials: LOCAL_CREDENTIALS,
+    });
     await ensureTable(admin, tableName);
     admin.destroy();
 

@@ -63,12 +63,16 @@ const newConnectionId = () => randomBytes(10).toString('base64');
 
 export class LocalWebSocketApi {
   private readonly server: Server;
-  private readonly wss = new WebSocketServer({ noServer: true, handleProtocols: (_offered, request) => request.headers['x-selected-protocol'] as string ?? false });
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (_offered, request) => (request.headers['x-selected-protocol'] as string) ?? false,
+  });
   private readonly connections = new Map<string, LocalConnection>();
   /** Frames taken out of a queue but not finished yet. */
   private inFlight = 0;
   readonly deadLetters: QueuedRecord[] = [];
-  private readonly options: Required<Omit<LocalWebSocketApiOptions, 'log'>> & Pick<LocalWebSocketApiOptions, 'log'>;
+  private readonly options: Required<Omit<LocalWebSocketApiOptions, 'log'>> &
+    Pick<LocalWebSocketApiOptions, 'log'>;
 
   constructor(options: LocalWebSocketApiOptions) {
     this.options = {
@@ -115,7 +119,10 @@ export class LocalWebSocketApi {
 
   /** Resolves once every queued frame and disconnect has been handled. */
   async idle(): Promise<void> {
-    while (this.inFlight > 0 || [...this.connections.values()].some((c) => c.queue.length > 0 || c.draining)) {
+    while (
+      this.inFlight > 0 ||
+      [...this.connections.values()].some((c) => c.queue.length > 0 || c.draining)
+    ) {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
   }
@@ -142,15 +149,13 @@ export class LocalWebSocketApi {
     this.connections.delete(connectionId);
   }
 
+  /** Closes every connection (their $disconnect runs first, as on AWS), then the server. */
   async close(): Promise<void> {
-    for (const connection of this.connections.values()) {
-      for (const timer of connection.timers) clearTimeout(timer);
-      if (connection.idleTimer) clearTimeout(connection.idleTimer);
-      connection.socket.terminate();
-    }
+    for (const connection of this.connections.values()) connection.socket.terminate();
+    await this.idle();
     this.connections.clear();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections?.();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
   // $connect -----------------------------------------------------------------------
@@ -198,7 +203,9 @@ export class LocalWebSocketApi {
       return;
     }
     const responseHeaders = typeof result === 'object' ? (result.headers ?? {}) : {};
-    const protocol = Object.entries(responseHeaders).find(([name]) => name.toLowerCase() === 'sec-websocket-protocol');
+    const protocol = Object.entries(responseHeaders).find(
+      ([name]) => name.toLowerCase() === 'sec-websocket-protocol',
+    );
     request.headers['x-selected-protocol'] = protocol ? String(protocol[1]) : undefined;
     this.wss.handleUpgrade(request, socket, head, (ws) => this.onOpen(connectionId, ws));
   }
@@ -225,7 +232,10 @@ export class LocalWebSocketApi {
   private touch(connection: LocalConnection): void {
     connection.lastActiveAt = Date.now();
     if (connection.idleTimer) clearTimeout(connection.idleTimer);
-    connection.idleTimer = setTimeout(() => connection.socket.close(1001, 'Going away'), this.options.idleTimeoutMs);
+    connection.idleTimer = setTimeout(
+      () => connection.socket.close(1001, 'Going away'),
+      this.options.idleTimeoutMs,
+    );
   }
 
   // $default -------------------------------------------------------------------------
@@ -252,7 +262,10 @@ export class LocalWebSocketApi {
     this.enqueue(connection, { eventType: 'DISCONNECT', body: 'DISCONNECT', isBinary: false });
   }
 
-  private enqueue(connection: LocalConnection, record: Omit<QueuedRecord, 'messageId' | 'receiveCount'>): void {
+  private enqueue(
+    connection: LocalConnection,
+    record: Omit<QueuedRecord, 'messageId' | 'receiveCount'>,
+  ): void {
     connection.queue.push({ ...record, messageId: randomUUID(), receiveCount: 0 });
     void this.drain(connection);
   }
@@ -268,7 +281,9 @@ export class LocalWebSocketApi {
         let failed: QueuedRecord[] = [];
         try {
           for (const record of batch) record.receiveCount++;
-          const response = await this.options.framesHandler({ Records: batch.map((r) => this.sqsRecord(connection, r)) });
+          const response = await this.options.framesHandler({
+            Records: batch.map((r) => this.sqsRecord(connection, r)),
+          });
           const failedIds = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
           failed = batch.filter((record) => failedIds.has(record.messageId));
         } catch (error) {
@@ -297,7 +312,12 @@ export class LocalWebSocketApi {
 
   private sqsRecord(connection: LocalConnection, record: QueuedRecord): SQSRecord {
     const now = String(Date.now());
-    const stringAttribute = (value: string) => ({ stringValue: value, dataType: 'String' as const, stringListValues: [], binaryListValues: [] });
+    const stringAttribute = (value: string) => ({
+      stringValue: value,
+      dataType: 'String' as const,
+      stringListValues: [],
+      binaryListValues: [],
+    });
     return {
       messageId: record.messageId,
       receiptHandle: record.messageId,
@@ -332,13 +352,17 @@ export class LocalWebSocketApi {
     const connectionId = decodeURIComponent(url.pathname.slice(prefix.length));
     const connection = this.connections.get(connectionId);
     const zombie = this.zombies.has(connectionId);
-    const open = connection && (connection.socket.readyState === WebSocket.OPEN || zombie) && !(connection.disconnected && !zombie);
+    const open =
+      connection &&
+      (connection.socket.readyState === WebSocket.OPEN || zombie) &&
+      !(connection.disconnected && !zombie);
     if (request.method === 'POST') {
       const chunks: Buffer[] = [];
       for await (const chunk of request) chunks.push(chunk as Buffer);
       const body = Buffer.concat(chunks);
       if (!connection || !open) return this.reply(response, 410, 'GoneException');
-      if (body.length > this.options.maxMessageBytes) return this.reply(response, 413, 'PayloadTooLargeException');
+      if (body.length > this.options.maxMessageBytes)
+        return this.reply(response, 413, 'PayloadTooLargeException');
       if (!zombie) {
         connection.socket.send(body.toString('utf8'));
         this.touch(connection);

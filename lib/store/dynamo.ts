@@ -15,6 +15,8 @@
 // Listing users is a Scan filtered on sk = #USER: an administrative command, never a
 // request path. Items that may go stale (connections, sessions) carry `expiresAt`, the
 // end of API Gateway's 2-hour connection limit, and reads ignore expired ones.
+
+import { randomBytes } from 'node:crypto';
 import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DeleteCommand,
@@ -24,7 +26,6 @@ import {
   QueryCommand,
   ScanCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { randomBytes } from 'node:crypto';
 import type { ConnectionRecord, SessionRecord, Store, UserRecord } from '../ports.ts';
 
 const key = {
@@ -35,7 +36,8 @@ const key = {
 };
 
 const isConditionFailure = (error: unknown) =>
-  error instanceof ConditionalCheckFailedException || (error as Error)?.name === 'ConditionalCheckFailedException';
+  error instanceof ConditionalCheckFailedException ||
+  (error as Error)?.name === 'ConditionalCheckFailedException';
 
 /** Bound connections change only when they end, so a container may keep them. */
 const CACHE_LIMIT = 10_000;
@@ -65,7 +67,10 @@ export class DynamoStore implements Store {
 
   async createConnection(record: ConnectionRecord): Promise<void> {
     await this.client.send(
-      new PutCommand({ TableName: this.tableName, Item: { ...key.connection(record.connectionId), ...record } }),
+      new PutCommand({
+        TableName: this.tableName,
+        Item: { ...key.connection(record.connectionId), ...record },
+      }),
     );
   }
 
@@ -82,7 +87,11 @@ export class DynamoStore implements Store {
 
   private async readConnection(connectionId: string, consistent: boolean) {
     const { Item } = await this.client.send(
-      new GetCommand({ TableName: this.tableName, Key: key.connection(connectionId), ConsistentRead: consistent }),
+      new GetCommand({
+        TableName: this.tableName,
+        Key: key.connection(connectionId),
+        ConsistentRead: consistent,
+      }),
     );
     if (!Item) return undefined;
     const { pk: _pk, sk: _sk, ...record } = Item;
@@ -112,16 +121,22 @@ export class DynamoStore implements Store {
 
   async deleteConnection(connectionId: string): Promise<void> {
     this.boundConnections.delete(connectionId);
-    await this.client.send(new DeleteCommand({ TableName: this.tableName, Key: key.connection(connectionId) }));
+    await this.client.send(
+      new DeleteCommand({ TableName: this.tableName, Key: key.connection(connectionId) }),
+    );
   }
 
   async getUser(user: string): Promise<UserRecord | undefined> {
-    const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: key.user(user) }));
+    const { Item } = await this.client.send(
+      new GetCommand({ TableName: this.tableName, Key: key.user(user) }),
+    );
     return Item ? { user: Item.user, scram: Item.scram, createdAt: Item.createdAt } : undefined;
   }
 
   async putUser(record: UserRecord): Promise<void> {
-    await this.client.send(new PutCommand({ TableName: this.tableName, Item: { ...key.user(record.user), ...record } }));
+    await this.client.send(
+      new PutCommand({ TableName: this.tableName, Item: { ...key.user(record.user), ...record } }),
+    );
   }
 
   async deleteUser(user: string): Promise<boolean> {
@@ -154,8 +169,11 @@ export class DynamoStore implements Store {
   async getServerSecret(): Promise<Buffer> {
     if (this.secret) return this.secret;
     const read = async () =>
-      (await this.client.send(new GetCommand({ TableName: this.tableName, Key: key.secret(), ConsistentRead: true })))
-        .Item;
+      (
+        await this.client.send(
+          new GetCommand({ TableName: this.tableName, Key: key.secret(), ConsistentRead: true }),
+        )
+      ).Item;
     let item = await read();
     if (!item) {
       try {

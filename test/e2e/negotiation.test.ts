@@ -5,13 +5,14 @@ import { describe, test } from 'node:test';
 import { xml } from '@xmpp/client';
 import { addUser, connectClient, eventually, RawClient, useLocalSystem } from '../helpers.ts';
 
-const system = useLocalSystem();
 const FRAMING = 'urn:ietf:params:xml:ns:xmpp-framing';
 const SASL = 'urn:ietf:params:xml:ns:xmpp-sasl';
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
 
 describe('stream negotiation', () => {
+  const system = useLocalSystem();
+
   test('an @xmpp/client logs in with SCRAM-SHA-1 and binds the resource it asked for', async () => {
     await addUser(system(), 'alice@localhost', 'secret');
     const { xmpp, jid } = await connectClient(system(), 'alice@localhost', 'secret', 'phone');
@@ -32,7 +33,10 @@ describe('stream negotiation', () => {
     const features = await client.next();
     assert.equal(features.name, 'stream:features');
     assert.equal(features.attrs['xmlns:stream'], 'http://etherx.jabber.org/streams');
-    const mechanisms = features.getChild('mechanisms', SASL)?.getChildren('mechanism').map((m) => m.getText());
+    const mechanisms = features
+      .getChild('mechanisms', SASL)
+      ?.getChildren('mechanism')
+      .map((m) => m.getText());
     assert.deepEqual(mechanisms, ['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN']);
     client.close();
   });
@@ -66,14 +70,22 @@ describe('stream negotiation', () => {
     const serverFirst = Buffer.from(challenge.getText(), 'base64').toString();
     const fields = Object.fromEntries(serverFirst.split(',').map((part) => [part[0], part.slice(2)]));
     assert.ok(fields.r?.startsWith(clientNonce));
-    const salted = pbkdf2Sync('pencil', Buffer.from(fields.s ?? '', 'base64'), Number(fields.i), 32, 'sha256');
+    const salted = pbkdf2Sync(
+      'pencil',
+      Buffer.from(fields.s ?? '', 'base64'),
+      Number(fields.i),
+      32,
+      'sha256',
+    );
     const clientKey = createHmac('sha256', salted).update('Client Key').digest();
     const storedKey = createHash('sha256').update(clientKey).digest();
     const withoutProof = `c=biws,r=${fields.r}`;
     const authMessage = `${clientFirstBare},${serverFirst},${withoutProof}`;
     const signature = createHmac('sha256', storedKey).update(authMessage).digest();
     const proof = Buffer.from(clientKey.map((byte, index) => byte ^ (signature[index] ?? 0)));
-    client.send(`<response xmlns="${SASL}">${b64(`${withoutProof},p=${proof.toString('base64')}`)}</response>`);
+    client.send(
+      `<response xmlns="${SASL}">${b64(`${withoutProof},p=${proof.toString('base64')}`)}</response>`,
+    );
     const success = await client.next();
     assert.equal(success.name, 'success');
     const serverKey = createHmac('sha256', salted).update('Server Key').digest();
@@ -135,9 +147,13 @@ describe('stream negotiation', () => {
     const features = await client.open();
     assert.ok(features.getChild('bind', 'urn:ietf:params:xml:ns:xmpp-bind'));
     assert.ok(features.getChild('session', 'urn:ietf:params:xml:ns:xmpp-session')?.getChild('optional'));
-    client.send('<iq xmlns="jabber:client" type="set" id="b1"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"/></iq>');
+    client.send(
+      '<iq xmlns="jabber:client" type="set" id="b1"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"/></iq>',
+    );
     await client.next();
-    client.send('<iq xmlns="jabber:client" type="set" id="s1"><session xmlns="urn:ietf:params:xml:ns:xmpp-session"/></iq>');
+    client.send(
+      '<iq xmlns="jabber:client" type="set" id="s1"><session xmlns="urn:ietf:params:xml:ns:xmpp-session"/></iq>',
+    );
     const session = await client.next();
     assert.equal(session.attrs.type, 'result');
     assert.equal(session.attrs.id, 's1');
@@ -159,7 +175,9 @@ describe('stream negotiation', () => {
     const sessions = await system().context.store.getSessions('frank@localhost');
     assert.equal(sessions.length, 1);
     // The new session still works.
-    await second.xmpp.iqCaller.request(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+    await second.xmpp.iqCaller.request(
+      xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' })),
+    );
     await second.xmpp.stop();
     await eventually(async () => (await system().context.store.getSessions('frank@localhost')).length === 0);
   });

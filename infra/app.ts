@@ -1,0 +1,12 @@
+// The CDK app: `npx cdk deploy -c domain=chat.example.com` (parameters: infra/parameters.ts).
+// Environment-agnostic: no lookups, so `npx cdk synth` works offline and without credentials.
+import { App } from 'aws-cdk-lib';
+import { parseParameters } from './parameters.ts';
+import { XmppStack } from './stack.ts';
+
+const app = new App();
+new XmppStack(app, 'XmppStack', {
+  description: 'Serverless XMPP over WebSocket: API Gateway, Lambda, SQS FIFO, DynamoDB',
+  ...parseParameters((key) => app.node.tryGetContext(key)),
+});
+app.synth();

@@ -1,0 +1,121 @@
+// Per-connection order (docs DESIGN §4). API Gateway invokes an integration once per frame without
+// waiting for the previous one, so a Lambda behind `$default` could handle two frames of one stream
+// at once. Instead `$default` and `$disconnect` call SQS SendMessage directly (an AWS service
+// integration, no Lambda in between) on a FIFO queue with one message group per connection: SQS
+// then hands a connection's frames to functions/frames.ts strictly one after another, its
+// `$disconnect` last, while different connections still run in parallel.
+import { Duration } from 'aws-cdk-lib';
+import {
+  HttpMethod,
+  PassthroughBehavior,
+  type WebSocketApi,
+  type WebSocketRoute,
+} from 'aws-cdk-lib/aws-apigatewayv2';
+import { WebSocketAwsIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { DeduplicationScope, FifoThroughputLimit, Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+/** Message attributes functions/frames.ts reads (its FRAME_ATTRIBUTES). */
+export const FRAME_ATTRIBUTE_NAMES = { connectionId: 'connectionId', eventType: 'eventType' } as const;
+
+/** SQS rejects an empty body, and `$disconnect` has none: its message carries this instead. */
+export const DISCONNECT_BODY = 'DISCONNECT';
+
+/** Lambda's advice for an SQS event source: visibility timeout at least 6× the function timeout. */
+const VISIBILITY_FACTOR = 6;
+
+/**
+ * The SendMessage request (SQS query protocol, form-encoded) API Gateway builds for each frame.
+ * Connection and request ids are base64 and may contain `+`, `/` and `=`, so every value is
+ * URL-encoded. `$context.eventType` is `MESSAGE` for a frame and `DISCONNECT` for `$disconnect`.
+ */
+export function sendMessageTemplate(messageBody: string): string {
+  const { connectionId, eventType } = FRAME_ATTRIBUTE_NAMES;
+  return [
+    'Action=SendMessage',
+    'MessageGroupId=$util.urlEncode($context.connectionId)',
+    'MessageDeduplicationId=$util.urlEncode($context.requestId)',
+    `MessageAttribute.1.Name=${connectionId}`,
+    'MessageAttribute.1.Value.DataType=String',
+    'MessageAttribute.1.Value.StringValue=$util.urlEncode($context.connectionId)',
+    `MessageAttribute.2.Name=${eventType}`,
+    'MessageAttribute.2.Value.DataType=String',
+    'MessageAttribute.2.Value.StringValue=$util.urlEncode($context.eventType)',
+    `MessageBody=${messageBody}`,
+  ].join('&');
+}
+
+export interface OrderedRoutesProps {
+  /** The API whose `$default` and `$disconnect` routes this construct adds. */
+  readonly webSocketApi: WebSocketApi;
+  /** Timeout of the function that consumes the queue; the visibility timeout is 6× this. */
+  readonly consumerTimeout: Duration;
+  /**
+   * Receives before a frame that keeps failing moves to the dead-letter queue (and stops
+   * blocking the frames after it).
+   * @default 5
+   */
+  readonly maxReceiveCount?: number;
+}
+
+export class OrderedRoutes extends Construct {
+  /** FIFO queue of frames, one message group per connection. */
+  public readonly queue: Queue;
+  /** Frames that failed `maxReceiveCount` times, kept 14 days for inspection. */
+  public readonly deadLetterQueue: Queue;
+  /** The role API Gateway assumes to call SendMessage, on this queue only. */
+  public readonly role: Role;
+  public readonly defaultRoute: WebSocketRoute;
+  public readonly disconnectRoute: WebSocketRoute;
+
+  constructor(scope: Construct, id: string, props: OrderedRoutesProps) {
+    super(scope, id);
+
+    this.deadLetterQueue = new Queue(this, 'DeadLetters', {
+      fifo: true,
+      retentionPeriod: Duration.days(14),
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
+    this.queue = new Queue(this, 'Frames', {
+      fifo: true,
+      // High-throughput FIFO: limits apply per message group, i.e. per connection.
+      deduplicationScope: DeduplicationScope.MESSAGE_GROUP,
+      fifoThroughputLimit: FifoThroughputLimit.PER_MESSAGE_GROUP_ID,
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      visibilityTimeout: Duration.seconds(props.consumerTimeout.toSeconds() * VISIBILITY_FACTOR),
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount ?? 5 },
+    });
+
+    this.role = new Role(this, 'SendMessageRole', {
+      assumedBy: new ServicePrincipal('apigateway.amazonaws.com'),
+      description: 'API Gateway puts WebSocket frames on the ordered frame queue',
+    });
+    this.queue.grant(this.role, 'sqs:SendMessage');
+
+    this.defaultRoute = props.webSocketApi.addRoute('$default', {
+      integration: this.integration('DefaultToQueue', '$util.urlEncode($input.body)'),
+    });
+    this.disconnectRoute = props.webSocketApi.addRoute('$disconnect', {
+      integration: this.integration('DisconnectToQueue', DISCONNECT_BODY),
+    });
+  }
+
+  private integration(id: string, messageBody: string): WebSocketAwsIntegration {
+    const { account, region, partition } = this.queue.stack;
+    return new WebSocketAwsIntegration(id, {
+      integrationUri: `arn:${partition}:apigateway:${region}:sqs:path/${account}/${this.queue.queueName}`,
+      integrationMethod: HttpMethod.POST,
+      credentialsRole: this.role,
+      requestParameters: {
+        'integration.request.header.Content-Type': "'application/x-www-form-urlencoded'",
+      },
+      // One template for every frame, whatever its content.
+      templateSelectionExpression: '\\$default',
+      requestTemplates: { $default: sendMessageTemplate(messageBody) },
+      passthroughBehavior: PassthroughBehavior.NEVER,
+    });
+  }
+}

@@ -1,0 +1,166 @@
+// Deployment parameters: CDK context (`cdk.json` or `npx cdk deploy -c domain=chat.example.com`),
+// parsed and validated in one place so that a typo fails the synth instead of the deployment.
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+export type RemovalChoice = 'retain' | 'destroy';
+
+export interface XmppParameters {
+  /** The XMPP domain users live on (`user@domain`). */
+  readonly domain: string;
+  /** The XEP-0045 service domain. */
+  readonly mucDomain: string;
+  /** The WebSocket API stage, the last path segment of the `wss://` URL. */
+  readonly stageName: string;
+  /** Largest frame the server accepts, in bytes. */
+  readonly maxStanzaBytes: number;
+  /** Log level of the functions. */
+  readonly logLevel: LogLevel;
+  /** Stage throttling: steady-state requests per second (messages and connects). */
+  readonly throttleRate: number;
+  /** Stage throttling: burst capacity. */
+  readonly throttleBurst: number;
+  /** Retention of the functions' logs, in days (one of CloudWatch Logs' values). */
+  readonly logRetentionDays: RetentionDays;
+  /** `retain` keeps the table (and logs) when the stack is deleted; `destroy` is for test stacks. */
+  readonly removalPolicy: RemovalChoice;
+  /** Undelivered messages kept per offline user before senders get resource-constraint. */
+  readonly offlineQuota: number;
+  /** Days an undelivered message is kept (DynamoDB TTL). */
+  readonly retentionDays: number;
+}
+
+/** Every context key the app reads. */
+export const PARAMETER_KEYS = [
+  'domain',
+  'mucDomain',
+  'stageName',
+  'maxStanzaBytes',
+  'logLevel',
+  'throttleRate',
+  'throttleBurst',
+  'logRetentionDays',
+  'removalPolicy',
+  'offlineQuota',
+  'retentionDays',
+] as const satisfies readonly (keyof XmppParameters)[];
+
+export const PARAMETER_DEFAULTS = {
+  domain: 'localhost',
+  stageName: 'prod',
+  maxStanzaBytes: 65536,
+  logLevel: 'info',
+  throttleRate: 500,
+  throttleBurst: 1000,
+  logRetentionDays: RetentionDays.ONE_MONTH,
+  removalPolicy: 'retain',
+  offlineQuota: 10_000,
+  retentionDays: 30,
+} as const satisfies Omit<XmppParameters, 'mucDomain'>;
+
+/** RFC 6120 §13.12: a server must accept stanzas of at least 10000 bytes. */
+const MIN_STANZA_BYTES = 10000;
+/** API Gateway closes a WebSocket connection whose message exceeds 128 KB. */
+const MAX_STANZA_BYTES = 128 * 1024;
+
+const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+const REMOVAL_CHOICES: readonly RemovalChoice[] = ['retain', 'destroy'];
+const RETENTION_VALUES = Object.values(RetentionDays).filter((value) => typeof value === 'number');
+/** A DNS name: labels of letters, digits and inner hyphens. */
+const DOMAIN =
+  /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+/** API Gateway stage names. */
+const STAGE_NAME = /^[A-Za-z0-9_-]{1,128}$/;
+
+export class ParameterError extends Error {
+  override name = 'ParameterError';
+}
+
+/**
+ * Reads every parameter through `context` (for example `(key) => app.node.tryGetContext(key)`),
+ * applies the defaults, and throws a ParameterError naming the first invalid value. Values may be
+ * strings (from `-c key=value`) or numbers (from `cdk.json`).
+ */
+export function parseParameters(context: (key: string) => unknown): XmppParameters {
+  const domain = dnsName('domain', context('domain') ?? PARAMETER_DEFAULTS.domain);
+  return {
+    domain,
+    mucDomain: dnsName('mucDomain', context('mucDomain') ?? `conference.${domain}`),
+    stageName: matching('stageName', context('stageName') ?? PARAMETER_DEFAULTS.stageName, STAGE_NAME),
+    maxStanzaBytes: integer(
+      'maxStanzaBytes',
+      context('maxStanzaBytes') ?? PARAMETER_DEFAULTS.maxStanzaBytes,
+      MIN_STANZA_BYTES,
+      MAX_STANZA_BYTES,
+    ),
+    logLevel: oneOf('logLevel', context('logLevel') ?? PARAMETER_DEFAULTS.logLevel, LOG_LEVELS),
+    throttleRate: positiveNumber('throttleRate', context('throttleRate') ?? PARAMETER_DEFAULTS.throttleRate),
+    throttleBurst: integer(
+      'throttleBurst',
+      context('throttleBurst') ?? PARAMETER_DEFAULTS.throttleBurst,
+      1,
+      Number.MAX_SAFE_INTEGER,
+    ),
+    logRetentionDays: oneOf(
+      'logRetentionDays',
+      toNumber(context('logRetentionDays') ?? PARAMETER_DEFAULTS.logRetentionDays),
+      RETENTION_VALUES,
+    ),
+    removalPolicy: oneOf(
+      'removalPolicy',
+      context('removalPolicy') ?? PARAMETER_DEFAULTS.removalPolicy,
+      REMOVAL_CHOICES,
+    ),
+    offlineQuota: integer(
+      'offlineQuota',
+      context('offlineQuota') ?? PARAMETER_DEFAULTS.offlineQuota,
+      1,
+      1_000_000,
+    ),
+    retentionDays: integer(
+      'retentionDays',
+      context('retentionDays') ?? PARAMETER_DEFAULTS.retentionDays,
+      1,
+      3650,
+    ),
+  };
+}
+
+function fail(key: string, value: unknown, expected: string): never {
+  throw new ParameterError(`context parameter ${key}: expected ${expected}, got ${JSON.stringify(value)}`);
+}
+
+function matching(key: string, value: unknown, pattern: RegExp): string {
+  if (typeof value !== 'string' || !pattern.test(value)) fail(key, value, `a value matching ${pattern}`);
+  return value;
+}
+
+/** Domain names are case-insensitive (RFC 7622 §3.2): normalised to lower case. */
+function dnsName(key: string, value: unknown): string {
+  if (typeof value !== 'string' || !DOMAIN.test(value.toLowerCase())) fail(key, value, 'a DNS domain name');
+  return value.toLowerCase();
+}
+
+function toNumber(value: unknown): unknown {
+  return typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+}
+
+function positiveNumber(key: string, value: unknown): number {
+  const parsed = toNumber(value);
+  if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed <= 0)
+    fail(key, value, 'a positive number');
+  return parsed;
+}
+
+function integer(key: string, value: unknown, min: number, max: number): number {
+  const parsed = toNumber(value);
+  if (typeof parsed !== 'number' || !Number.isInteger(parsed) || parsed < min || parsed > max) {
+    fail(key, value, `an integer from ${min} to ${max}`);
+  }
+  return parsed;
+}
+
+function oneOf<T>(key: string, value: unknown, allowed: readonly T[]): T {
+  if (!allowed.includes(value as T)) fail(key, value, `one of ${allowed.join(', ')}`);
+  return value as T;
+}

@@ -20,24 +20,33 @@ Options:
   --region REGION       the deployed stack's region (credentials from the usual AWS sources)
   --endpoint URL        a DynamoDB endpoint (DynamoDB Local)
   --iterations N        SCRAM iteration count (default ${DEFAULTS.scramIterations}, at least 4096)
-  --data-dir DIR        where the local system keeps local.json (default .data)`;
+  --data-dir DIR        where the local system keeps local.json (default .data)
+A password that starts with "-" goes after "--": npm run users -- add bob@localhost -- -secret`;
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    table: { type: 'string' },
-    region: { type: 'string' },
-    endpoint: { type: 'string' },
-    iterations: { type: 'string', default: String(DEFAULTS.scramIterations) },
-    'data-dir': { type: 'string', default: process.env.DATA_DIR ?? '.data' },
-    help: { type: 'boolean', default: false },
-  },
-});
+function parseCommandLine() {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      options: {
+        table: { type: 'string' },
+        region: { type: 'string' },
+        endpoint: { type: 'string' },
+        iterations: { type: 'string', default: String(DEFAULTS.scramIterations) },
+        'data-dir': { type: 'string', default: process.env.DATA_DIR ?? '.data' },
+        help: { type: 'boolean', default: false },
+      },
+    });
+  } catch (error) {
+    return fail((error as Error).message);
+  }
+}
 
 function fail(message: string): never {
   console.error(`${message}\n\n${USAGE}`);
   process.exit(2);
 }
+
+const { values, positionals } = parseCommandLine();
 
 function target(): { client: DynamoDBClient; tableName: string } {
   if (values.table) {

@@ -9,31 +9,91 @@
 // | Session           | USER#<bare JID>     | SESSION#<resource> | put on bind (1 WU, returns the replaced one); query all |
 // |                   |                     |                    | of a user's sessions in one request to route (0.5 RU)  |
 // | Server secret     | SERVER              | #SECRET            | get once per container (decoy SCRAM salts)              |
-// | Message (undeliv.)| INBOX#<bare JID>    | MSG#<sender>#<id>  | conditional put dedupes retries; index byOrder (seq)    |
-// |                   |                     |                    | lists undelivered messages in storage order for drain   |
+// | Message           | INBOX#<recipient>   | MSG#<sender>#<id>  | conditional put dedupes a retry (1 WU + 1 WU for the    |
+// |                   |                     |                    | index entry); marked delivered by removing `seq` and the|
+// |                   |                     |                    | stanza (1 + 1 WU); the tombstone keeps deduping until TTL|
+// | (index byOrder)   | INBOX#<recipient>   | seq                | only undelivered messages have `seq`: one strongly      |
+// |                   |                     |                    | consistent query a page, in storage order (drain)       |
+// | Offline count     | INBOX#<recipient>   | #COUNT             | conditional ADD per message stored for an offline user  |
+//
+// The USER# partition holds only the credentials and the sessions, so routing reads it
+// whole: whether the user exists and where they are, in one query (0.5 RU, 1 consistent).
+// Stanzas over 200 bytes are stored deflated when that is smaller: a 1 KB chat message
+// then fits one write unit.
 //
 // Listing users is a Scan filtered on sk = #USER: an administrative command, never a
 // request path. Items that may go stale (connections, sessions) carry `expiresAt`, the
 // end of API Gateway's 2-hour connection limit, and reads ignore expired ones.
 
 import { randomBytes } from 'node:crypto';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
+  BatchWriteCommand,
   DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
   QueryCommand,
   ScanCommand,
+  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { ConnectionRecord, SessionRecord, Store, UserRecord } from '../ports.ts';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import type {
+  Account,
+  ConnectionRecord,
+  InboxPage,
+  SessionRecord,
+  Store,
+  StoredMessage,
+  UserRecord,
+} from '../ports.ts';
+import { TABLE_SCHEMA } from './schema.ts';
 
 const key = {
   connection: (connectionId: string) => ({ pk: `CONN#${connectionId}`, sk: '#CONN' }),
   user: (user: string) => ({ pk: `USER#${user}`, sk: '#USER' }),
   session: (user: string, resource: string) => ({ pk: `USER#${user}`, sk: `SESSION#${resource}` }),
   secret: () => ({ pk: 'SERVER', sk: '#SECRET' }),
+  message: (recipient: string, sender: string, id: string) => ({
+    pk: `INBOX#${recipient}`,
+    sk: `MSG#${sender}#${id}`,
+  }),
+  offlineCount: (recipient: string) => ({ pk: `INBOX#${recipient}`, sk: '#COUNT' }),
 };
+
+const COMPRESS_ABOVE = 200;
+
+function packStanza(stanza: string): { s: string } | { z: Uint8Array } {
+  if (stanza.length <= COMPRESS_ABOVE) return { s: stanza };
+  const deflated = deflateRawSync(stanza);
+  return deflated.length < Buffer.byteLength(stanza) ? { z: deflated } : { s: stanza };
+}
+
+function unpackStanza(item: Record<string, unknown>): string {
+  if (item.z instanceof Uint8Array) return inflateRawSync(item.z).toString('utf8');
+  return item.s as string;
+}
+
+function toMessage(item: Record<string, unknown>): StoredMessage {
+  return {
+    recipient: item.recipient as string,
+    sender: item.sender as string,
+    id: item.id as string,
+    seq: item.seq as string,
+    stanza: unpackStanza(item),
+    storedAt: item.storedAt as number,
+    receiptRequested: item.receiptRequested === true,
+    expiresAt: item.expiresAt as number,
+  };
+}
+
+/** The item a failed condition returns is in the low-level format. */
+const unmarshallItem = (item: Record<string, unknown>) =>
+  unmarshall(item as never) as Record<string, unknown>;
+
+/** DynamoDB BatchWriteItem takes at most 25 requests. */
+const BATCH_WRITE_LIMIT = 25;
 
 const isConditionFailure = (error: unknown) =>
   error instanceof ConditionalCheckFailedException ||
@@ -75,7 +135,7 @@ export class DynamoStore implements Store {
   }
 
   async getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
-    const cached = this.boundConnections.get(connectionId);
+    const cached = this.live(this.boundConnections.get(connectionId));
     if (cached) return structuredClone(cached);
     // An eventually consistent read is enough once bound (a bound record only goes
     // away); before that the last negotiation step must be seen, so read again strongly.
@@ -228,6 +288,172 @@ export class DynamoStore implements Store {
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
     }
+  }
+
+  async updateSession(
+    user: string,
+    resource: string,
+    connectionId: string,
+    changes: Pick<SessionRecord, 'available' | 'priority'>,
+  ): Promise<void> {
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key.session(user, resource),
+          UpdateExpression: 'SET available = :available, priority = :priority',
+          ConditionExpression: 'connectionId = :connectionId',
+          ExpressionAttributeValues: {
+            ':available': changes.available,
+            ':priority': changes.priority,
+            ':connectionId': connectionId,
+          },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+  }
+
+  async getAccount(user: string, options: { consistent?: boolean } = {}): Promise<Account> {
+    const { Items = [] } = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': `USER#${user}` },
+        ConsistentRead: options.consistent ?? true,
+      }),
+    );
+    return {
+      exists: Items.some((item) => item.sk === '#USER'),
+      sessions: Items.filter((item) => String(item.sk).startsWith('SESSION#'))
+        .map(toSession)
+        .filter((session) => this.live(session)),
+    };
+  }
+
+  async storeMessage(
+    message: StoredMessage,
+  ): Promise<{ stored: true } | { stored: false; existing: StoredMessage }> {
+    const { stanza, ...attributes } = message;
+    try {
+      await this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            ...key.message(message.recipient, message.sender, message.id),
+            ...attributes,
+            ...packStanza(stanza),
+          },
+          ConditionExpression: 'attribute_not_exists(pk)',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return { stored: true };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      const old = (error as { Item?: Record<string, unknown> }).Item;
+      if (!old) throw error;
+      const item = 'pk' in old && typeof old.pk === 'object' ? unmarshallItem(old) : old;
+      return { stored: false, existing: toMessage(item) };
+    }
+  }
+
+  async markDelivered(recipient: string, sender: string, id: string): Promise<boolean> {
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key.message(recipient, sender, id),
+          UpdateExpression: 'REMOVE seq, s, z SET deliveredAt = :now',
+          ConditionExpression: 'attribute_exists(seq)',
+          ExpressionAttributeValues: { ':now': this.now() },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      return false;
+    }
+  }
+
+  async markAllDelivered(
+    messages: readonly Pick<StoredMessage, 'recipient' | 'sender' | 'id'>[],
+  ): Promise<void> {
+    // A tombstone replaces each message: one batch request for up to 25, no condition needed
+    // because these messages were just read as undelivered.
+    const deliveredAt = this.now();
+    for (let start = 0; start < messages.length; start += BATCH_WRITE_LIMIT) {
+      let requests: Record<string, unknown>[] | undefined = messages
+        .slice(start, start + BATCH_WRITE_LIMIT)
+        .map((message) => ({
+          PutRequest: {
+            Item: {
+              ...key.message(message.recipient, message.sender, message.id),
+              recipient: message.recipient,
+              sender: message.sender,
+              id: message.id,
+              deliveredAt,
+              expiresAt: (message as StoredMessage).expiresAt,
+            },
+          },
+        }));
+      for (let attempt = 0; requests && requests.length > 0; attempt++) {
+        if (attempt > 0)
+          await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * 2 ** attempt)));
+        const result = await this.client.send(
+          new BatchWriteCommand({ RequestItems: { [this.tableName]: requests as never } }),
+        );
+        requests = result.UnprocessedItems?.[this.tableName] as Record<string, unknown>[] | undefined;
+      }
+    }
+  }
+
+  async undelivered(recipient: string, limit: number, after?: string): Promise<InboxPage> {
+    const page = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        IndexName: TABLE_SCHEMA.orderIndex.name,
+        KeyConditionExpression: after ? 'pk = :pk AND seq > :after' : 'pk = :pk',
+        FilterExpression: 'expiresAt > :now',
+        ExpressionAttributeValues: {
+          ':pk': `INBOX#${recipient}`,
+          ':now': this.nowSeconds(),
+          ...(after ? { ':after': after } : {}),
+        },
+        ConsistentRead: true,
+        Limit: limit,
+      }),
+    );
+    return {
+      messages: (page.Items ?? []).map(toMessage),
+      next: page.LastEvaluatedKey ? (page.LastEvaluatedKey.seq as string) : undefined,
+    };
+  }
+
+  async reserveOfflineSlot(recipient: string, quota: number): Promise<boolean> {
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key.offlineCount(recipient),
+          UpdateExpression: 'ADD #count :one',
+          ConditionExpression: 'attribute_not_exists(#count) OR #count < :quota',
+          ExpressionAttributeNames: { '#count': 'count' },
+          ExpressionAttributeValues: { ':one': 1, ':quota': quota },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      return false;
+    }
+  }
+
+  async resetOfflineCount(recipient: string): Promise<void> {
+    await this.client.send(
+      new DeleteCommand({ TableName: this.tableName, Key: key.offlineCount(recipient) }),
+    );
   }
 }
 

@@ -1,0 +1,422 @@
+// DynamoStore against a real (in-memory) DynamoDB Local, with the real SDK client: the
+// table definition, the conditions and the key design, which unit tests cannot check.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import {
+  DescribeTableCommand,
+  DescribeTimeToLiveCommand,
+  DynamoDBClient,
+  GetItemCommand,
+} from '@aws-sdk/client-dynamodb';
+import {
+  ensureTable,
+  LOCAL_CREDENTIALS,
+  LOCAL_REGION,
+  type LocalDynamo,
+  startDynamoLocal,
+} from '../../infra/local/dynamodb.ts';
+import type { ConnectionRecord, SessionRecord } from '../../lib/ports.ts';
+import { makeCredentials, SCRAM_HASHES, verifyPassword } from '../../lib/scram.ts';
+import { DynamoStore } from '../../lib/store/dynamo.ts';
+import { TABLE_SCHEMA } from '../../lib/store/schema.ts';
+import { assertOnlyScramKeys } from './raw-items.ts';
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+
+const HOUR = 3600;
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+const unique = (prefix: string) => `${prefix}-${randomUUID()}`;
+
+function connection(overrides: Partial<ConnectionRecord> = {}): ConnectionRecord {
+  return {
+    connectionId: unique('conn'),
+    state: 'connected',
+    connectedAt: Date.now(),
+    expiresAt: nowSeconds() + 2 * HOUR,
+    ...overrides,
+  };
+}
+
+function session(user: string, resource: string, overrides: Partial<SessionRecord> = {}): SessionRecord {
+  return {
+    user,
+    resource,
+    connectionId: unique('conn'),
+    available: false,
+    priority: 0,
+    expiresAt: nowSeconds() + 2 * HOUR,
+    ...overrides,
+  };
+}
+
+describe('DynamoStore on DynamoDB Local', () => {
+  let dynamo: LocalDynamo;
+  let client: DynamoDBClient;
+  const tableName = 'xmpp-store-test';
+  let tableCount = 0;
+
+  /** A table of its own, for tests that look at the whole table (scan, the secret). */
+  async function freshTable(): Promise<string> {
+    const name = `${tableName}-${++tableCount}`;
+    await ensureTable(client, name);
+    return name;
+  }
+
+  async function rawItem(table: string, pk: string, sk: string) {
+    const { Item } = await client.send(
+      new GetItemCommand({ TableName: table, Key: { pk: { S: pk }, sk: { S: sk } }, ConsistentRead: true }),
+    );
+    return Item;
+  }
+
+  before(async () => {
+    dynamo = await startDynamoLocal({});
+    client = new DynamoDBClient({
+      endpoint: dynamo.endpoint,
+      region: LOCAL_REGION,
+      credentials: LOCAL_CREDENTIALS,
+    });
+    await ensureTable(client, tableName);
+  });
+
+  after(async () => {
+    client?.destroy();
+    await dynamo?.stop();
+  });
+
+  describe('the table', () => {
+    test('ensureTable can run again on an existing table', async () => {
+      await ensureTable(client, tableName);
+      await ensureTable(client, tableName);
+      const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+      assert.equal(Table?.TableStatus, 'ACTIVE');
+    });
+
+    test('keys are pk (hash) and sk (range)', async () => {
+      const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+      assert.deepEqual(Table?.KeySchema, [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ]);
+    });
+
+    test('TTL is enabled on expiresAt', async () => {
+      const { TimeToLiveDescription } = await client.send(
+        new DescribeTimeToLiveCommand({ TableName: tableName }),
+      );
+      assert.equal(TimeToLiveDescription?.TimeToLiveStatus, 'ENABLED');
+      assert.equal(TimeToLiveDescription?.AttributeName, 'expiresAt');
+      assert.equal(TABLE_SCHEMA.timeToLiveAttribute, 'expiresAt');
+    });
+
+    test('the local index byOrder is keyed on (pk, seq) and projects everything', async () => {
+      const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+      const index = Table?.LocalSecondaryIndexes?.find((lsi) => lsi.IndexName === 'byOrder');
+      assert.ok(index, 'the table has the LSI byOrder');
+      assert.deepEqual(index.KeySchema, [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'seq', KeyType: 'RANGE' },
+      ]);
+      assert.equal(index.Projection?.ProjectionType, 'ALL');
+    });
+  });
+
+  describe('connections', () => {
+    test('create, get, save and delete', async () => {
+      const store = new DynamoStore(client, tableName);
+      const record = connection();
+      await store.createConnection(record);
+      assert.deepEqual(await store.getConnection(record.connectionId), record);
+
+      const opened: ConnectionRecord = { ...record, state: 'opened', streamId: 'stream-1' };
+      await store.saveConnection(opened);
+      assert.deepEqual(await store.getConnection(record.connectionId), opened);
+
+      await store.deleteConnection(record.connectionId);
+      assert.equal(await store.getConnection(record.connectionId), undefined);
+      assert.equal(await rawItem(tableName, `CONN#${record.connectionId}`, '#CONN'), undefined);
+    });
+
+    test('an unknown connection is undefined, and deleting it is not an error', async () => {
+      const store = new DynamoStore(client, tableName);
+      assert.equal(await store.getConnection(unique('nobody')), undefined);
+      await store.deleteConnection(unique('nobody'));
+    });
+
+    test('undefined fields are dropped rather than rejected', async () => {
+      const store = new DynamoStore(client, tableName);
+      const record = connection({ user: undefined, sasl: undefined });
+      await store.createConnection(record);
+      const read = await store.getConnection(record.connectionId);
+      assert.ok(read);
+      assert.equal('user' in read, false);
+      assert.equal('sasl' in read, false);
+    });
+
+    test('saveConnection does not bring back a deleted connection', async () => {
+      const store = new DynamoStore(client, tableName);
+      const record = connection();
+      await store.createConnection(record);
+      await store.deleteConnection(record.connectionId);
+
+      await store.saveConnection({ ...record, state: 'opened' });
+      assert.equal(await rawItem(tableName, `CONN#${record.connectionId}`, '#CONN'), undefined);
+      assert.equal(await store.getConnection(record.connectionId), undefined);
+
+      // Nor does a bound one find its way into the cache.
+      await store.saveConnection({ ...record, state: 'bound', user: 'a@localhost', resource: 'r' });
+      assert.equal(await store.getConnection(record.connectionId), undefined);
+      assert.equal(await rawItem(tableName, `CONN#${record.connectionId}`, '#CONN'), undefined);
+    });
+
+    test('saveConnection of a connection never created does nothing', async () => {
+      const store = new DynamoStore(client, tableName);
+      const record = connection({ state: 'opened' });
+      await store.saveConnection(record);
+      assert.equal(await store.getConnection(record.connectionId), undefined);
+    });
+
+    test('getConnection ignores an expired record', async () => {
+      const record = connection({ expiresAt: nowSeconds() + 2 * HOUR });
+      const store = new DynamoStore(client, tableName);
+      await store.createConnection(record);
+      const later = new DynamoStore(client, tableName, () => Date.now() + 3 * HOUR * 1000);
+      assert.equal(await later.getConnection(record.connectionId), undefined);
+      // Still there for a reader whose clock has not passed expiresAt.
+      assert.deepEqual(await store.getConnection(record.connectionId), record);
+    });
+
+    test('an expired bound record is ignored too (and not cached)', async () => {
+      const record = connection({ state: 'bound', user: 'a@localhost', resource: 'r' });
+      await new DynamoStore(client, tableName).createConnection(record);
+      const later = new DynamoStore(client, tableName, () => Date.now() + 3 * HOUR * 1000);
+      assert.equal(await later.getConnection(record.connectionId), undefined);
+      assert.equal(await later.getConnection(record.connectionId), undefined);
+    });
+
+    // Intended: a bound record changes only when the connection ends, so each container
+    // keeps the bound records it has seen and does not read them again per frame. A
+    // deletion by another container (the $disconnect handler) is not seen by this cache;
+    // the connection is gone anyway, so frames for it stop arriving. The container's own
+    // deleteConnection does clear its entry.
+    test('bound connections are cached: another instance deleting is not seen, own delete is', async () => {
+      const first = new DynamoStore(client, tableName);
+      const second = new DynamoStore(client, tableName);
+      const record = connection();
+      await first.createConnection(record);
+      const bound: ConnectionRecord = {
+        ...record,
+        state: 'bound',
+        user: 'alice@localhost',
+        resource: 'desk',
+      };
+      await first.saveConnection(bound);
+
+      await second.deleteConnection(record.connectionId);
+      assert.equal(await second.getConnection(record.connectionId), undefined);
+      assert.deepEqual(await first.getConnection(record.connectionId), bound, 'served from the cache');
+
+      await first.deleteConnection(record.connectionId);
+      assert.equal(await first.getConnection(record.connectionId), undefined);
+    });
+
+    test('a bound record read from the table is cached as well', async () => {
+      const first = new DynamoStore(client, tableName);
+      const second = new DynamoStore(client, tableName);
+      const bound = connection({ state: 'bound', user: 'alice@localhost', resource: 'desk' });
+      await second.createConnection(bound);
+      assert.deepEqual(await first.getConnection(bound.connectionId), bound);
+      await second.deleteConnection(bound.connectionId);
+      assert.deepEqual(await first.getConnection(bound.connectionId), bound);
+    });
+
+    test('records before binding are not cached: every read sees the table', async () => {
+      const first = new DynamoStore(client, tableName);
+      const second = new DynamoStore(client, tableName);
+      const record = connection({ state: 'opened' });
+      await first.createConnection(record);
+      assert.deepEqual(await first.getConnection(record.connectionId), record);
+
+      await second.saveConnection({ ...record, state: 'authenticated', user: 'alice@localhost' });
+      assert.equal((await first.getConnection(record.connectionId))?.state, 'authenticated');
+
+      await second.deleteConnection(record.connectionId);
+      assert.equal(await first.getConnection(record.connectionId), undefined);
+    });
+
+    test('the cache hands out copies', async () => {
+      const store = new DynamoStore(client, tableName);
+      const record = connection({ state: 'bound', user: 'alice@localhost', resource: 'desk' });
+      await store.createConnection(record);
+      const read = await store.getConnection(record.connectionId);
+      assert.ok(read);
+      read.state = 'connected';
+      read.resource = 'changed';
+      assert.deepEqual(await store.getConnection(record.connectionId), record);
+    });
+  });
+
+  describe('users', () => {
+    test('put, get and delete', async () => {
+      const store = new DynamoStore(client, tableName);
+      const user = `${unique('u')}@localhost`;
+      const record = { user, scram: makeCredentials('pencil', 4096), createdAt: Date.now() };
+      assert.equal(await store.getUser(user), undefined);
+      await store.putUser(record);
+      assert.deepEqual(await store.getUser(user), record);
+      for (const hash of SCRAM_HASHES) {
+        const keys = (await store.getUser(user))?.scram[hash];
+        assert.ok(keys);
+        assert.equal(verifyPassword(hash, keys, 'pencil'), true);
+      }
+      assert.equal(await store.deleteUser(user), true);
+      assert.equal(await store.getUser(user), undefined);
+      assert.equal(await store.deleteUser(user), false);
+    });
+
+    test('deleting an unknown user returns false', async () => {
+      const store = new DynamoStore(client, tableName);
+      assert.equal(await store.deleteUser(`${unique('nobody')}@localhost`), false);
+    });
+
+    test('the stored item holds SCRAM keys only, never the password', async () => {
+      const store = new DynamoStore(client, tableName);
+      const user = `${unique('u')}@localhost`;
+      const password = 'correct horse battery staple';
+      await store.putUser({ user, scram: makeCredentials(password, 4096), createdAt: Date.now() });
+      const item = await rawItem(tableName, `USER#${user}`, '#USER');
+      assert.ok(item);
+      assertOnlyScramKeys(item, password);
+    });
+
+    test('listUsers is sorted and lists neither sessions, connections nor the secret', async () => {
+      const table = await freshTable();
+      const store = new DynamoStore(client, table);
+      for (const user of ['carol@localhost', 'alice@localhost', 'bob@example.com']) {
+        await store.putUser({ user, scram: makeCredentials('x', 4096), createdAt: Date.now() });
+      }
+      await store.putSession(session('alice@localhost', 'desk'));
+      await store.putSession(session('dave@localhost', 'phone'));
+      await store.createConnection(connection({ user: 'erin@localhost' }));
+      await store.getServerSecret();
+      assert.deepEqual(await store.listUsers(), ['alice@localhost', 'bob@example.com', 'carol@localhost']);
+
+      await store.deleteUser('carol@localhost');
+      assert.deepEqual(await store.listUsers(), ['alice@localhost', 'bob@example.com']);
+    });
+
+    test('listUsers of an empty table is empty', async () => {
+      const store = new DynamoStore(client, await freshTable());
+      assert.deepEqual(await store.listUsers(), []);
+    });
+  });
+
+  describe('server secret', () => {
+    test('created once: 32 bytes, the same for every store on the table', async () => {
+      const table = await freshTable();
+      const first = new DynamoStore(client, table);
+      const secret = await first.getServerSecret();
+      assert.equal(secret.length, 32);
+      assert.deepEqual(await first.getServerSecret(), secret);
+      assert.deepEqual(await new DynamoStore(client, table).getServerSecret(), secret);
+      const item = await rawItem(table, 'SERVER', '#SECRET');
+      assert.equal(Buffer.from(item?.secret?.S ?? '', 'base64').toString('hex'), secret.toString('hex'));
+    });
+
+    test('stores racing to create it agree on one secret', async () => {
+      const table = await freshTable();
+      const secrets = await Promise.all(
+        Array.from({ length: 5 }, () => new DynamoStore(client, table).getServerSecret()),
+      );
+      for (const secret of secrets) assert.deepEqual(secret, secrets[0]);
+    });
+
+    test('each table has its own secret', async () => {
+      const a = await new DynamoStore(client, await freshTable()).getServerSecret();
+      const b = await new DynamoStore(client, await freshTable()).getServerSecret();
+      assert.notDeepEqual(a, b);
+    });
+  });
+
+  describe('sessions', () => {
+    test('putSession returns undefined first, then the record it replaced', async () => {
+      const store = new DynamoStore(client, tableName);
+      const user = `${unique('u')}@localhost`;
+      const first = session(user, 'desk');
+      assert.equal(await store.putSession(first), undefined);
+      const second = session(user, 'desk', { available: true, priority: 5 });
+      assert.deepEqual(await store.putSession(second), first);
+      assert.deepEqual(await store.getSessions(user), [second]);
+    });
+
+    test('putSession does not report an expired session it replaced', async () => {
+      const store = new DynamoStore(client, tableName);
+      const user = `${unique('u')}@localhost`;
+      await store.putSession(session(user, 'desk', { expiresAt: nowSeconds() - 10 }));
+      assert.equal(await store.putSession(session(user, 'desk')), undefined);
+    });
+
+    test("getSessions returns the user's live sessions only", async () => {
+      const store = new DynamoStore(client, tableName);
+      const alice = `${unique('alice')}@localhost`;
+      const bob = `${unique('bob')}@localhost`;
+      await store.putUser({ user: alice, scram: makeCredentials('x', 4096), createdAt: Date.now() });
+      const desk = session(alice, 'desk');
+      const phone = session(alice, 'phone', { available: true, priority: -1 });
+      await store.putSession(desk);
+      await store.putSession(phone);
+      await store.putSession(session(alice, 'old', { expiresAt: nowSeconds() - 1 }));
+      await store.putSession(session(bob, 'desk'));
+      // A user whose name extends alice's shares no partition with her.
+      await store.putSession(session(`${alice}x`, 'desk'));
+
+      const sessions = await store.getSessions(alice);
+      assert.deepEqual(
+        sessions.sort((a, b) => a.resource.localeCompare(b.resource)),
+        [desk, phone],
+      );
+      assert.equal((await store.getSessions(bob)).length, 1);
+      assert.deepEqual(await store.getSessions(`${unique('nobody')}@localhost`), []);
+    });
+
+    test('getSessions ignores sessions expired by the clock of the store', async () => {
+      const store = new DynamoStore(client, tableName);
+      const user = `${unique('u')}@localhost`;
+      await store.putSession(session(user, 'desk', { expiresAt: nowSeconds() + HOUR }));
+      assert.equal((await store.getSessions(user)).length, 1);
+      const later = new DynamoStore(client, tableName, () => Date.now() + 2 * HOUR * 1000);
+      assert.deepEqual(await later.getSessions(user), []);
+    });
+
+    test('deleteSession deletes only while the session belongs to that connection', async () => {
+      const store = new DynamoStore(client, tableName);
+      const user = `${unique('u')}@localhost`;
+      const first = session(user, 'desk');
+      const second = session(user, 'desk');
+      await store.putSession(first);
+      await store.putSession(second); // the resource moved to another connection
+
+      await store.deleteSession(user, 'desk', first.connectionId);
+      assert.deepEqual(await store.getSessions(user), [second]);
+
+      await store.deleteSession(user, 'desk', second.connectionId);
+      assert.deepEqual(await store.getSessions(user), []);
+
+      // Deleting a session that is gone is not an error.
+      await store.deleteSession(user, 'desk', second.connectionId);
+    });
+
+    test('sessions and credentials share the partition without disturbing each other', async () => {
+      const store = new DynamoStore(client, tableName);
+      const user = `${unique('u')}@localhost`;
+      const record = { user, scram: makeCredentials('x', 4096), createdAt: Date.now() };
+      await store.putUser(record);
+      const desk = session(user, 'desk');
+      await store.putSession(desk);
+      assert.deepEqual(await store.getUser(user), record);
+      assert.equal(await store.deleteUser(user), true);
+      assert.deepEqual(await store.getSessions(user), [desk]);
+    });
+  });
+});

@@ -2,8 +2,9 @@
 // (docs/architecture.md, "Order"): one message group per connection, so frames of
 // one connection are handled one after another, and different connections in parallel.
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { CONTINUE_EVENT } from '../lib/gateway/sqs-continuations.ts';
 import type { Context } from '../lib/ports.ts';
-import { onDisconnect, onFrame } from '../lib/server.ts';
+import { onContinueDrain, onDisconnect, onFrame } from '../lib/server.ts';
 import { createContext, lazyContext, settingsFromEnv } from './runtime.ts';
 
 /** Message attributes the API Gateway integration sets (infra/ordered-route.ts). */
@@ -14,10 +15,10 @@ const attribute = (record: SQSRecord, name: string) => record.messageAttributes[
 async function handleRecord(context: Context, record: SQSRecord): Promise<void> {
   const connectionId = attribute(record, FRAME_ATTRIBUTES.connectionId) ?? record.attributes.MessageGroupId;
   if (!connectionId) throw new Error('record without a connection id');
-  if (attribute(record, FRAME_ATTRIBUTES.eventType) === 'DISCONNECT') {
-    await onDisconnect(context, connectionId);
-    return;
-  }
+  const eventType = attribute(record, FRAME_ATTRIBUTES.eventType);
+  if (eventType === 'DISCONNECT') return onDisconnect(context, connectionId);
+  // Set only by the server itself (SqsContinuations): API Gateway sets MESSAGE or DISCONNECT.
+  if (eventType === CONTINUE_EVENT) return onContinueDrain(context, connectionId, record.body);
   await onFrame(context, {
     connectionId,
     body: record.body,

@@ -2,9 +2,12 @@
 // settings, and hands the core a Context. The only place the handlers read the environment.
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { type Config, configFromEnv } from '../lib/config.ts';
 import { ManagementApiGateway } from '../lib/gateway/management-api.ts';
-import type { Context, Logger } from '../lib/ports.ts';
+import { SqsContinuations } from '../lib/gateway/sqs-continuations.ts';
+import type { Context, Continuations, Logger } from '../lib/ports.ts';
+import { type CapacityMeter, meterCapacity } from '../lib/store/capacity.ts';
 import { DynamoStore } from '../lib/store/dynamo.ts';
 
 export interface RuntimeSettings {
@@ -16,6 +19,10 @@ export interface RuntimeSettings {
   /** Only for DynamoDB Local. */
   readonly dynamoEndpoint?: string;
   readonly logLevel?: LogLevel;
+  /** The frames FIFO queue, where long drains continue. */
+  readonly framesQueueUrl?: string;
+  /** Sums the capacity units every DynamoDB request consumes (benchmarks). */
+  readonly capacityMeter?: CapacityMeter;
 }
 
 type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -30,6 +37,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): RuntimeSe
     managementEndpoint: env.MANAGEMENT_ENDPOINT ?? '',
     region: env.AWS_REGION,
     dynamoEndpoint: env.DYNAMODB_ENDPOINT || undefined,
+    framesQueueUrl: env.FRAMES_QUEUE_URL,
     logLevel: (LEVELS as string[]).includes(env.LOG_LEVEL ?? '') ? (env.LOG_LEVEL as LogLevel) : 'info',
   };
 }
@@ -54,25 +62,38 @@ export function jsonLogger(level: LogLevel = 'info'): Logger {
 /** Local endpoints need explicit fake credentials; on AWS the role's are used. */
 const localCredentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 
-export function createContext(settings: RuntimeSettings): Context {
+/** `continuations` replaces the SQS queue (the local emulator queues its own). */
+export function createContext(settings: RuntimeSettings, continuations?: Continuations): Context {
   const logger = jsonLogger(settings.logLevel);
   const dynamo = new DynamoDBClient({
     region: settings.region,
     ...(settings.dynamoEndpoint ? { endpoint: settings.dynamoEndpoint, credentials: localCredentials } : {}),
   });
+  if (settings.capacityMeter) meterCapacity(dynamo, settings.capacityMeter);
   const local = settings.dynamoEndpoint !== undefined;
   const management = new ApiGatewayManagementApiClient({
     region: settings.region,
     endpoint: settings.managementEndpoint,
     ...(local ? { credentials: localCredentials } : {}),
   });
+  const queueUrl = settings.framesQueueUrl;
   return {
     store: new DynamoStore(dynamo, settings.tableName),
     gateway: new ManagementApiGateway(management, logger),
+    continuations:
+      continuations ??
+      new SqsContinuations(
+        new SQSClient({ region: settings.region }),
+        queueUrl ?? missing('FRAMES_QUEUE_URL'),
+      ),
     config: settings.config,
     logger,
     now: Date.now,
   };
+}
+
+function missing(name: string): never {
+  throw new Error(`${name} is not set`);
 }
 
 /** One context per container, built on first use. */

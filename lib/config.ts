@@ -12,6 +12,14 @@ export interface Config {
   readonly scramIterations: number;
   /** How long API Gateway keeps a connection at most, in seconds (2 h on AWS). */
   readonly maxConnectionSeconds: number;
+  /** Undelivered messages kept for one user while offline; over it senders get resource-constraint. */
+  readonly offlineQuota: number;
+  /** How long an undelivered message is kept, in days (DynamoDB TTL). */
+  readonly retentionDays: number;
+  /** Messages read from the table per request when draining. */
+  readonly drainPageSize: number;
+  /** Messages one invocation drains before it hands the rest to the next (docs/architecture.md). */
+  readonly drainPerInvocation: number;
 }
 
 export const DEFAULTS = {
@@ -19,7 +27,16 @@ export const DEFAULTS = {
   maxStanzaBytes: 65536,
   scramIterations: 4096,
   maxConnectionSeconds: 7200,
+  offlineQuota: 10_000,
+  retentionDays: 30,
+  drainPageSize: 100,
+  drainPerInvocation: 1000,
 } as const;
+
+export function defaultConfig(domain: string = DEFAULTS.domain): Config {
+  const { domain: _default, ...rest } = DEFAULTS;
+  return { ...rest, domain, mucDomain: `conference.${domain}` };
+}
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
   const domain = env.XMPP_DOMAIN || DEFAULTS.domain;
@@ -29,6 +46,10 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
     maxStanzaBytes: positiveInt(env.MAX_STANZA_BYTES, DEFAULTS.maxStanzaBytes),
     scramIterations: positiveInt(env.SCRAM_ITERATIONS, DEFAULTS.scramIterations),
     maxConnectionSeconds: positiveInt(env.MAX_CONNECTION_SECONDS, DEFAULTS.maxConnectionSeconds),
+    offlineQuota: positiveInt(env.OFFLINE_QUOTA, DEFAULTS.offlineQuota),
+    retentionDays: positiveInt(env.RETENTION_DAYS, DEFAULTS.retentionDays),
+    drainPageSize: Math.min(positiveInt(env.DRAIN_PAGE_SIZE, DEFAULTS.drainPageSize), 1000),
+    drainPerInvocation: positiveInt(env.DRAIN_PER_INVOCATION, DEFAULTS.drainPerInvocation),
   };
 }
 

@@ -45,6 +45,34 @@ export interface UserRecord {
   readonly createdAt: number;
 }
 
+/** A message kept until the recipient acknowledges it (or, without a receipt request, gets it). */
+export interface StoredMessage {
+  /** Bare JIDs. */
+  readonly recipient: string;
+  readonly sender: string;
+  /** The sender's stanza id: (sender, id) recognises a retry. */
+  readonly id: string;
+  /** Storage order within the recipient's inbox; also the XEP-0359 stanza id. */
+  readonly seq: string;
+  /** The stanza as it will be pushed (from stamped, without our stanza-id). */
+  readonly stanza: string;
+  readonly storedAt: number;
+  readonly receiptRequested: boolean;
+  /** Epoch seconds: the end of the retention time. */
+  readonly expiresAt: number;
+}
+
+export interface InboxPage {
+  readonly messages: StoredMessage[];
+  /** The seq to continue after, when there may be more. */
+  readonly next?: string;
+}
+
+export interface Account {
+  readonly exists: boolean;
+  readonly sessions: SessionRecord[];
+}
+
 export interface Store {
   createConnection(record: ConnectionRecord): Promise<void>;
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
@@ -63,6 +91,29 @@ export interface Store {
   getSessions(user: string): Promise<SessionRecord[]>;
   /** Removes the session only while it still belongs to this connection. */
   deleteSession(user: string, resource: string, connectionId: string): Promise<void>;
+  /** Changes a session only while it still belongs to this connection. */
+  updateSession(
+    user: string,
+    resource: string,
+    connectionId: string,
+    changes: Pick<SessionRecord, 'available' | 'priority'>,
+  ): Promise<void>;
+  /** Whether the user exists, and their sessions: one request (strongly consistent by default). */
+  getAccount(user: string, options?: { consistent?: boolean }): Promise<Account>;
+
+  /** Stores a message unless (recipient, sender, id) is stored already; then returns that one. */
+  storeMessage(
+    message: StoredMessage,
+  ): Promise<{ stored: true } | { stored: false; existing: StoredMessage }>;
+  /** Marks one message delivered; false when it was unknown or delivered already. */
+  markDelivered(recipient: string, sender: string, id: string): Promise<boolean>;
+  markAllDelivered(messages: readonly Pick<StoredMessage, 'recipient' | 'sender' | 'id'>[]): Promise<void>;
+  /** Undelivered, unexpired messages in storage order, after `after` when given. */
+  undelivered(recipient: string, limit: number, after?: string): Promise<InboxPage>;
+  /** Counts a message stored for an offline user; false when the quota is reached. */
+  reserveOfflineSlot(recipient: string, quota: number): Promise<boolean>;
+  /** The user drained their inbox: the offline count starts again. */
+  resetOfflineCount(recipient: string): Promise<void>;
 }
 
 export type PostResult = 'ok' | 'gone';
@@ -72,6 +123,11 @@ export interface Gateway {
   post(connectionId: string, frame: string): Promise<PostResult>;
   /** Closes the WebSocket (DeleteConnection). Closing a gone connection is not an error. */
   close(connectionId: string): Promise<void>;
+}
+
+/** Hands work to a later invocation, in the connection's order (the FIFO queue). */
+export interface Continuations {
+  continueDrain(connectionId: string, after: string): Promise<void>;
 }
 
 export interface Logger {
@@ -85,6 +141,7 @@ export interface Logger {
 export interface Context {
   readonly store: Store;
   readonly gateway: Gateway;
+  readonly continuations: Continuations;
   readonly config: Config;
   readonly logger: Logger;
   readonly now: () => number;

@@ -3,9 +3,12 @@
 import { discoHandlers } from './disco.ts';
 import { streamError } from './errors.ts';
 import { closeElement, forgetConnection, Link } from './link.ts';
+import { handleMessage } from './message.ts';
 import { NS } from './ns.ts';
+import { drain } from './offline.ts';
 import { pingHandlers } from './ping.ts';
 import type { Context } from './ports.ts';
+import { handlePresence } from './presence.ts';
 import { routeStanza, type StanzaHandlers } from './router.ts';
 import { handleClose, handleNegotiation, handleOpen, handleSessionIq } from './stream.ts';
 import { parseFrame } from './xml.ts';
@@ -25,7 +28,7 @@ export interface ConnectResponse {
 }
 
 export function stanzaHandlers(): StanzaHandlers {
-  return { iq: { ...pingHandlers, ...discoHandlers } };
+  return { iq: { ...pingHandlers, ...discoHandlers }, message: handleMessage, presence: handlePresence };
 }
 
 /** $connect: record the connection; it must exist before its first frame is handled. */
@@ -97,4 +100,11 @@ export async function onDisconnect(ctx: Context, connectionId: string): Promise<
   if (!record) return;
   await forgetConnection(ctx, record);
   ctx.logger.info('disconnected', { connectionId, user: record.user });
+}
+
+/** A drain handed on by an earlier invocation (offline.ts), in the connection's order. */
+export async function onContinueDrain(ctx: Context, connectionId: string, after: string): Promise<void> {
+  const record = await ctx.store.getConnection(connectionId);
+  if (record?.state !== 'bound' || !record.user || !record.resource) return;
+  await drain(ctx, { connectionId, user: record.user, resource: record.resource }, after);
 }

@@ -150,3 +150,28 @@ export async function connectClient(
   const address = await xmpp.start();
   return { xmpp, jid: address.toString(), stanzas };
 }
+
+/** Waits until a stanza matching `match` is in `stanzas`, and returns it. */
+export function waitForStanza(
+  stanzas: readonly Element[],
+  match: (stanza: Element) => boolean,
+  timeoutMs = 5000,
+): Promise<Element> {
+  return eventually(() => stanzas.find(match), timeoutMs);
+}
+
+/** Connects, sends initial presence and waits until the session is available. */
+export async function goOnline(system: LocalSystem, user: string, password: string, resource?: string) {
+  const session = await connectClient(system, user, password, resource);
+  const { xml } = await import('@xmpp/client');
+  await session.xmpp.send(xml('presence'));
+  // Presence is handled in this connection's own queue: wait until the server has it.
+  const [bareJid = '', ...resourceParts] = session.jid.split('/');
+  const bound = resourceParts.join('/');
+  await eventually(async () =>
+    (await system.context.store.getAccount(bareJid)).sessions.some(
+      (s) => s.resource === bound && s.available,
+    ),
+  );
+  return session;
+}

@@ -5,8 +5,9 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createConnectHandler } from '../../functions/connect.ts';
 import { createFramesHandler } from '../../functions/frames.ts';
 import { createContext, type RuntimeSettings } from '../../functions/runtime.ts';
-import { type Config, DEFAULTS } from '../../lib/config.ts';
+import { type Config, defaultConfig } from '../../lib/config.ts';
 import type { Context } from '../../lib/ports.ts';
+import type { CapacityMeter } from '../../lib/store/capacity.ts';
 import {
   ensureTable,
   LOCAL_CREDENTIALS,
@@ -28,6 +29,8 @@ export interface LocalSystemOptions {
   readonly logLevel?: RuntimeSettings['logLevel'];
   /** Emulator settings (limits, retry timing). */
   readonly api?: Partial<Omit<LocalWebSocketApiOptions, 'connectHandler' | 'framesHandler'>>;
+  /** Sums the DynamoDB capacity the handlers consume. */
+  readonly capacityMeter?: CapacityMeter;
   /** Lets a test wrap the context the handlers get (fault injection, metering). */
   readonly wrapContext?: (context: Context) => Context;
 }
@@ -43,15 +46,7 @@ export interface LocalSystem {
 }
 
 export async function startLocalSystem(options: LocalSystemOptions = {}): Promise<LocalSystem> {
-  const domain = options.config?.domain ?? DEFAULTS.domain;
-  const config: Config = {
-    domain,
-    mucDomain: `conference.${domain}`,
-    maxStanzaBytes: DEFAULTS.maxStanzaBytes,
-    scramIterations: DEFAULTS.scramIterations,
-    maxConnectionSeconds: DEFAULTS.maxConnectionSeconds,
-    ...options.config,
-  };
+  const config: Config = { ...defaultConfig(options.config?.domain), ...options.config };
   const tableName = options.tableName ?? 'serverless-xmpp';
   const dynamo = await startDynamoLocal({ port: options.dynamoPort, dataDir: options.dataDir });
   try {
@@ -76,14 +71,20 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       framesHandler: createFramesHandler(handlerContext),
     });
     await api.listen();
-    const base = createContext({
-      config,
-      tableName,
-      managementEndpoint: api.managementEndpoint,
-      region: LOCAL_REGION,
-      dynamoEndpoint: dynamo.endpoint,
-      logLevel: options.logLevel ?? 'warn',
-    });
+    const base = createContext(
+      {
+        config,
+        tableName,
+        managementEndpoint: api.managementEndpoint,
+        region: LOCAL_REGION,
+        dynamoEndpoint: dynamo.endpoint,
+        logLevel: options.logLevel ?? 'warn',
+        capacityMeter: options.capacityMeter,
+      },
+      {
+        continueDrain: async (connectionId, after) => api.enqueueContinuation(connectionId, after),
+      },
+    );
     context = options.wrapContext ? options.wrapContext(base) : base;
     return {
       url: api.url,

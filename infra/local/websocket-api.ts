@@ -41,7 +41,7 @@ export interface LocalWebSocketApiOptions {
 interface QueuedRecord {
   readonly messageId: string;
   readonly body: string;
-  readonly eventType: 'MESSAGE' | 'DISCONNECT';
+  readonly eventType: 'MESSAGE' | 'DISCONNECT' | 'CONTINUE';
   readonly isBinary: boolean;
   receiveCount: number;
 }
@@ -71,6 +71,8 @@ export class LocalWebSocketApi {
   /** Frames taken out of a queue but not finished yet. */
   private inFlight = 0;
   readonly deadLetters: QueuedRecord[] = [];
+  /** Handler invocations and records handled, as Lambda would bill and SQS would count them. */
+  readonly counters = { connectInvocations: 0, framesInvocations: 0, queuedRecords: 0, posts: 0 };
   private readonly options: Required<Omit<LocalWebSocketApiOptions, 'log'>> &
     Pick<LocalWebSocketApiOptions, 'log'>;
 
@@ -140,6 +142,12 @@ export class LocalWebSocketApi {
     this.zombies.add(connectionId);
   }
 
+  /** What the handlers' SendMessage to the frames queue does on AWS: queue in the connection's group. */
+  enqueueContinuation(connectionId: string, body: string): void {
+    const connection = this.connections.get(connectionId);
+    if (connection) this.enqueue(connection, { eventType: 'CONTINUE', body, isBinary: false });
+  }
+
   /** Connections killed silently: AWS still accepts posts to them for a while. */
   private readonly zombies = new Set<string>();
 
@@ -191,6 +199,7 @@ export class LocalWebSocketApi {
     };
     let result: APIGatewayProxyResultV2;
     try {
+      this.counters.connectInvocations++;
       result = await this.options.connectHandler(event);
     } catch (error) {
       this.options.log?.('$connect failed', { connectionId, error: String(error) });
@@ -266,6 +275,7 @@ export class LocalWebSocketApi {
     connection: LocalConnection,
     record: Omit<QueuedRecord, 'messageId' | 'receiveCount'>,
   ): void {
+    this.counters.queuedRecords++;
     connection.queue.push({ ...record, messageId: randomUUID(), receiveCount: 0 });
     void this.drain(connection);
   }
@@ -281,6 +291,7 @@ export class LocalWebSocketApi {
         let failed: QueuedRecord[] = [];
         try {
           for (const record of batch) record.receiveCount++;
+          this.counters.framesInvocations++;
           const response = await this.options.framesHandler({
             Records: batch.map((r) => this.sqsRecord(connection, r)),
           });
@@ -363,6 +374,7 @@ export class LocalWebSocketApi {
       if (!connection || !open) return this.reply(response, 410, 'GoneException');
       if (body.length > this.options.maxMessageBytes)
         return this.reply(response, 413, 'PayloadTooLargeException');
+      this.counters.posts++;
       if (!zombie) {
         connection.socket.send(body.toString('utf8'));
         this.touch(connection);

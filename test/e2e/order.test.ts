@@ -27,7 +27,8 @@ async function connectTracked(system: LocalSystem): Promise<{ client: RawClient;
   return { client, connectionId };
 }
 
-const ping = (id: string) => `<iq xmlns="jabber:client" type="get" id="${id}" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`;
+const ping = (id: string) =>
+  `<iq xmlns="jabber:client" type="get" id="${id}" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`;
 
 describe('per-connection order', () => {
   const system = useLocalSystem({ wrapContext: withDelays });
@@ -39,7 +40,8 @@ describe('per-connection order', () => {
     const ids = Array.from({ length: 100 }, (_, index) => `p${index}`);
     for (const id of ids) client.send(ping(id));
     const answered: string[] = [];
-    for (const _ of ids) answered.push((await client.next((element) => element.name === 'iq', 20_000)).attrs.id);
+    for (const _ of ids)
+      answered.push((await client.next((element) => element.name === 'iq', 20_000)).attrs.id);
     assert.deepEqual(answered, ids);
     client.close();
   });

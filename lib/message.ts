@@ -1,0 +1,152 @@
+// Messages between users: RFC 6121 §8 routing, the project's server receipt, storage
+// before delivery, XEP-0184 delivery receipts and XEP-0359 stanza ids (DESIGN.md §3).
+import { pushToSessions, selectSessions } from './delivery.ts';
+import { StanzaError } from './errors.ts';
+import { sequenceId, stanzaId } from './ids.ts';
+import { bare, type Jid, parseJid } from './jid.ts';
+import type { Link } from './link.ts';
+import { NS } from './ns.ts';
+import type { Context, StoredMessage } from './ports.ts';
+import type { Target } from './router.ts';
+import { type Element, parseFrame, xml } from './xml.ts';
+
+const DAY_SECONDS = 24 * 60 * 60;
+
+/** Kept until acknowledged: chat and normal messages with a body, and delivery receipts. */
+function isStorable(stanza: Element): boolean {
+  const type = stanza.attrs.type ?? 'normal';
+  if (type !== 'chat' && type !== 'normal') return false;
+  return stanza.getChild('body') !== undefined || isReceipt(stanza);
+}
+
+const isReceipt = (stanza: Element) => stanza.getChild('received', NS.receipts) !== undefined;
+const asksForReceipt = (stanza: Element) => stanza.getChild('request', NS.receipts) !== undefined;
+
+/** XEP-0359 §3.1: a stanza-id claiming to be ours, sent by a client, is removed. */
+function stripOurStanzaIds(ctx: Context, stanza: Element): void {
+  stanza.children = stanza.children.filter((child) => {
+    if (typeof child === 'string' || child.name !== 'stanza-id' || child.attrs.xmlns !== NS.stanzaId)
+      return true;
+    const by = parseJid(child.attrs.by ?? '');
+    return by?.domain !== ctx.config.domain;
+  });
+}
+
+/** The project's server receipt: "the server has it" (README, "Server receipts"). */
+export function serverAck(ctx: Context, link: Link, id: string, serverId: string): Element {
+  return xml(
+    'message',
+    { xmlns: NS.client, from: ctx.config.domain, to: link.jid, id: stanzaId() },
+    xml('ack', { xmlns: NS.ack, id }),
+    xml('stanza-id', { xmlns: NS.stanzaId, by: link.record.user, id: serverId }),
+  );
+}
+
+/** The copy a recipient's session gets: with our stanza-id, and a delay when drained. */
+export function deliverable(ctx: Context, message: StoredMessage, delayed: boolean): string {
+  const stanza = parseStored(message.stanza);
+  stanza.cnode(xml('stanza-id', { xmlns: NS.stanzaId, by: message.recipient, id: message.seq }));
+  if (delayed) {
+    stanza.cnode(
+      xml('delay', {
+        xmlns: NS.delay,
+        from: ctx.config.domain,
+        stamp: new Date(message.storedAt).toISOString(),
+      }),
+    );
+  }
+  return stanza.toString();
+}
+
+function parseStored(text: string): Element {
+  const parsed = parseFrame(text);
+  if (parsed.kind !== 'elements' || !parsed.elements[0]) throw new Error('a stored stanza does not parse');
+  return parsed.elements[0];
+}
+
+export async function handleMessage(link: Link, stanza: Element, target: Target): Promise<void> {
+  const { ctx } = link;
+  if (target.kind === 'remote') throw new StanzaError('remote-server-not-found');
+  if (target.kind === 'server') {
+    if (stanza.getChild('body')) throw new StanzaError('service-unavailable');
+    return; // chat states and the like addressed to the server need nothing
+  }
+  const to: Jid = target.kind === 'account' ? (parseJid(link.record.user ?? '') as Jid) : target.jid;
+  if (to.domain !== ctx.config.domain) throw new StanzaError('service-unavailable'); // MUC comes later
+  const recipient = bare(to);
+  if (isReceipt(stanza)) await acknowledgeDelivery(link, stanza, recipient);
+  if (!isStorable(stanza)) return routeLive(link, stanza, recipient, to.resource);
+  await storeAndPush(link, stanza, recipient, to.resource);
+}
+
+/** XEP-0184 §5: the recipient's client got the message; the sender learns it. */
+async function acknowledgeDelivery(link: Link, receipt: Element, originalSender: string): Promise<void> {
+  const id = receipt.getChild('received', NS.receipts)?.attrs.id;
+  const me = link.record.user;
+  if (!id || !me) return;
+  const marked = await link.ctx.store.markDelivered(me, originalSender, id);
+  if (marked) link.ctx.logger.debug('delivered', { recipient: me, sender: originalSender, id });
+}
+
+/** Headlines, errors and body-less messages (chat states) go to live sessions only. */
+async function routeLive(link: Link, stanza: Element, recipient: string, resource?: string): Promise<void> {
+  const account = await link.ctx.store.getAccount(recipient, { consistent: false });
+  if (!account.exists) {
+    if (stanza.attrs.type === 'error' || stanza.attrs.type === 'headline') return;
+    throw new StanzaError('service-unavailable');
+  }
+  const frame = stanza.toString();
+  await pushToSessions(link.ctx, selectSessions(account.sessions, resource), () => frame);
+}
+
+async function storeAndPush(
+  link: Link,
+  stanza: Element,
+  recipient: string,
+  resource?: string,
+): Promise<void> {
+  const { ctx } = link;
+  const sender = link.record.user as string;
+  // Receipts are stored only when nobody is there to take them (see README).
+  const receiptOnly = isReceipt(stanza) && !stanza.getChild('body');
+  const account = await ctx.store.getAccount(recipient, { consistent: !receiptOnly });
+  if (!account.exists) throw new StanzaError('service-unavailable');
+  let targets = selectSessions(account.sessions, resource);
+  if (receiptOnly && targets.length > 0) {
+    const frame = stanza.toString();
+    if ((await pushToSessions(ctx, targets, () => frame)).length > 0) return;
+  }
+
+  stanza.attrs.id ||= stanzaId();
+  stripOurStanzaIds(ctx, stanza);
+  const now = ctx.now();
+  const message: StoredMessage = {
+    recipient,
+    sender,
+    id: stanza.attrs.id,
+    seq: sequenceId(now),
+    stanza: stanza.toString(),
+    storedAt: now,
+    receiptRequested: asksForReceipt(stanza),
+    expiresAt: Math.floor(now / 1000) + ctx.config.retentionDays * DAY_SECONDS,
+  };
+  if (targets.length === 0 && !(await ctx.store.reserveOfflineSlot(recipient, ctx.config.offlineQuota))) {
+    throw new StanzaError('resource-constraint', 'the recipient has too many messages waiting');
+  }
+  const result = await ctx.store.storeMessage(message);
+  const kept = result.stored ? message : result.existing;
+  if (!receiptOnly) await link.send(serverAck(ctx, link, kept.id, kept.seq));
+  // A retry is acknowledged again and nothing more: the first copy is delivered or waits
+  // in the inbox for the recipient's next session.
+  if (!result.stored) return;
+  // Nobody was available when we looked: look again now that the message is stored. A
+  // session that became available in between either shows up here or finds the message
+  // in its drain, which starts after it is marked available (presence.ts).
+  if (targets.length === 0) {
+    targets = selectSessions((await ctx.store.getAccount(recipient)).sessions, resource);
+  }
+  const pushed = await pushToSessions(ctx, targets, () => deliverable(ctx, message, false));
+  if (pushed.length > 0 && !message.receiptRequested) {
+    await ctx.store.markDelivered(recipient, sender, message.id);
+  }
+}

@@ -50,7 +50,7 @@ async function tracked<T>(system: LocalSystem, connect: () => Promise<T>): Promi
 describe('one-to-one messaging', () => {
   let failNextPushContaining: string | undefined;
   const system = useLocalSystem({
-    config: { offlineQuota: 5, drainPageSize: 100, drainPerInvocation: 500 },
+    config: { offlineQuota: 60, drainPageSize: 25, drainPerInvocation: 500 },
     wrapContext: (context) => ({
       ...context,
       gateway: {
@@ -139,6 +139,23 @@ describe('one-to-one messaging', () => {
     await waitForStanza(alice.stanzas, isReceiptFor('m-offline-1'));
     await alice.xmpp.stop();
     await carol.xmpp.stop();
+  });
+
+  test('a receipt for a sender who went offline is stored and reaches them at their next session', async () => {
+    const alice = await goOnline(system(), 'alice@localhost', 'pw', 'laptop');
+    await alice.xmpp.send(chat('carol@localhost', 'm-late-receipt', 'answer me later'));
+    await waitForStanza(alice.stanzas, isAckFor('m-late-receipt'));
+    await alice.xmpp.stop();
+    const carol = await goOnline(system(), 'carol@localhost', 'pw');
+    const drained = await waitForStanza(carol.stanzas, isBody('answer me later'));
+    await carol.xmpp.send(receiptFor(drained));
+    await system().api.idle();
+    const back = await goOnline(system(), 'alice@localhost', 'pw', 'laptop');
+    const receipt = await waitForStanza(back.stanzas, isReceiptFor('m-late-receipt'));
+    assert.equal(receipt.attrs.from?.split('/')[0], 'carol@localhost');
+    assert.ok(receipt.getChild('delay', 'urn:xmpp:delay'));
+    await carol.xmpp.stop();
+    await back.xmpp.stop();
   });
 
   test('nothing is drained before initial presence (xmpp.js sends none by itself)', async () => {
@@ -284,24 +301,27 @@ describe('one-to-one messaging', () => {
     );
     await jack.xmpp.stop();
     await system().api.idle();
-    // Offline: the quota is 5 in this suite, so use a user with a fresh quota count per batch of 5.
-    for (const [index, body] of bodies.slice(0, 5).entries()) {
+    // Offline: 60 messages wait (the quota in this suite is exactly 60), drained in pages of 25.
+    for (const [index, body] of bodies.entries()) {
       alice.send(
         `<message xmlns="jabber:client" type="chat" to="jack@localhost" id="b-off-${index}"><body>off ${body}</body></message>`,
       );
     }
     await eventually(
-      () => alice.received.filter((s) => s.getChild('ack', ACK)?.attrs.id?.startsWith('b-off-')).length === 5,
+      () =>
+        alice.received.filter((s) => s.getChild('ack', ACK)?.attrs.id?.startsWith('b-off-')).length === 60,
+      20_000,
     );
     const back = await goOnline(system(), 'jack@localhost', 'pw');
     await eventually(
-      () => back.stanzas.filter((s) => s.getChildText('body')?.startsWith('off ')).length === 5,
+      () => back.stanzas.filter((s) => s.getChildText('body')?.startsWith('off ')).length === 60,
+      20_000,
     );
     assert.deepEqual(
       back.stanzas
         .filter((s) => s.getChildText('body')?.startsWith('off '))
         .map((s) => s.getChildText('body')),
-      bodies.slice(0, 5).map((body) => `off ${body}`),
+      bodies.map((body) => `off ${body}`),
     );
     alice.close();
     await back.xmpp.stop();
@@ -310,15 +330,20 @@ describe('one-to-one messaging', () => {
   test('limits: the offline quota gives resource-constraint; chat states are routed, never stored', async () => {
     const alice = await RawClient.connect(system().url);
     await alice.login('alice@localhost', 'pw', 'quota');
-    for (let index = 0; index < 6; index++) {
+    for (let index = 0; index < 61; index++) {
       alice.send(
         `<message xmlns="jabber:client" type="chat" to="kim@localhost" id="q-${index}"><body>q${index}</body></message>`,
       );
     }
-    const refused = await alice.next((s) => s.attrs.type === 'error' && s.attrs.id === 'q-5');
+    const refused = await alice.next((s) => s.attrs.type === 'error' && s.attrs.id === 'q-60', 20_000);
     assert.ok(refused.getChild('error')?.getChild('resource-constraint'));
     assert.equal(refused.getChild('error')?.attrs.type, 'wait');
-    assert.equal((await system().context.store.undelivered('kim@localhost', 10)).messages.length, 5);
+    assert.equal(
+      alice.received.filter((s) => s.attrs.type === 'error').length,
+      0,
+      'only the 61st is refused',
+    );
+    assert.equal((await system().context.store.undelivered('kim@localhost', 100)).messages.length, 60);
     alice.send(
       '<message xmlns="jabber:client" type="chat" to="leo@localhost" id="cs1"><active xmlns="http://jabber.org/protocol/chatstates"/></message>',
     );

@@ -20,7 +20,13 @@ export interface Config {
   readonly drainPageSize: number;
   /** Messages one invocation drains before it hands the rest to the next (docs/architecture.md). */
   readonly drainPerInvocation: number;
+  /** Contacts per roster. */
+  readonly rosterLimit: number;
+  /** `open`: anyone on the domain may message anyone; `roster`: only those the recipient approved. */
+  readonly messagePolicy: MessagePolicy;
 }
+
+export type MessagePolicy = 'open' | 'roster';
 
 export const DEFAULTS = {
   domain: 'localhost',
@@ -31,6 +37,8 @@ export const DEFAULTS = {
   retentionDays: 30,
   drainPageSize: 100,
   drainPerInvocation: 1000,
+  rosterLimit: 1000,
+  messagePolicy: 'open' as MessagePolicy,
 } as const;
 
 export function defaultConfig(domain: string = DEFAULTS.domain): Config {
@@ -50,6 +58,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
     retentionDays: positiveInt(env.RETENTION_DAYS, DEFAULTS.retentionDays),
     drainPageSize: Math.min(positiveInt(env.DRAIN_PAGE_SIZE, DEFAULTS.drainPageSize), 1000),
     drainPerInvocation: positiveInt(env.DRAIN_PER_INVOCATION, DEFAULTS.drainPerInvocation),
+    rosterLimit: positiveInt(env.ROSTER_LIMIT, DEFAULTS.rosterLimit),
+    messagePolicy: messagePolicy(env.MESSAGE_POLICY),
   };
 }
 
@@ -59,4 +69,11 @@ function positiveInt(value: string | undefined, fallback: number): number {
   if (!Number.isInteger(parsed) || parsed <= 0)
     throw new Error(`expected a positive integer, got "${value}"`);
   return parsed;
+}
+
+function messagePolicy(value: string | undefined): MessagePolicy {
+  if (value === undefined || value === '') return DEFAULTS.messagePolicy;
+  if (value !== 'open' && value !== 'roster')
+    throw new Error(`MESSAGE_POLICY must be open or roster, got "${value}"`);
+  return value;
 }

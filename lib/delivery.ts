@@ -24,6 +24,7 @@ export async function pushToSessions(
     sessions.map(async (session) => {
       const result = await ctx.gateway.post(session.connectionId, frame(session));
       if (result === 'ok') return session;
+      ctx.metrics?.count('GoneConnections');
       ctx.logger.info('push met a gone connection', {
         connectionId: session.connectionId,
         user: session.user,

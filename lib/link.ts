@@ -2,6 +2,7 @@
 import { type StreamErrorCondition, streamError } from './errors.ts';
 import { NS } from './ns.ts';
 import type { ConnectionRecord, Context } from './ports.ts';
+import { becomeUnavailable } from './presence.ts';
 import { type Element, xml } from './xml.ts';
 
 export const closeElement = () => xml('close', { xmlns: NS.framing });
@@ -34,6 +35,7 @@ export class Link {
     if (this.closed) return;
     const result = await this.ctx.gateway.post(this.connectionId, element.toString());
     if (result === 'gone') {
+      this.ctx.metrics?.count('GoneConnections');
       this.closed = true;
       await forgetConnection(this.ctx, this.record);
     }
@@ -70,6 +72,9 @@ export async function forgetConnection(
   connection: Pick<ConnectionRecord, 'connectionId' | 'user' | 'resource'>,
 ): Promise<void> {
   const { connectionId, user, resource } = connection;
-  if (user && resource) await ctx.store.deleteSession(user, resource, connectionId);
+  if (user && resource) {
+    await ctx.store.deleteSession(user, resource, connectionId);
+    await becomeUnavailable(ctx, { user, resource, connectionId });
+  }
   await ctx.store.deleteConnection(connectionId);
 }

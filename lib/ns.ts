@@ -14,6 +14,10 @@ export const NS = {
   receipts: 'urn:xmpp:receipts', // XEP-0184
   stanzaId: 'urn:xmpp:sid:0', // XEP-0359
   delay: 'urn:xmpp:delay', // XEP-0203
+  roster: 'jabber:iq:roster', // RFC 6121 §2
+  rosterVersioning: 'urn:xmpp:features:rosterver', // RFC 6121 §2.6
+  blocking: 'urn:xmpp:blocking', // XEP-0191
+  blockingErrors: 'urn:xmpp:blocking:errors', // XEP-0191
   /** The project's own server receipt (see README, "Server receipts"). */
   ack: 'urn:serverless-xmpp:ack:0',
 } as const;

@@ -18,6 +18,7 @@ export async function drain(ctx: Context, session: DrainTarget, after?: string):
   for (;;) {
     if (pushed >= perInvocation) {
       if (cursor) await ctx.continuations.continueDrain(session.connectionId, cursor);
+      ctx.metrics?.count('MessagesDrained', pushed);
       ctx.logger.info('drain continues in the next invocation', {
         connectionId: session.connectionId,
         pushed,
@@ -33,6 +34,8 @@ export async function drain(ctx: Context, session: DrainTarget, after?: string):
     for (const message of page.messages) {
       const result = await ctx.gateway.post(session.connectionId, deliverable(ctx, message, true));
       if (result === 'gone') {
+        ctx.metrics?.count('GoneConnections');
+        ctx.metrics?.count('MessagesDrained', pushed);
         // What was pushed without a receipt request counts; the rest waits for the next session.
         await ctx.store.markAllDelivered(deliveredNow);
         await forgetConnection(ctx, session);
@@ -47,6 +50,7 @@ export async function drain(ctx: Context, session: DrainTarget, after?: string):
     cursor = page.next;
   }
   await ctx.store.resetOfflineCount(session.user);
+  ctx.metrics?.count('MessagesDrained', pushed);
   if (pushed > 0)
     ctx.logger.info('drained', { connectionId: session.connectionId, user: session.user, pushed });
 }

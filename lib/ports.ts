@@ -2,6 +2,7 @@
 // gateway/management-api.ts (API Gateway Management API). Domain code never imports the SDK.
 import type { Config } from './config.ts';
 import type { ScramCredentials, ScramExchange } from './scram.ts';
+import type { SubscriptionState } from './subscription.ts';
 
 /** Where a connection is in RFC 6120 stream negotiation. */
 export type StreamState =
@@ -36,7 +37,36 @@ export interface SessionRecord {
   /** RFC 6121 §4.2: available once the client sent initial presence. */
   available: boolean;
   priority: number;
+  /** RFC 6121 §2.1.6: the session asked for the roster, so it gets roster pushes. */
+  interested?: boolean;
   expiresAt: number;
+}
+
+/** One contact in a user's roster (RFC 6121 §2.1.2). */
+export interface RosterItem extends SubscriptionState {
+  readonly contact: string;
+  readonly name?: string;
+  readonly groups: readonly string[];
+  /** False while the item only holds a subscription request the user has not answered. */
+  readonly listed: boolean;
+}
+
+export interface Roster {
+  readonly items: RosterItem[];
+  /** XEP-0237 style roster version: grows with every change. */
+  readonly version: number;
+}
+
+/** An available resource's last presence, where contacts' servers would find it. */
+export interface PresenceEntry {
+  readonly resource: string;
+  readonly connectionId: string;
+  readonly priority: number;
+  /** The last available presence, `from` stamped, without `to`. */
+  readonly stanza: string;
+  readonly expiresAt: number;
+  /** Directed presence sent outside the roster: they get unavailable when the session ends. */
+  readonly directed: readonly string[];
 }
 
 export interface UserRecord {
@@ -98,6 +128,25 @@ export interface Store {
     connectionId: string,
     changes: Pick<SessionRecord, 'available' | 'priority'>,
   ): Promise<void>;
+  markInterested(user: string, resource: string, connectionId: string): Promise<void>;
+
+  getRoster(user: string): Promise<Roster>;
+  getRosterItem(user: string, contact: string): Promise<RosterItem | undefined>;
+  /** Saves an item; returns the new roster version, or 'full' when adding it would pass `limit`. */
+  saveRosterItem(
+    user: string,
+    item: RosterItem,
+    options: { adds: boolean; limit: number },
+  ): Promise<number | 'full'>;
+  /** Removes an item; returns the new roster version. */
+  removeRosterItem(user: string, contact: string, options: { listed: boolean }): Promise<number>;
+
+  /** Available resources of many users, in batched requests. */
+  getPresences(users: readonly string[]): Promise<Map<string, PresenceEntry[]>>;
+  setPresence(user: string, entry: PresenceEntry): Promise<void>;
+  /** Removes a resource's entry while it still belongs to the connection; returns it. */
+  removePresence(user: string, resource: string, connectionId: string): Promise<PresenceEntry | undefined>;
+
   /** Whether the user exists, and their sessions: one request (strongly consistent by default). */
   getAccount(user: string, options?: { consistent?: boolean }): Promise<Account>;
 
@@ -137,6 +186,21 @@ export interface Logger {
   error(message: string, fields?: Record<string, unknown>): void;
 }
 
+/** The counters the service publishes (CloudWatch metrics in EMF on Lambda; lib/metrics.ts). */
+export type MetricName =
+  | 'StanzasHandled'
+  | 'MessagesStored'
+  | 'MessagesDelivered'
+  | 'MessagesDrained'
+  | 'ReceiptsRouted'
+  | 'GoneConnections'
+  | 'SaslFailures';
+
+export interface Metrics {
+  /** Adds `value` (default 1) to the counter; published at the end of the invocation. */
+  count(name: MetricName, value?: number): void;
+}
+
 /** Everything a core function needs, passed in. */
 export interface Context {
   readonly store: Store;
@@ -144,5 +208,7 @@ export interface Context {
   readonly continuations: Continuations;
   readonly config: Config;
   readonly logger: Logger;
+  /** Absent where nothing collects metrics (the local system). */
+  readonly metrics?: Metrics;
   readonly now: () => number;
 }

@@ -1,39 +1,203 @@
-// RFC 6121 §4: the part of presence this server acts on so far: a session becomes
-// available with its initial presence (and then gets what waited for it), changes its
-// priority, and becomes unavailable again. Subscriptions and broadcast come with the roster.
+// RFC 6121 §4: presence. A session becomes available with its initial presence: the
+// server broadcasts it to the contacts who may see it, probes the contacts the user may
+// see (their last presence, read in batches), re-delivers subscription requests still
+// unanswered, then drains the messages that waited. Updates are broadcast; unavailable
+// presence — sent, or implied when the session ends — goes to the same contacts and to
+// everyone the session sent directed presence to.
+import { pushToSessions, selectSessions } from './delivery.ts';
 import { StanzaError } from './errors.ts';
+import { bare } from './jid.ts';
 import type { Link } from './link.ts';
+import { NS } from './ns.ts';
 import { drain } from './offline.ts';
+import type { Context, PresenceEntry, RosterItem } from './ports.ts';
 import type { Target } from './router.ts';
-import type { Element } from './xml.ts';
+import { receivesPresenceFrom, sendsPresenceTo } from './subscription.ts';
+import { type Element, parseFrame, xml } from './xml.ts';
 
 /** RFC 6121 §4.7.2.3: an integer from -128 to 127, 0 when absent. */
 function priorityOf(presence: Element): number {
   const text = presence.getChildText('priority');
   if (text === null || text === undefined || text.trim() === '') return 0;
   const value = Number(text.trim());
-  if (!Number.isInteger(value) || value < -128 || value > 127)
+  if (!Number.isInteger(value) || value < -128 || value > 127) {
     throw new StanzaError('bad-request', 'priority is -128 to 127');
+  }
   return value;
+}
+
+/** A stored presence, addressed to one recipient. */
+function addressed(stanza: string, to: string): string {
+  const parsed = parseFrame(stanza);
+  const element = parsed.kind === 'elements' ? parsed.elements[0] : undefined;
+  if (!element) throw new Error('a stored presence does not parse');
+  element.attrs.to = to;
+  return element.toString();
+}
+
+const unavailable = (from: string, to: string) =>
+  xml('presence', { xmlns: NS.client, type: 'unavailable', from, to });
+
+/** Posts one frame per available resource of each user in `entriesByUser`. */
+async function toResources(
+  ctx: Context,
+  targets: ReadonlyMap<string, readonly PresenceEntry[]>,
+  frame: (to: string) => string,
+): Promise<void> {
+  const sessions = [...targets].flatMap(([user, entries]) =>
+    entries.map((entry) => ({ user, resource: entry.resource, connectionId: entry.connectionId })),
+  );
+  await pushToSessions(
+    ctx,
+    sessions.map((session) => ({ ...session, available: true, priority: 0, expiresAt: 0 })),
+    (session) => frame(`${session.user}/${session.resource}`),
+  );
+}
+
+function pick(presences: ReadonlyMap<string, PresenceEntry[]>, users: Iterable<string>) {
+  const picked = new Map<string, PresenceEntry[]>();
+  for (const user of users) picked.set(user, presences.get(user) ?? []);
+  return picked;
+}
+
+/** The contact now sees the user: every available resource's last presence (RFC 6121 §3.1.5). */
+export async function sendAvailablePresence(ctx: Context, user: string, contact: string): Promise<void> {
+  const presences = await ctx.store.getPresences([user, contact]);
+  // One element per WebSocket message (RFC 7395 §3.3.3): one post per resource.
+  for (const entry of presences.get(user) ?? []) {
+    await toResources(ctx, pick(presences, [contact]), (to) => addressed(entry.stanza, to));
+  }
+}
+
+/** The contact no longer sees the user (RFC 6121 §3.2.2, §3.3.3). */
+export async function sendUnavailablePresence(ctx: Context, user: string, contact: string): Promise<void> {
+  const presences = await ctx.store.getPresences([user, contact]);
+  const own = presences.get(user) ?? [];
+  for (const entry of own) {
+    await toResources(ctx, pick(presences, [contact]), (to) =>
+      unavailable(`${user}/${entry.resource}`, to).toString(),
+    );
+  }
+}
+
+async function contactsOf(ctx: Context, user: string) {
+  const roster = await ctx.store.getRoster(user);
+  return {
+    items: roster.items,
+    watchers: roster.items.filter(sendsPresenceTo).map((item) => item.contact),
+    watched: roster.items.filter(receivesPresenceFrom).map((item) => item.contact),
+  };
+}
+
+async function becomeAvailable(link: Link, presence: Element): Promise<void> {
+  const { ctx, record } = link;
+  const user = record.user as string;
+  const resource = record.resource as string;
+  const full = `${user}/${resource}`;
+  const priority = priorityOf(presence);
+  const account = await ctx.store.getAccount(user);
+  const session = account.sessions.find((candidate) => candidate.connectionId === record.connectionId);
+  if (!session) return;
+  const initial = !session.available;
+  const { items, watchers, watched } = await contactsOf(ctx, user);
+  const presences = await ctx.store.getPresences([user, ...watchers, ...(initial ? watched : [])]);
+  const previous = (presences.get(user) ?? []).find((entry) => entry.resource === resource);
+
+  const stanza = xml('presence', { xmlns: NS.client, from: full }, ...presence.getChildElements());
+  await ctx.store.updateSession(user, resource, record.connectionId, { available: true, priority });
+  await ctx.store.setPresence(user, {
+    resource,
+    connectionId: record.connectionId,
+    priority,
+    stanza: stanza.toString(),
+    expiresAt: record.expiresAt,
+    directed: previous?.directed ?? [],
+  });
+  // Broadcast to the contacts subscribed to the user, and to the user's other resources.
+  const others = (presences.get(user) ?? []).filter((entry) => entry.resource !== resource);
+  const audience = pick(presences, watchers);
+  audience.set(user, others);
+  await toResources(ctx, audience, (to) => addressed(stanza.toString(), to));
+  if (!initial) return;
+  // Probes (§4.3): the presence of the contacts the user is subscribed to, and of the
+  // user's other resources; then requests still waiting for an answer (§3.1.3).
+  const seen = [...watched.flatMap((contact) => presences.get(contact) ?? []), ...others];
+  for (const entry of seen) await link.send(parseAddressed(entry.stanza, full));
+  for (const item of items.filter((candidate: RosterItem) => candidate.pendingIn)) {
+    await link.send(xml('presence', { xmlns: NS.client, type: 'subscribe', from: item.contact, to: user }));
+  }
+  // Initial presence (§4.2) with a non-negative priority starts the offline drain.
+  if (priority >= 0) await drain(ctx, session);
+}
+
+function parseAddressed(stanza: string, to: string): Element {
+  const parsed = parseFrame(addressed(stanza, to));
+  return (parsed.kind === 'elements' ? parsed.elements[0] : undefined) as Element;
+}
+
+/**
+ * The session is no longer available: explicit unavailable presence, or the end of the
+ * session (close, $disconnect, a connection found gone). Contacts never see a ghost.
+ */
+export async function becomeUnavailable(
+  ctx: Context,
+  session: { user: string; resource: string; connectionId: string },
+  presence?: Element,
+): Promise<void> {
+  const removed = await ctx.store.removePresence(session.user, session.resource, session.connectionId);
+  if (!removed) return;
+  const full = `${session.user}/${session.resource}`;
+  const { watchers } = await contactsOf(ctx, session.user);
+  const presences = await ctx.store.getPresences([session.user, ...watchers, ...removed.directed]);
+  const audience = pick(presences, [...watchers, ...removed.directed]);
+  audience.set(
+    session.user,
+    (presences.get(session.user) ?? []).filter((entry) => entry.resource !== session.resource),
+  );
+  const status = presence?.getChildElements() ?? [];
+  await toResources(ctx, audience, (to) =>
+    xml('presence', { xmlns: NS.client, type: 'unavailable', from: full, to }, ...status).toString(),
+  );
+}
+
+/** RFC 6121 §4.6: presence sent to one contact or to someone outside the roster. */
+async function directedPresence(link: Link, presence: Element, target: Extract<Target, { kind: 'user' }>) {
+  const { ctx, record } = link;
+  const user = record.user as string;
+  const to = bare(target.jid);
+  if (target.jid.domain !== ctx.config.domain || !target.jid.local) return;
+  const account = await ctx.store.getAccount(to, { consistent: false });
+  if (!account.exists) return;
+  const frame = presence.toString();
+  await pushToSessions(ctx, selectSessions(account.sessions, target.jid.resource), () => frame);
+  // Remember it, so that the recipient gets unavailable presence when the session ends.
+  const type = presence.attrs.type;
+  const own = (await ctx.store.getPresences([user]))
+    .get(user)
+    ?.find((entry) => entry.resource === record.resource);
+  if (!own) return;
+  const directed = new Set(own.directed);
+  if (type === undefined) directed.add(to);
+  else if (type === 'unavailable') directed.delete(to);
+  else return;
+  await ctx.store.setPresence(user, { ...own, directed: [...directed] });
 }
 
 export async function handlePresence(link: Link, presence: Element, target: Target): Promise<void> {
   const { ctx, record } = link;
   const { user, resource } = record;
   if (!user || !resource) return;
-  const broadcast = target.kind === 'server' || target.kind === 'account' || presence.attrs.to === undefined;
-  if (!broadcast) return;
   const type = presence.attrs.type;
-  if (type === 'unavailable') {
-    await ctx.store.updateSession(user, resource, record.connectionId, { available: false, priority: 0 });
+  if (target.kind === 'remote') throw new StanzaError('remote-server-not-found');
+  if (target.kind === 'user') {
+    if (type === undefined || type === 'unavailable') await directedPresence(link, presence, target);
     return;
   }
-  if (type !== undefined) return;
-  const priority = priorityOf(presence);
-  const account = await ctx.store.getAccount(user);
-  const session = account.sessions.find((candidate) => candidate.connectionId === record.connectionId);
-  if (!session) return;
-  await ctx.store.updateSession(user, resource, record.connectionId, { available: true, priority });
-  // Initial presence (§4.2) with a non-negative priority starts the offline drain.
-  if (!session.available && priority >= 0) await drain(ctx, session);
+  if (type === 'unavailable') {
+    await ctx.store.updateSession(user, resource, record.connectionId, { available: false, priority: 0 });
+    await becomeUnavailable(ctx, { user, resource, connectionId: record.connectionId }, presence);
+    return;
+  }
+  if (type === undefined) await becomeAvailable(link, presence);
+  // probe and error from a client to the server need nothing
 }

@@ -116,6 +116,7 @@ async function succeed(link: Link, user: string, additionalData?: string): Promi
 async function fail(link: Link, condition: FailureCondition): Promise<void> {
   const failures = (link.record.saslFailures ?? 0) + 1;
   link.update({ state: 'opened', sasl: undefined, saslFailures: failures });
+  link.ctx.metrics?.count('SaslFailures');
   await link.send(xml('failure', { xmlns: NS.sasl }, xml(condition)));
   link.ctx.logger.info('sasl failure', { connectionId: link.connectionId, condition, failures });
   if (failures >= MAX_FAILURES) await link.fail('policy-violation', 'too many authentication failures');

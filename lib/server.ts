@@ -9,6 +9,7 @@ import { drain } from './offline.ts';
 import { pingHandlers } from './ping.ts';
 import type { Context } from './ports.ts';
 import { handlePresence } from './presence.ts';
+import { handleSubscription, isSubscriptionStanza, rosterHandlers } from './roster.ts';
 import { routeStanza, type StanzaHandlers } from './router.ts';
 import { handleClose, handleNegotiation, handleOpen, handleSessionIq } from './stream.ts';
 import { parseFrame } from './xml.ts';
@@ -28,7 +29,14 @@ export interface ConnectResponse {
 }
 
 export function stanzaHandlers(): StanzaHandlers {
-  return { iq: { ...pingHandlers, ...discoHandlers }, message: handleMessage, presence: handlePresence };
+  return {
+    iq: { ...pingHandlers, ...discoHandlers, ...rosterHandlers },
+    message: handleMessage,
+    presence: (link, stanza, target) =>
+      isSubscriptionStanza(stanza)
+        ? handleSubscription(link, stanza, target)
+        : handlePresence(link, stanza, target),
+  };
 }
 
 /** $connect: record the connection; it must exist before its first frame is handled. */

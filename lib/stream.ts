@@ -17,7 +17,11 @@ function features(link: Link): Element {
     'stream:features',
     { 'xmlns:stream': NS.stream },
     ...(authenticated
-      ? [xml('bind', { xmlns: NS.bind }), xml('session', { xmlns: NS.session }, xml('optional'))]
+      ? [
+          xml('bind', { xmlns: NS.bind }),
+          xml('session', { xmlns: NS.session }, xml('optional')),
+          xml('ver', { xmlns: NS.rosterVersioning }),
+        ]
       : [mechanismsFeature()]),
   );
 }

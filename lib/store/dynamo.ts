@@ -15,6 +15,11 @@
 // | (index byOrder)   | INBOX#<recipient>   | seq                | only undelivered messages have `seq`: one strongly      |
 // |                   |                     |                    | consistent query a page, in storage order (drain)       |
 // | Offline count     | INBOX#<recipient>   | #COUNT             | conditional ADD per message stored for an offline user  |
+// | Roster item       | ROSTER#<user>       | ITEM#<contact>     | whole roster in one query at login (bytes/4 KB RU); one |
+// |                   |                     |                    | item get per subscription stanza; put per change (1 WU) |
+// | Roster version    | ROSTER#<user>       | #META              | ADD ver (and count, bounded by the limit) per change    |
+// | Presence          | USER#<user>         | #PRESENCE          | map resource -> last available presence; contacts' items|
+// |                   |                     |                    | are read with BatchGetItem, 100 a request (0.5 RU each) |
 //
 // The USER# partition holds only the credentials and the sessions, so routing reads it
 // whole: whether the user exists and where they are, in one query (0.5 RU, 1 consistent).
@@ -29,6 +34,7 @@ import { randomBytes } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
+  BatchGetCommand,
   BatchWriteCommand,
   DeleteCommand,
   DynamoDBDocumentClient,
@@ -43,6 +49,9 @@ import type {
   Account,
   ConnectionRecord,
   InboxPage,
+  PresenceEntry,
+  Roster,
+  RosterItem,
   SessionRecord,
   Store,
   StoredMessage,
@@ -60,7 +69,25 @@ const key = {
     sk: `MSG#${sender}#${id}`,
   }),
   offlineCount: (recipient: string) => ({ pk: `INBOX#${recipient}`, sk: '#COUNT' }),
+  rosterItem: (user: string, contact: string) => ({ pk: `ROSTER#${user}`, sk: `ITEM#${contact}` }),
+  rosterMeta: (user: string) => ({ pk: `ROSTER#${user}`, sk: '#META' }),
+  presence: (user: string) => ({ pk: `USER#${user}`, sk: '#PRESENCE' }),
 };
+
+function toRosterItem(item: Record<string, unknown>): RosterItem {
+  return {
+    contact: item.contact as string,
+    name: (item.name as string | undefined) || undefined,
+    groups: (item.groups as string[] | undefined) ?? [],
+    subscription: (item.subscription as RosterItem['subscription']) ?? 'none',
+    askOut: item.askOut === true,
+    pendingIn: item.pendingIn === true,
+    listed: item.listed !== false,
+  };
+}
+
+/** DynamoDB BatchGetItem takes at most 100 keys. */
+const BATCH_GET_LIMIT = 100;
 
 const COMPRESS_ABOVE = 200;
 
@@ -455,6 +482,186 @@ export class DynamoStore implements Store {
       new DeleteCommand({ TableName: this.tableName, Key: key.offlineCount(recipient) }),
     );
   }
+
+  async markInterested(user: string, resource: string, connectionId: string): Promise<void> {
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key.session(user, resource),
+          UpdateExpression: 'SET interested = :yes',
+          ConditionExpression: 'connectionId = :connectionId',
+          ExpressionAttributeValues: { ':yes': true, ':connectionId': connectionId },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+  }
+
+  async getRoster(user: string): Promise<Roster> {
+    const items: RosterItem[] = [];
+    let version = 0;
+    let ExclusiveStartKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': `ROSTER#${user}` },
+          ConsistentRead: true,
+          ExclusiveStartKey,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        if (item.sk === '#META') version = (item.ver as number) ?? 0;
+        else items.push(toRosterItem(item));
+      }
+      ExclusiveStartKey = page.LastEvaluatedKey;
+    } while (ExclusiveStartKey);
+    return { items, version };
+  }
+
+  async getRosterItem(user: string, contact: string): Promise<RosterItem | undefined> {
+    const { Item } = await this.client.send(
+      new GetCommand({ TableName: this.tableName, Key: key.rosterItem(user, contact), ConsistentRead: true }),
+    );
+    return Item ? toRosterItem(Item) : undefined;
+  }
+
+  private async bumpRosterVersion(
+    user: string,
+    countChange: number,
+    limit?: number,
+  ): Promise<number | 'full'> {
+    try {
+      const { Attributes } = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key.rosterMeta(user),
+          UpdateExpression: 'ADD ver :one, #count :change',
+          ConditionExpression:
+            countChange > 0 && limit !== undefined
+              ? 'attribute_not_exists(#count) OR #count < :limit'
+              : undefined,
+          ExpressionAttributeNames: { '#count': 'count' },
+          ExpressionAttributeValues: {
+            ':one': 1,
+            ':change': countChange,
+            ...(countChange > 0 && limit !== undefined ? { ':limit': limit } : {}),
+          },
+          ReturnValues: 'UPDATED_NEW',
+        }),
+      );
+      return Attributes?.ver as number;
+    } catch (error) {
+      if (isConditionFailure(error)) return 'full';
+      throw error;
+    }
+  }
+
+  async saveRosterItem(
+    user: string,
+    item: RosterItem,
+    options: { adds: boolean; limit: number },
+  ): Promise<number | 'full'> {
+    const version = await this.bumpRosterVersion(user, options.adds ? 1 : 0, options.limit);
+    if (version === 'full') return version;
+    await this.client.send(
+      new PutCommand({ TableName: this.tableName, Item: { ...key.rosterItem(user, item.contact), ...item } }),
+    );
+    return version;
+  }
+
+  async removeRosterItem(user: string, contact: string, options: { listed: boolean }): Promise<number> {
+    await this.client.send(
+      new DeleteCommand({ TableName: this.tableName, Key: key.rosterItem(user, contact) }),
+    );
+    return (await this.bumpRosterVersion(user, options.listed ? -1 : 0)) as number;
+  }
+
+  async getPresences(users: readonly string[]): Promise<Map<string, PresenceEntry[]>> {
+    const result = new Map<string, PresenceEntry[]>();
+    const unique = [...new Set(users)];
+    for (let start = 0; start < unique.length; start += BATCH_GET_LIMIT) {
+      let keys: Record<string, unknown>[] | undefined = unique
+        .slice(start, start + BATCH_GET_LIMIT)
+        .map((user) => key.presence(user));
+      for (let attempt = 0; keys && keys.length > 0; attempt++) {
+        if (attempt > 0)
+          await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * 2 ** attempt)));
+        const page = await this.client.send(
+          new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys } } }),
+        );
+        for (const item of page.Responses?.[this.tableName] ?? []) {
+          const user = String(item.pk).slice('USER#'.length);
+          const entries = Object.values((item.resources as Record<string, PresenceEntry> | undefined) ?? {});
+          result.set(
+            user,
+            entries.filter((entry) => this.live(entry)),
+          );
+        }
+        keys = page.UnprocessedKeys?.[this.tableName]?.Keys as Record<string, unknown>[] | undefined;
+      }
+    }
+    return result;
+  }
+
+  async setPresence(user: string, entry: PresenceEntry): Promise<void> {
+    const update = () =>
+      this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key.presence(user),
+          UpdateExpression: 'SET resources.#resource = :entry',
+          ConditionExpression: 'attribute_exists(resources)',
+          ExpressionAttributeNames: { '#resource': entry.resource },
+          ExpressionAttributeValues: { ':entry': entry },
+        }),
+      );
+    try {
+      await update();
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      // The first presence of this user: create the map, unless someone else just did.
+      try {
+        await this.client.send(
+          new PutCommand({
+            TableName: this.tableName,
+            Item: { ...key.presence(user), resources: { [entry.resource]: entry } },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        );
+      } catch (again) {
+        if (!isConditionFailure(again)) throw again;
+        await update();
+      }
+    }
+  }
+
+  async removePresence(
+    user: string,
+    resource: string,
+    connectionId: string,
+  ): Promise<PresenceEntry | undefined> {
+    try {
+      const { Attributes } = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key.presence(user),
+          UpdateExpression: 'REMOVE resources.#resource',
+          ConditionExpression: 'resources.#resource.connectionId = :connectionId',
+          ExpressionAttributeNames: { '#resource': resource },
+          ExpressionAttributeValues: { ':connectionId': connectionId },
+          ReturnValues: 'UPDATED_OLD',
+        }),
+      );
+      return (Attributes?.resources as Record<string, PresenceEntry> | undefined)?.[resource];
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      return undefined;
+    }
+  }
 }
 
 function toSession(item: Record<string, unknown>): SessionRecord {
@@ -464,6 +671,7 @@ function toSession(item: Record<string, unknown>): SessionRecord {
     connectionId: item.connectionId as string,
     available: item.available as boolean,
     priority: item.priority as number,
+    interested: item.interested === true,
     expiresAt: item.expiresAt as number,
   };
 }

@@ -210,7 +210,7 @@ describe('one-to-one messaging', () => {
     await eventually(
       async () => (await system().context.store.getAccount('frank@localhost')).sessions.length === 0,
     );
-    assert.equal(await system().context.store.getConnection(frankConnection), undefined);
+    await eventually(async () => (await system().context.store.getConnection(frankConnection)) === undefined);
     assert.equal((await system().context.store.undelivered('frank@localhost', 10)).messages.length, 1);
     frank.xmpp.stop().catch(() => {});
     const back = await goOnline(system(), 'frank@localhost', 'pw');

@@ -5,7 +5,7 @@ import type { IqHandlers } from './router.ts';
 import { xml } from './xml.ts';
 
 /** Only what is implemented is advertised (never XEP-0198 or SASL2 before they work). */
-export const SERVER_FEATURES = [NS.discoInfo, NS.discoItems, NS.ping] as const;
+export const SERVER_FEATURES = [NS.discoInfo, NS.discoItems, NS.ping, NS.blocking, 'msgoffline'] as const;
 
 export const discoHandlers: IqHandlers = {
   [`get query ${NS.discoInfo}`]: async ({ payload, target }) => {

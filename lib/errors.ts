@@ -84,6 +84,8 @@ export class StanzaError extends Error {
     readonly condition: StanzaErrorCondition,
     readonly text?: string,
     type?: StanzaErrorType,
+    /** An application-specific condition (RFC 6120 §8.3.2), e.g. XEP-0191's <blocked/>. */
+    readonly application?: Element,
   ) {
     super(text ?? condition);
     this.type = type ?? DEFAULT_TYPE[condition];
@@ -112,6 +114,7 @@ export function stanzaErrorReply(stanza: Element, error: StanzaError, from: stri
       { type: error.type, by: undefined },
       xml(error.condition, { xmlns: NS.stanzas }),
       error.text && xml('text', { xmlns: NS.stanzas, 'xml:lang': 'en' }, error.text),
+      error.application,
     ),
   );
   return reply;

@@ -1,5 +1,6 @@
 // Messages between users: RFC 6121 §8 routing, the project's server receipt, storage
 // before delivery, XEP-0184 delivery receipts and XEP-0359 stanza ids (DESIGN.md §3).
+import { blockedError, blockVerdict } from './blocking.ts';
 import { pushToSessions, selectSessions } from './delivery.ts';
 import { StanzaError } from './errors.ts';
 import { sequenceId, stanzaId } from './ids.ts';
@@ -91,12 +92,25 @@ async function acknowledgeDelivery(link: Link, receipt: Element, originalSender:
 /** Headlines, errors and body-less messages (chat states) go to live sessions only. */
 async function routeLive(link: Link, stanza: Element, recipient: string, resource?: string): Promise<void> {
   const account = await link.ctx.store.getAccount(recipient, { consistent: false });
+  const quiet = stanza.attrs.type === 'error' || stanza.attrs.type === 'headline';
   if (!account.exists) {
-    if (stanza.attrs.type === 'error' || stanza.attrs.type === 'headline') return;
+    if (quiet) return;
+    throw new StanzaError('service-unavailable');
+  }
+  const verdict = blockVerdict(account, link.record.user as string);
+  if (verdict === 'sender-blocks') throw blockedError();
+  if (verdict === 'recipient-blocks') {
+    if (quiet) return;
     throw new StanzaError('service-unavailable');
   }
   const frame = stanza.toString();
   await pushToSessions(link.ctx, selectSessions(account.sessions, resource), () => frame);
+}
+
+/** The friends-only policy: the recipient lets the sender see their presence (from or both). */
+async function approvedBy(ctx: Context, recipient: string, sender: string): Promise<boolean> {
+  const item = await ctx.store.getRosterItem(recipient, sender);
+  return item?.subscription === 'from' || item?.subscription === 'both';
 }
 
 async function storeAndPush(
@@ -111,6 +125,13 @@ async function storeAndPush(
   const receiptOnly = isReceipt(stanza) && !stanza.getChild('body');
   const account = await ctx.store.getAccount(recipient, { consistent: !receiptOnly });
   if (!account.exists) throw new StanzaError('service-unavailable');
+  // XEP-0191 §3.4–§3.5: nothing passes a block, either way.
+  const verdict = blockVerdict(account, sender);
+  if (verdict === 'sender-blocks') throw blockedError();
+  if (verdict === 'recipient-blocks') throw new StanzaError('service-unavailable');
+  if (!receiptOnly && ctx.config.messagePolicy === 'roster' && !(await approvedBy(ctx, recipient, sender))) {
+    throw new StanzaError('subscription-required', 'the recipient has not approved you as a contact');
+  }
   let targets = selectSessions(account.sessions, resource);
   if (receiptOnly && targets.length > 0) {
     const frame = stanza.toString();

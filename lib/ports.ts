@@ -39,6 +39,8 @@ export interface SessionRecord {
   priority: number;
   /** RFC 6121 §2.1.6: the session asked for the roster, so it gets roster pushes. */
   interested?: boolean;
+  /** XEP-0191 §3.3: the session asked for the blocklist, so it gets blocklist pushes. */
+  blocklistInterested?: boolean;
   expiresAt: number;
 }
 
@@ -101,6 +103,10 @@ export interface InboxPage {
 export interface Account {
   readonly exists: boolean;
   readonly sessions: SessionRecord[];
+  /** XEP-0191: the JIDs this user blocks. */
+  readonly blocks: ReadonlySet<string>;
+  /** The users who block this user (the reverse entries), so one read answers both ways. */
+  readonly blockedBy: ReadonlySet<string>;
 }
 
 export interface Store {
@@ -128,7 +134,19 @@ export interface Store {
     connectionId: string,
     changes: Pick<SessionRecord, 'available' | 'priority'>,
   ): Promise<void>;
-  markInterested(user: string, resource: string, connectionId: string): Promise<void>;
+  /** RFC 6121 §2.1.6 roster pushes, or XEP-0191 §3.3 blocklist pushes. */
+  markInterested(
+    user: string,
+    resource: string,
+    connectionId: string,
+    what?: 'roster' | 'blocklist',
+  ): Promise<void>;
+
+  /** XEP-0191: the user's blocklist. */
+  getBlocklist(user: string): Promise<string[]>;
+  block(user: string, jids: readonly string[]): Promise<void>;
+  /** Unblocks the given JIDs (all when none are given); returns those that were unblocked. */
+  unblock(user: string, jids?: readonly string[]): Promise<string[]>;
 
   getRoster(user: string): Promise<Roster>;
   getRosterItem(user: string, contact: string): Promise<RosterItem | undefined>;

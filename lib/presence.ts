@@ -4,6 +4,7 @@
 // unanswered, then drains the messages that waited. Updates are broadcast; unavailable
 // presence — sent, or implied when the session ends — goes to the same contacts and to
 // everyone the session sent directed presence to.
+import { blockedError, blockVerdict } from './blocking.ts';
 import { pushToSessions, selectSessions } from './delivery.ts';
 import { StanzaError } from './errors.ts';
 import { bare } from './jid.ts';
@@ -99,7 +100,12 @@ async function becomeAvailable(link: Link, presence: Element): Promise<void> {
   const session = account.sessions.find((candidate) => candidate.connectionId === record.connectionId);
   if (!session) return;
   const initial = !session.available;
-  const { items, watchers, watched } = await contactsOf(ctx, user);
+  // Nobody blocked either way sees the user's presence or is probed (XEP-0191 §3.3).
+  const unblocked = (contact: string) => !account.blocks.has(contact) && !account.blockedBy.has(contact);
+  const contacts = await contactsOf(ctx, user);
+  const { items } = contacts;
+  const watchers = contacts.watchers.filter(unblocked);
+  const watched = contacts.watched.filter(unblocked);
   const presences = await ctx.store.getPresences([user, ...watchers, ...(initial ? watched : [])]);
   const previous = (presences.get(user) ?? []).find((entry) => entry.resource === resource);
 
@@ -123,7 +129,9 @@ async function becomeAvailable(link: Link, presence: Element): Promise<void> {
   // user's other resources; then requests still waiting for an answer (§3.1.3).
   const seen = [...watched.flatMap((contact) => presences.get(contact) ?? []), ...others];
   for (const entry of seen) await link.send(parseAddressed(entry.stanza, full));
-  for (const item of items.filter((candidate: RosterItem) => candidate.pendingIn)) {
+  for (const item of items.filter(
+    (candidate: RosterItem) => candidate.pendingIn && unblocked(candidate.contact),
+  )) {
     await link.send(xml('presence', { xmlns: NS.client, type: 'subscribe', from: item.contact, to: user }));
   }
   // Initial presence (§4.2) with a non-negative priority starts the offline drain.
@@ -168,6 +176,9 @@ async function directedPresence(link: Link, presence: Element, target: Extract<T
   if (target.jid.domain !== ctx.config.domain || !target.jid.local) return;
   const account = await ctx.store.getAccount(to, { consistent: false });
   if (!account.exists) return;
+  const verdict = blockVerdict(account, user);
+  if (verdict === 'sender-blocks') throw blockedError();
+  if (verdict === 'recipient-blocks') return;
   const frame = presence.toString();
   await pushToSessions(ctx, selectSessions(account.sessions, target.jid.resource), () => frame);
   // Remember it, so that the recipient gets unavailable presence when the session ends.

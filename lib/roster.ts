@@ -1,6 +1,7 @@
 // RFC 6121 §2 (roster management, with §2.6 versioning) and §3 (subscriptions): the
 // roster get/set handlers, roster pushes to interested resources, and the routing of
 // subscribe / subscribed / unsubscribe / unsubscribed between two users of this domain.
+import { blockedError, blockVerdict } from './blocking.ts';
 import { pushToSessions, selectSessions } from './delivery.ts';
 import { StanzaError } from './errors.ts';
 import { stanzaId } from './ids.ts';
@@ -183,6 +184,9 @@ export async function handleSubscription(link: Link, presence: Element, target: 
   if (target.kind !== 'user' || !target.jid.local || target.jid.domain !== ctx.config.domain) return;
   const contact = bare(target.jid);
   const account = await ctx.store.getAccount(contact, { consistent: false });
+  const verdict = account.exists ? blockVerdict(account, user) : undefined;
+  if (verdict === 'sender-blocks') throw blockedError();
+  if (verdict === 'recipient-blocks') return; // XEP-0191 §3.4: dropped without a word
   if (!account.exists) {
     // RFC 6121 §3.1.3: a request to nobody is answered as refused.
     if (type === 'subscribe')

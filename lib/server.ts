@@ -1,5 +1,6 @@
 // The three entry points the WebSocket routes call: $connect, one frame, $disconnect.
 // Every frame of one connection arrives here in order (docs/architecture.md, "Order").
+import { blockingHandlers } from './blocking.ts';
 import { discoHandlers } from './disco.ts';
 import { streamError } from './errors.ts';
 import { closeElement, forgetConnection, Link } from './link.ts';
@@ -30,7 +31,7 @@ export interface ConnectResponse {
 
 export function stanzaHandlers(): StanzaHandlers {
   return {
-    iq: { ...pingHandlers, ...discoHandlers, ...rosterHandlers },
+    iq: { ...pingHandlers, ...discoHandlers, ...rosterHandlers, ...blockingHandlers },
     message: handleMessage,
     presence: (link, stanza, target) =>
       isSubscriptionStanza(stanza)

@@ -18,6 +18,8 @@
 // | Roster item       | ROSTER#<user>       | ITEM#<contact>     | whole roster in one query at login (bytes/4 KB RU); one |
 // |                   |                     |                    | item get per subscription stanza; put per change (1 WU) |
 // | Roster version    | ROSTER#<user>       | #META              | ADD ver (and count, bounded by the limit) per change    |
+// | Block             | USER#<user>         | BLOCK#<jid>        | XEP-0191 blocklist; with the reverse entry below, one   |
+// | Blocked by        | USER#<jid>          | BLOCKEDBY#<user>   | routing query answers "blocked either way" (2 WU/block) |
 // | Presence          | USER#<user>         | #PRESENCE          | map resource -> last available presence; contacts' items|
 // |                   |                     |                    | are read with BatchGetItem, 100 a request (0.5 RU each) |
 //
@@ -351,8 +353,16 @@ export class DynamoStore implements Store {
         ConsistentRead: options.consistent ?? true,
       }),
     );
+    const suffixes = (prefix: string) =>
+      new Set(
+        Items.filter((item) => String(item.sk).startsWith(prefix)).map((item) =>
+          String(item.sk).slice(prefix.length),
+        ),
+      );
     return {
       exists: Items.some((item) => item.sk === '#USER'),
+      blocks: suffixes('BLOCK#'),
+      blockedBy: suffixes('BLOCKEDBY#'),
       sessions: Items.filter((item) => String(item.sk).startsWith('SESSION#'))
         .map(toSession)
         .filter((session) => this.live(session)),
@@ -483,13 +493,18 @@ export class DynamoStore implements Store {
     );
   }
 
-  async markInterested(user: string, resource: string, connectionId: string): Promise<void> {
+  async markInterested(
+    user: string,
+    resource: string,
+    connectionId: string,
+    what: 'roster' | 'blocklist' = 'roster',
+  ): Promise<void> {
     try {
       await this.client.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: key.session(user, resource),
-          UpdateExpression: 'SET interested = :yes',
+          UpdateExpression: what === 'roster' ? 'SET interested = :yes' : 'SET blocklistInterested = :yes',
           ConditionExpression: 'connectionId = :connectionId',
           ExpressionAttributeValues: { ':yes': true, ':connectionId': connectionId },
         }),
@@ -662,6 +677,53 @@ export class DynamoStore implements Store {
       return undefined;
     }
   }
+
+  async getBlocklist(user: string): Promise<string[]> {
+    const { Items = [] } = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+        ExpressionAttributeValues: { ':pk': `USER#${user}`, ':prefix': 'BLOCK#' },
+        ConsistentRead: true,
+      }),
+    );
+    return Items.map((item) => String(item.sk).slice('BLOCK#'.length));
+  }
+
+  private async writeBlocks(requests: Record<string, unknown>[]): Promise<void> {
+    for (let start = 0; start < requests.length; start += BATCH_WRITE_LIMIT) {
+      let pending: Record<string, unknown>[] | undefined = requests.slice(start, start + BATCH_WRITE_LIMIT);
+      for (let attempt = 0; pending && pending.length > 0; attempt++) {
+        if (attempt > 0)
+          await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * 2 ** attempt)));
+        const result = await this.client.send(
+          new BatchWriteCommand({ RequestItems: { [this.tableName]: pending as never } }),
+        );
+        pending = result.UnprocessedItems?.[this.tableName] as Record<string, unknown>[] | undefined;
+      }
+    }
+  }
+
+  async block(user: string, jids: readonly string[]): Promise<void> {
+    await this.writeBlocks(
+      jids.flatMap((jid) => [
+        { PutRequest: { Item: { pk: `USER#${user}`, sk: `BLOCK#${jid}` } } },
+        { PutRequest: { Item: { pk: `USER#${jid}`, sk: `BLOCKEDBY#${user}` } } },
+      ]),
+    );
+  }
+
+  async unblock(user: string, jids?: readonly string[]): Promise<string[]> {
+    const current = await this.getBlocklist(user);
+    const removed = jids ? current.filter((jid) => jids.includes(jid)) : current;
+    await this.writeBlocks(
+      removed.flatMap((jid) => [
+        { DeleteRequest: { Key: { pk: `USER#${user}`, sk: `BLOCK#${jid}` } } },
+        { DeleteRequest: { Key: { pk: `USER#${jid}`, sk: `BLOCKEDBY#${user}` } } },
+      ]),
+    );
+    return removed;
+  }
 }
 
 function toSession(item: Record<string, unknown>): SessionRecord {
@@ -672,6 +734,7 @@ function toSession(item: Record<string, unknown>): SessionRecord {
     available: item.available as boolean,
     priority: item.priority as number,
     interested: item.interested === true,
+    blocklistInterested: item.blocklistInterested === true,
     expiresAt: item.expiresAt as number,
   };
 }

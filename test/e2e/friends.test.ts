@@ -202,3 +202,121 @@ describe('friends', () => {
     await erin.xmpp.stop();
   });
 });
+
+const BLOCKING = 'urn:xmpp:blocking';
+
+async function chatError(session: Session, to: string, id: string): Promise<Element> {
+  await session.xmpp.send(xml('message', { type: 'chat', to, id }, xml('body', {}, 'hi')));
+  return waitForStanza(session.stanzas, (s) => s.attrs.id === id && s.attrs.type === 'error');
+}
+
+describe('friends-only policy', () => {
+  const system = useLocalSystem({ config: { messagePolicy: 'roster' } });
+
+  test('a chat to someone who has not approved the sender is refused; requests and receipts pass', async () => {
+    for (const user of ['amy', 'ben']) await addUser(system(), `${user}@localhost`, 'pw');
+    const amy = await login(system(), 'amy@localhost');
+    const ben = await login(system(), 'ben@localhost');
+    const refused = await chatError(amy, 'ben@localhost', 'p1');
+    assert.ok(refused.getChild('error')?.getChild('subscription-required'));
+    assert.equal(refused.getChild('error')?.attrs.type, 'auth');
+    assert.equal((await system().context.store.undelivered('ben@localhost', 10)).messages.length, 0);
+    await sleep(100);
+    assert.equal(ben.stanzas.filter((s) => s.getChildText('body') === 'hi').length, 0);
+
+    await amy.xmpp.send(xml('presence', { to: 'ben@localhost', type: 'subscribe' }));
+    await waitForStanza(ben.stanzas, presenceFrom('amy@localhost', 'subscribe'));
+    await ben.xmpp.send(xml('presence', { to: 'amy@localhost', type: 'subscribed' }));
+    await waitForStanza(amy.stanzas, rosterPush('ben@localhost', 'to'));
+    await amy.xmpp.send(
+      xml(
+        'message',
+        { type: 'chat', to: 'ben@localhost', id: 'p2' },
+        xml('body', {}, 'approved'),
+        xml('request', { xmlns: 'urn:xmpp:receipts' }),
+      ),
+    );
+    const got = await waitForStanza(ben.stanzas, (s) => s.getChildText('body') === 'approved');
+    // Ben has not been approved by Amy: his chat is refused, his receipt is not.
+    assert.ok(
+      (await chatError(ben, 'amy@localhost', 'p3')).getChild('error')?.getChild('subscription-required'),
+    );
+    await ben.xmpp.send(
+      xml(
+        'message',
+        { to: got.attrs.from, type: 'chat' },
+        xml('received', { xmlns: 'urn:xmpp:receipts', id: 'p2' }),
+      ),
+    );
+    await waitForStanza(amy.stanzas, (s) => s.getChild('received')?.attrs.id === 'p2');
+    await amy.xmpp.stop();
+    await ben.xmpp.stop();
+  });
+});
+
+describe('blocking (XEP-0191)', () => {
+  const system = useLocalSystem();
+
+  test('blocked senders reach nobody, the blocker cannot write to them, unblock restores it', async () => {
+    for (const user of ['gus', 'hal']) await addUser(system(), `${user}@localhost`, 'pw');
+    const gus = await login(system(), 'gus@localhost');
+    const hal = await login(system(), 'hal@localhost');
+    const other = await connectClient(system(), 'gus@localhost', 'pw', 'desk');
+    await other.xmpp.iqCaller.request(xml('iq', { type: 'get' }, xml('blocklist', { xmlns: BLOCKING })));
+
+    await gus.xmpp.iqCaller.request(
+      xml('iq', { type: 'set' }, xml('block', { xmlns: BLOCKING }, xml('item', { jid: 'hal@localhost' }))),
+    );
+    const push = await waitForStanza(other.stanzas, (s) => s.getChild('block', BLOCKING) !== undefined);
+    assert.equal(push.getChild('block')?.getChild('item')?.attrs.jid, 'hal@localhost');
+    const list = (await gus.xmpp.iqCaller.request(
+      xml('iq', { type: 'get' }, xml('blocklist', { xmlns: BLOCKING })),
+    )) as Element;
+    assert.deepEqual(
+      list
+        .getChild('blocklist')
+        ?.getChildren('item')
+        .map((item) => item.attrs.jid),
+      ['hal@localhost'],
+    );
+
+    const fromBlocked = await chatError(hal, 'gus@localhost', 'b1');
+    assert.ok(fromBlocked.getChild('error')?.getChild('service-unavailable'));
+    const toBlocked = await chatError(gus, 'hal@localhost', 'b2');
+    assert.ok(toBlocked.getChild('error')?.getChild('not-acceptable'));
+    assert.ok(toBlocked.getChild('error')?.getChild('blocked', 'urn:xmpp:blocking:errors'));
+    await hal.xmpp.send(xml('presence', { to: 'gus@localhost', type: 'subscribe' }));
+    await sleep(200);
+    assert.equal(gus.stanzas.filter(presenceFrom('hal@localhost', 'subscribe')).length, 0);
+    assert.equal((await system().context.store.undelivered('gus@localhost', 10)).messages.length, 0);
+
+    await gus.xmpp.iqCaller.request(xml('iq', { type: 'set' }, xml('unblock', { xmlns: BLOCKING })));
+    await waitForStanza(other.stanzas, (s) => s.getChild('unblock', BLOCKING) !== undefined);
+    await hal.xmpp.send(
+      xml('message', { type: 'chat', to: 'gus@localhost', id: 'b3' }, xml('body', {}, 'again')),
+    );
+    await waitForStanza(gus.stanzas, (s) => s.getChildText('body') === 'again');
+    await gus.xmpp.stop();
+    await other.xmpp.stop();
+    await hal.xmpp.stop();
+  });
+
+  test('the domain advertises urn:xmpp:blocking', async () => {
+    await addUser(system(), 'ian@localhost', 'pw');
+    const ian = await connectClient(system(), 'ian@localhost', 'pw');
+    const info = (await ian.xmpp.iqCaller.request(
+      xml(
+        'iq',
+        { type: 'get', to: 'localhost' },
+        xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' }),
+      ),
+    )) as Element;
+    assert.ok(
+      info
+        .getChild('query')
+        ?.getChildren('feature')
+        .some((f) => f.attrs.var === BLOCKING),
+    );
+    await ian.xmpp.stop();
+  });
+});

@@ -1,8 +1,8 @@
 // $connect: records the connection and negotiates the `xmpp` subprotocol (RFC 7395 §3.1).
-import type { APIGatewayProxyResultV2 } from 'aws-lambda';
+import type { APIGatewayProxyResultV2, Context as LambdaContext } from 'aws-lambda';
 import type { Context } from '../lib/ports.ts';
 import { onConnect } from '../lib/server.ts';
-import { createContext, lazyContext, settingsFromEnv } from './runtime.ts';
+import { createContext, endInvocation, lazyContext, settingsFromEnv, startInvocation } from './runtime.ts';
 
 export interface ConnectEvent {
   requestContext: { connectionId: string; routeKey: string; eventType: 'CONNECT' };
@@ -20,15 +20,21 @@ export function offeredSubprotocols(headers: ConnectEvent['headers']): string[] 
 }
 
 export function createConnectHandler(context: () => Context) {
-  return async (event: ConnectEvent): Promise<APIGatewayProxyResultV2> => {
-    const response = await onConnect(context(), {
-      connectionId: event.requestContext.connectionId,
-      subprotocols: offeredSubprotocols(event.headers),
-    });
-    return {
-      statusCode: response.statusCode,
-      headers: response.subprotocol ? { 'Sec-WebSocket-Protocol': response.subprotocol } : undefined,
-    };
+  return async (event: ConnectEvent, invocation?: LambdaContext): Promise<APIGatewayProxyResultV2> => {
+    const ctx = context();
+    startInvocation(ctx, invocation);
+    try {
+      const response = await onConnect(ctx, {
+        connectionId: event.requestContext.connectionId,
+        subprotocols: offeredSubprotocols(event.headers),
+      });
+      return {
+        statusCode: response.statusCode,
+        headers: response.subprotocol ? { 'Sec-WebSocket-Protocol': response.subprotocol } : undefined,
+      };
+    } finally {
+      endInvocation(ctx);
+    }
   };
 }
 

@@ -1,12 +1,15 @@
 // Builds the adapters once per Lambda container (or once per local system) from
 // settings, and hands the core a Context. The only place the handlers read the environment.
+import { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
+import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools/metrics';
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import type { Context as LambdaContext } from 'aws-lambda';
 import { type Config, configFromEnv } from '../lib/config.ts';
 import { ManagementApiGateway } from '../lib/gateway/management-api.ts';
 import { SqsContinuations } from '../lib/gateway/sqs-continuations.ts';
-import type { Context, Continuations, Logger } from '../lib/ports.ts';
+import type { Context, Continuations, Logger, MetricName, Metrics } from '../lib/ports.ts';
 import { type CapacityMeter, meterCapacity } from '../lib/store/capacity.ts';
 import { DynamoStore } from '../lib/store/dynamo.ts';
 
@@ -23,6 +26,10 @@ export interface RuntimeSettings {
   readonly framesQueueUrl?: string;
   /** Sums the capacity units every DynamoDB request consumes (benchmarks). */
   readonly capacityMeter?: CapacityMeter;
+  /** CloudWatch namespace of the metrics; without it nothing is published (the local system). */
+  readonly metricsNamespace?: string;
+  /** The `service` key of log lines and dimension of metrics (the stack's name on AWS). */
+  readonly serviceName?: string;
 }
 
 type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -38,25 +45,66 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): RuntimeSe
     region: env.AWS_REGION,
     dynamoEndpoint: env.DYNAMODB_ENDPOINT || undefined,
     framesQueueUrl: env.FRAMES_QUEUE_URL,
+    metricsNamespace: env.POWERTOOLS_METRICS_NAMESPACE || undefined,
+    serviceName: env.POWERTOOLS_SERVICE_NAME || undefined,
     logLevel: (LEVELS as string[]).includes(env.LOG_LEVEL ?? '') ? (env.LOG_LEVEL as LogLevel) : 'info',
   };
 }
 
-/** Structured JSON lines; never passwords or message bodies. */
-export function jsonLogger(level: LogLevel = 'info'): Logger {
-  const threshold = LEVELS.indexOf(level);
-  const write = (name: LogLevel) => (message: string, fields?: Record<string, unknown>) => {
-    if (LEVELS.indexOf(name) < threshold) return;
-    const line = JSON.stringify({
-      level: name.toUpperCase(),
-      message,
-      ...fields,
-      timestamp: new Date().toISOString(),
-    });
-    if (name === 'error' || name === 'warn') console.error(line);
-    else console.log(line);
-  };
-  return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
+/** The service name where none is configured (the local system). */
+const DEFAULT_SERVICE = 'serverless-xmpp';
+
+/**
+ * Structured JSON lines (Powertools Logger): level, message, service, timestamp, the fields the
+ * core passes (connection id, JID; never passwords or message bodies) and, on Lambda, the request
+ * id and cold start. `silent` logs nothing.
+ */
+export class JsonLogger implements Logger {
+  readonly powertools: PowertoolsLogger;
+
+  constructor(level: LogLevel = 'info', serviceName = DEFAULT_SERVICE) {
+    this.powertools = new PowertoolsLogger({ serviceName, logLevel: level.toUpperCase() as 'INFO' });
+  }
+
+  debug(message: string, fields?: Record<string, unknown>): void {
+    this.powertools.debug(message, fields ?? {});
+  }
+  info(message: string, fields?: Record<string, unknown>): void {
+    this.powertools.info(message, fields ?? {});
+  }
+  warn(message: string, fields?: Record<string, unknown>): void {
+    this.powertools.warn(message, fields ?? {});
+  }
+  error(message: string, fields?: Record<string, unknown>): void {
+    this.powertools.error(message, fields ?? {});
+  }
+}
+
+/** Counters kept during one invocation and written as one EMF log line at its end (`flush`). */
+export class EmfMetrics implements Metrics {
+  readonly powertools: PowertoolsMetrics;
+
+  constructor(namespace: string, serviceName = DEFAULT_SERVICE) {
+    this.powertools = new PowertoolsMetrics({ namespace, serviceName });
+  }
+
+  count(name: MetricName, value = 1): void {
+    if (value > 0) this.powertools.addMetric(name, MetricUnit.Count, value);
+  }
+
+  flush(): void {
+    if (this.powertools.hasStoredMetrics()) this.powertools.publishStoredMetrics();
+  }
+}
+
+/** Called by the handlers as an invocation starts: log lines carry its request id from now on. */
+export function startInvocation(ctx: Context, invocation?: LambdaContext): void {
+  if (invocation && ctx.logger instanceof JsonLogger) ctx.logger.powertools.addContext(invocation);
+}
+
+/** Called by the handlers as an invocation ends, also when it failed: publishes its metrics. */
+export function endInvocation(ctx: Context): void {
+  if (ctx.metrics instanceof EmfMetrics) ctx.metrics.flush();
 }
 
 /** Local endpoints need explicit fake credentials; on AWS the role's are used. */
@@ -64,7 +112,7 @@ const localCredentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 
 /** `continuations` replaces the SQS queue (the local emulator queues its own). */
 export function createContext(settings: RuntimeSettings, continuations?: Continuations): Context {
-  const logger = jsonLogger(settings.logLevel);
+  const logger = new JsonLogger(settings.logLevel, settings.serviceName);
   const dynamo = new DynamoDBClient({
     region: settings.region,
     ...(settings.dynamoEndpoint ? { endpoint: settings.dynamoEndpoint, credentials: localCredentials } : {}),
@@ -88,6 +136,9 @@ export function createContext(settings: RuntimeSettings, continuations?: Continu
       ),
     config: settings.config,
     logger,
+    ...(settings.metricsNamespace
+      ? { metrics: new EmfMetrics(settings.metricsNamespace, settings.serviceName) }
+      : {}),
     now: Date.now,
   };
 }

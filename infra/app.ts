@@ -4,7 +4,8 @@ import { App } from 'aws-cdk-lib';
 import { parseParameters } from './parameters.ts';
 import { XmppStack } from './stack.ts';
 
-const app = new App();
+// No AWS::CDK::Metadata resource: nothing about the app is reported to AWS.
+const app = new App({ analyticsReporting: false });
 new XmppStack(app, 'XmppStack', {
   description: 'Serverless XMPP over WebSocket: API Gateway, Lambda, SQS FIFO, DynamoDB',
   ...parseParameters((key) => app.node.tryGetContext(key)),

@@ -1,7 +1,9 @@
 // A NodejsFunction with the house defaults: Node.js 22 on arm64, bundled by the local esbuild
-// (never Docker) as minified ESM with source maps, and its own log group with a retention.
+// (never Docker) as minified ESM with source maps, its own log group with a retention, and its own
+// role that may only write to that log group until the stack grants it exactly what it uses.
 import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -23,7 +25,7 @@ export interface XmppFunctionProps {
   readonly timeout?: Duration;
   /** @default 512 */
   readonly memorySize?: number;
-  /** Variables besides NODE_OPTIONS (which enables source maps). @default - none */
+  /** Names and settings only, besides NODE_OPTIONS (which enables source maps). @default - none */
   readonly environment?: Record<string, string>;
   /** @default RetentionDays.ONE_MONTH */
   readonly logRetention?: RetentionDays;
@@ -31,14 +33,27 @@ export interface XmppFunctionProps {
   readonly logRemovalPolicy?: RemovalPolicy;
 }
 
-/** Its log group (created explicitly, so that the retention is set) is `fn.logGroup`. */
+/**
+ * Its log group (created explicitly, so that the retention is set) is `fn.logGroup`. No reserved
+ * concurrency: it would protect nothing here. API Gateway's stage throttling already bounds
+ * `$connect`; the frames function runs one batch per connection with frames waiting (FIFO message
+ * groups), and a reservation would only cap that, throttling frames towards the dead-letter queue,
+ * while taking the reserved capacity away from the account's other functions.
+ */
 export class XmppFunction extends NodejsFunction {
   constructor(scope: Construct, id: string, props: XmppFunctionProps) {
     const logGroup = new LogGroup(scope, `${id}Logs`, {
       retention: props.logRetention ?? RetentionDays.ONE_MONTH,
       removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.RETAIN,
     });
+    // Instead of AWSLambdaBasicExecutionRole (logs:* on every log group): its own group only.
+    const role = new Role(scope, `${id}Role`, {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description: `${id}: writes its own logs; the stack adds exactly the table, API and queue actions it uses`,
+    });
+    logGroup.grantWrite(role);
     super(scope, id, {
+      role,
       entry: `${PROJECT_ROOT}${props.entry}`,
       handler: 'handler',
       projectRoot: PROJECT_ROOT,
@@ -59,8 +74,9 @@ export class XmppFunction extends NodejsFunction {
         minify: true,
         sourceMap: true,
         sourcesContent: false,
-        // Ship the SDK versions package-lock.json pins instead of whichever the runtime has.
-        bundleAwsSDK: true,
+        // The Node.js 22 runtime ships AWS SDK v3: leaving @aws-sdk/* out keeps each bundle far
+        // below 150 KB and the cold start short.
+        bundleAwsSDK: false,
       },
     });
   }

@@ -4,6 +4,8 @@ import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 export type RemovalChoice = 'retain' | 'destroy';
+/** Who may send a chat message to whom (lib/config.ts `MESSAGE_POLICY`). */
+export type MessagePolicy = 'open' | 'roster';
 
 export interface XmppParameters {
   /** The XMPP domain users live on (`user@domain`). */
@@ -28,6 +30,19 @@ export interface XmppParameters {
   readonly offlineQuota: number;
   /** Days an undelivered message is kept (DynamoDB TTL). */
   readonly retentionDays: number;
+  /** `open`: anyone on the domain may message anyone; `roster`: only contacts the recipient approved. */
+  readonly messagePolicy: MessagePolicy;
+  /** Where alarm notifications go (an SNS e-mail subscription); none when absent. */
+  readonly alarmEmail?: string;
+  /** A custom domain for the WebSocket API (`wss://chat.example.com`); needs `certificateArn`. */
+  readonly customDomainName?: string;
+  /** An ACM certificate in the stack's region covering `customDomainName`. */
+  readonly certificateArn?: string;
+  /**
+   * Whether the stack sets API Gateway's account-wide CloudWatch Logs role, which WebSocket access
+   * logging needs. `false` when the account and region have one already.
+   */
+  readonly apiGatewayCloudWatchRole: boolean;
 }
 
 /** Every context key the app reads. */
@@ -43,6 +58,11 @@ export const PARAMETER_KEYS = [
   'removalPolicy',
   'offlineQuota',
   'retentionDays',
+  'messagePolicy',
+  'alarmEmail',
+  'customDomainName',
+  'certificateArn',
+  'apiGatewayCloudWatchRole',
 ] as const satisfies readonly (keyof XmppParameters)[];
 
 export const PARAMETER_DEFAULTS = {
@@ -56,7 +76,12 @@ export const PARAMETER_DEFAULTS = {
   removalPolicy: 'retain',
   offlineQuota: 10_000,
   retentionDays: 30,
-} as const satisfies Omit<XmppParameters, 'mucDomain'>;
+  messagePolicy: 'open',
+  apiGatewayCloudWatchRole: true,
+} as const satisfies Omit<XmppParameters, 'mucDomain' | OptionalParameter>;
+
+/** Parameters without a default: the feature is off unless they are set. */
+type OptionalParameter = 'alarmEmail' | 'customDomainName' | 'certificateArn';
 
 /** RFC 6120 §13.12: a server must accept stanzas of at least 10000 bytes. */
 const MIN_STANZA_BYTES = 10000;
@@ -65,12 +90,17 @@ const MAX_STANZA_BYTES = 128 * 1024;
 
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
 const REMOVAL_CHOICES: readonly RemovalChoice[] = ['retain', 'destroy'];
+const MESSAGE_POLICIES: readonly MessagePolicy[] = ['open', 'roster'];
 const RETENTION_VALUES = Object.values(RetentionDays).filter((value) => typeof value === 'number');
 /** A DNS name: labels of letters, digits and inner hyphens. */
 const DOMAIN =
   /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
 /** API Gateway stage names. */
 const STAGE_NAME = /^[A-Za-z0-9_-]{1,128}$/;
+/** An e-mail address SNS can subscribe (deliberately loose: SNS asks the owner to confirm). */
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+/** An ACM certificate ARN. */
+const CERTIFICATE_ARN = /^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[A-Za-z0-9-]+$/;
 
 export class ParameterError extends Error {
   override name = 'ParameterError';
@@ -83,6 +113,17 @@ export class ParameterError extends Error {
  */
 export function parseParameters(context: (key: string) => unknown): XmppParameters {
   const domain = dnsName('domain', context('domain') ?? PARAMETER_DEFAULTS.domain);
+  const customDomainName = optional(context('customDomainName'), (value) =>
+    dnsName('customDomainName', value),
+  );
+  const certificateArn = optional(context('certificateArn'), (value) =>
+    matching('certificateArn', value, CERTIFICATE_ARN),
+  );
+  if ((customDomainName === undefined) !== (certificateArn === undefined)) {
+    throw new ParameterError(
+      'context parameters customDomainName and certificateArn: set both (a custom domain needs its certificate) or neither',
+    );
+  }
   return {
     domain,
     mucDomain: dnsName('mucDomain', context('mucDomain') ?? `conference.${domain}`),
@@ -123,7 +164,38 @@ export function parseParameters(context: (key: string) => unknown): XmppParamete
       1,
       3650,
     ),
+    messagePolicy: oneOf(
+      'messagePolicy',
+      context('messagePolicy') ?? PARAMETER_DEFAULTS.messagePolicy,
+      MESSAGE_POLICIES,
+    ),
+    ...definedOnly({
+      alarmEmail: optional(context('alarmEmail'), (value) => matching('alarmEmail', value, EMAIL)),
+      customDomainName,
+      certificateArn,
+    }),
+    apiGatewayCloudWatchRole: boolean(
+      'apiGatewayCloudWatchRole',
+      context('apiGatewayCloudWatchRole') ?? PARAMETER_DEFAULTS.apiGatewayCloudWatchRole,
+    ),
   };
+}
+
+/** Leaves out the optional parameters that are not set. */
+function definedOnly<T extends object>(values: T): Partial<T> {
+  return Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined)) as Partial<T>;
+}
+
+/** An optional parameter: absent (or empty, as `-c key=` gives) means not set. */
+function optional<T>(value: unknown, parse: (value: unknown) => T): T | undefined {
+  return value === undefined || value === null || value === '' ? undefined : parse(value);
+}
+
+/** `true`/`false` from cdk.json, or the strings from `-c key=value`. */
+function boolean(key: string, value: unknown): boolean {
+  if (value === true || value === 'true') return true;
+  if (value === false || value === 'false') return false;
+  fail(key, value, 'true or false');
 }
 
 function fail(key: string, value: unknown, expected: string): never {

@@ -1,17 +1,37 @@
-// The deployable system (docs DESIGN §2, §7): one WebSocket API, two functions, one table, and the
-// FIFO queue that keeps each connection's frames in order (infra/ordered-route.ts).
-import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
-import { WebSocketApi, WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
+// The deployable system (docs DESIGN §2, §7): one WebSocket API, two functions, one table, the
+// FIFO queue that keeps each connection's frames in order (infra/ordered-route.ts), and what an
+// operator needs to run it (infra/observability.ts). Parameters: infra/parameters.ts.
+import {
+  type CfnElement,
+  CfnOutput,
+  Duration,
+  RemovalPolicy,
+  Stack,
+  type StackProps,
+  Validations,
+} from 'aws-cdk-lib';
+import { AccessLogFormat, CfnAccount } from 'aws-cdk-lib/aws-apigateway';
+import {
+  DomainName,
+  EndpointType,
+  LogGroupLogDestination,
+  SecurityPolicy,
+  WebSocketApi,
+  WebSocketStage,
+} from 'aws-cdk-lib/aws-apigatewayv2';
 import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
-import { Alarm, ComparisonOperator, type IMetric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { Certificate } from 'aws-cdk-lib/aws-certificatemanager';
 import { AttributeType, Billing, ProjectionType, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { type IRole, ManagedPolicy, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
-import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { METRIC_NAMESPACE } from '../lib/metrics.ts';
 import { TABLE_SCHEMA } from '../lib/store/schema.ts';
 import { XmppFunction } from './function.ts';
+import { Observability } from './observability.ts';
 import { OrderedRoutes } from './ordered-route.ts';
-import { type LogLevel, parseParameters, type RemovalChoice } from './parameters.ts';
+import { type LogLevel, type MessagePolicy, parseParameters, type RemovalChoice } from './parameters.ts';
 
 export interface XmppStackProps extends StackProps {
   /** The XMPP domain users live on. @default 'localhost' */
@@ -28,7 +48,7 @@ export interface XmppStackProps extends StackProps {
   readonly throttleRate?: number;
   /** Stage throttling, burst capacity. @default 1000 */
   readonly throttleBurst?: number;
-  /** Retention of the functions' logs. @default RetentionDays.ONE_MONTH */
+  /** Retention of the functions' and the API's logs. @default RetentionDays.ONE_MONTH */
   readonly logRetentionDays?: RetentionDays;
   /**
    * `retain`: the table survives stack deletion and has deletion protection; `destroy`: the table
@@ -36,28 +56,69 @@ export interface XmppStackProps extends StackProps {
    * @default 'retain'
    */
   readonly removalPolicy?: RemovalChoice;
+  /** Undelivered messages kept per offline user. @default 10000 */
+  readonly offlineQuota?: number;
+  /** Days an undelivered message is kept. @default 30 */
+  readonly retentionDays?: number;
+  /** Who may message whom: `open` or `roster`. @default 'open' */
+  readonly messagePolicy?: MessagePolicy;
+  /** Alarm notifications by e-mail. @default - the alarm topic has no subscription */
+  readonly alarmEmail?: string;
+  /** Custom domain of the WebSocket API, with `certificateArn`. @default - the execute-api URL */
+  readonly customDomainName?: string;
+  /** ACM certificate (in the stack's region) for `customDomainName`. */
+  readonly certificateArn?: string;
+  /** Set API Gateway's account-wide CloudWatch Logs role (access logging needs one). @default true */
+  readonly apiGatewayCloudWatchRole?: boolean;
 }
 
-/** Function timeouts; the frame queue's visibility timeout follows the frames function's. */
-const CONNECT_TIMEOUT = Duration.seconds(10);
+/** $connect does one PutItem; API Gateway would wait 29 s, a client not nearly as long. */
+const CONNECT_TIMEOUT = Duration.seconds(5);
+/**
+ * A batch of up to 10 frames, or a drain of up to DRAIN_PER_INVOCATION (1,000) pushes. The frame
+ * queue's visibility timeout is 6× this.
+ */
 const FRAMES_TIMEOUT = Duration.seconds(30);
+
+/**
+ * What the frames function does to the table: exactly the commands of lib/store/dynamo.ts on the
+ * request path (Scan only lists users, for the users command, and is not granted).
+ */
+export const FRAMES_TABLE_ACTIONS = [
+  'dynamodb:GetItem',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:BatchGetItem',
+  'dynamodb:BatchWriteItem',
+  'dynamodb:Query',
+] as const;
+/** $connect only records the connection. */
+export const CONNECT_TABLE_ACTIONS = ['dynamodb:PutItem'] as const;
 
 export class XmppStack extends Stack {
   public readonly table: TableV2;
   public readonly webSocketApi: WebSocketApi;
   public readonly stage: WebSocketStage;
+  /** The stage's access log (JSON, one line per connect, frame and disconnect). */
+  public readonly accessLogs: LogGroup;
   /** The ordered frame queue, its dead-letter queue and the routes that feed it. */
   public readonly frames: OrderedRoutes;
   public readonly connectFunction: XmppFunction;
   public readonly framesFunction: XmppFunction;
-  /** Alarms on function errors and throttles, failed integrations and dead-lettered frames (no actions). */
-  public readonly alarms: Alarm[] = [];
+  /** Alarms (to an SNS topic) and the dashboard. */
+  public readonly observability: Observability;
+  /** The custom domain, when `customDomainName` is set. */
+  public readonly domainName?: DomainName;
+  /** What clients connect to: `wss://customDomainName` or the stage's execute-api URL. */
+  public readonly webSocketUrl: string;
 
   constructor(scope: Construct, id: string, props: XmppStackProps = {}) {
     super(scope, id, props);
     // The same defaults and checks as the CDK context gets in infra/app.ts.
     const parameters = parseParameters((key) => props[key as keyof XmppStackProps]);
     const retain = parameters.removalPolicy === 'retain';
+    const removalPolicy = retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
 
     const { partitionKey, sortKey, timeToLiveAttribute, orderIndex } = TABLE_SCHEMA;
     this.table = new TableV2(this, 'Table', {
@@ -75,9 +136,10 @@ export class XmppStack extends Stack {
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: TableEncryptionV2.awsManagedKey(),
       deletionProtection: retain,
-      removalPolicy: retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+      removalPolicy,
     });
 
+    // Names and settings only: no secrets, nothing that changes per request.
     const environment = {
       TABLE_NAME: this.table.tableName,
       XMPP_DOMAIN: parameters.domain,
@@ -86,11 +148,12 @@ export class XmppStack extends Stack {
       LOG_LEVEL: parameters.logLevel,
       OFFLINE_QUOTA: String(parameters.offlineQuota),
       RETENTION_DAYS: String(parameters.retentionDays),
+      MESSAGE_POLICY: parameters.messagePolicy,
+      // Read by functions/runtime.ts: log lines' `service`, and the metrics' namespace and dimension.
+      POWERTOOLS_SERVICE_NAME: this.stackName,
+      POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
     };
-    const logs = {
-      logRetention: parameters.logRetentionDays,
-      logRemovalPolicy: retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
-    };
+    const logs = { logRetention: parameters.logRetentionDays, logRemovalPolicy: removalPolicy };
 
     // $connect answers synchronously (it accepts or refuses, and negotiates the subprotocol), so it
     // stays a Lambda integration. It never posts to connections: no stage URL, no Management API.
@@ -101,7 +164,9 @@ export class XmppStack extends Stack {
       environment,
       ...logs,
     });
-    this.table.grantWriteData(this.connectFunction);
+    this.connectFunction.addToRolePolicy(
+      new PolicyStatement({ actions: [...CONNECT_TABLE_ACTIONS], resources: [this.table.tableArn] }),
+    );
 
     this.webSocketApi = new WebSocketApi(this, 'WebSocketApi', {
       description: `XMPP over WebSocket (RFC 7395) for ${parameters.domain}`,
@@ -113,12 +178,34 @@ export class XmppStack extends Stack {
       webSocketApi: this.webSocketApi,
       consumerTimeout: FRAMES_TIMEOUT,
     });
+
+    if (parameters.customDomainName && parameters.certificateArn) {
+      // WebSocket APIs only have regional endpoints: the certificate is in the stack's region.
+      this.domainName = new DomainName(this, 'CustomDomain', {
+        domainName: parameters.customDomainName,
+        certificate: Certificate.fromCertificateArn(this, 'Certificate', parameters.certificateArn),
+        endpointType: EndpointType.REGIONAL,
+        securityPolicy: SecurityPolicy.TLS_1_2,
+      });
+    }
+
+    this.accessLogs = new LogGroup(this, 'AccessLogs', {
+      retention: parameters.logRetentionDays,
+      removalPolicy,
+    });
     this.stage = new WebSocketStage(this, 'Stage', {
       webSocketApi: this.webSocketApi,
       stageName: parameters.stageName,
       autoDeploy: true,
       throttle: { rateLimit: parameters.throttleRate, burstLimit: parameters.throttleBurst },
+      accessLogSettings: {
+        destination: new LogGroupLogDestination(this.accessLogs),
+        format: AccessLogFormat.custom(JSON.stringify(ACCESS_LOG_FORMAT)),
+      },
+      // The whole domain maps to this stage: wss://chat.example.com, no path.
+      ...(this.domainName ? { domainMapping: { domainName: this.domainName } } : {}),
     });
+    if (parameters.apiGatewayCloudWatchRole) this.setApiGatewayAccountRole();
 
     this.framesFunction = new XmppFunction(this, 'FramesFunction', {
       entry: 'functions/frames.ts',
@@ -135,58 +222,129 @@ export class XmppStack extends Stack {
     this.framesFunction.addEventSource(
       new SqsEventSource(this.frames.queue, { batchSize: 10, reportBatchItemFailures: true }),
     );
-    this.table.grantReadWriteData(this.framesFunction);
-    this.stage.grantManagementApiAccess(this.framesFunction);
-    this.frames.queue.grantSendMessages(this.framesFunction);
+    this.framesFunction.addToRolePolicy(
+      new PolicyStatement({
+        actions: FRAMES_TABLE_ACTIONS.filter((action) => action !== 'dynamodb:Query'),
+        resources: [this.table.tableArn],
+      }),
+    );
+    this.framesFunction.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:Query'],
+        resources: [this.table.tableArn, `${this.table.tableArn}/index/${orderIndex.name}`],
+      }),
+    );
+    // PostToConnection and DeleteConnection (lib/gateway/management-api.ts), on this stage only.
+    this.framesFunction.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['execute-api:ManageConnections'],
+        resources: ['POST', 'DELETE'].map((method) =>
+          this.formatArn({
+            service: 'execute-api',
+            resource: this.webSocketApi.apiId,
+            resourceName: `${parameters.stageName}/${method}/@connections/*`,
+          }),
+        ),
+      }),
+    );
+    this.frames.queue.grant(this.framesFunction, 'sqs:SendMessage');
 
-    this.addAlarms();
+    this.observability = new Observability(this, 'Observability', {
+      serviceName: this.stackName,
+      functions: { Connect: this.connectFunction, Frames: this.framesFunction },
+      stage: this.stage,
+      framesQueue: this.frames.queue,
+      deadLetterQueue: this.frames.deadLetterQueue,
+      table: this.table,
+      alarmEmail: parameters.alarmEmail,
+    });
 
+    this.webSocketUrl = parameters.customDomainName ? `wss://${parameters.customDomainName}` : this.stage.url;
     new CfnOutput(this, 'WebSocketUrl', {
       description: 'The XMPP WebSocket endpoint for clients',
-      value: this.stage.url,
+      value: this.webSocketUrl,
     });
+    if (this.domainName) {
+      new CfnOutput(this, 'CustomDomainTarget', {
+        description: `Point ${parameters.customDomainName} here (CNAME, or a Route 53 alias)`,
+        value: this.domainName.regionalDomainName,
+      });
+    }
     new CfnOutput(this, 'XmppDomain', { description: 'The XMPP domain', value: parameters.domain });
     new CfnOutput(this, 'TableName', {
-      description: 'The table, for the users command (TABLE_NAME)',
+      description: 'The table, for the users command (--table)',
       value: this.table.tableName,
+    });
+    new CfnOutput(this, 'DashboardUrl', {
+      description: 'The CloudWatch dashboard',
+      value: this.observability.dashboardUrl,
     });
     new CfnOutput(this, 'ManagementEndpoint', {
       description: 'The Management API endpoint (MANAGEMENT_ENDPOINT)',
       value: this.stage.callbackUrl,
     });
+
+    this.suppressNagFindings();
   }
 
-  /** Alarms without actions: attach an SNS topic with `alarm.addAlarmAction(...)`. */
-  private addAlarms(): void {
-    const period = Duration.minutes(5);
-    const alarmOn = (id: string, metric: IMetric, description: string) => {
-      this.alarms.push(
-        new Alarm(this, id, {
-          metric,
-          alarmDescription: description,
-          threshold: 1,
-          evaluationPeriods: 1,
-          comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-          treatMissingData: TreatMissingData.NOT_BREACHING,
-        }),
-      );
-    };
-    for (const [name, fn] of [
-      ['Connect', this.connectFunction],
-      ['Frames', this.framesFunction],
-    ] as const) {
-      alarmOn(`${name}Errors`, fn.metricErrors({ period }), `The ${name} function failed`);
-      alarmOn(`${name}Throttles`, fn.metricThrottles({ period }), `The ${name} function was throttled`);
+  /**
+   * WebSocket access logging needs API Gateway's account-wide CloudWatch Logs role (one per account
+   * and region, shared by every API). Both are kept when the stack is deleted, so that other APIs'
+   * logging keeps working; with `apiGatewayCloudWatchRole=false` the existing setting is used.
+   */
+  private setApiGatewayAccountRole(): void {
+    const role = new Role(this, 'ApiGatewayCloudWatchRole', {
+      assumedBy: new ServicePrincipal('apigateway.amazonaws.com'),
+      description: 'API Gateway (account-wide setting) writes access and execution logs',
+      managedPolicies: [
+        ManagedPolicy.fromAwsManagedPolicyName('service-role/AmazonAPIGatewayPushToCloudWatchLogs'),
+      ],
+    });
+    role.applyRemovalPolicy(RemovalPolicy.RETAIN);
+    const account = new CfnAccount(this, 'ApiGatewayAccount', { cloudWatchRoleArn: role.roleArn });
+    account.applyRemovalPolicy(RemovalPolicy.RETAIN);
+    this.stage.node.addDependency(account);
+    Validations.of(role).acknowledge({
+      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+      reason:
+        "AmazonAPIGatewayPushToCloudWatchLogs is AWS's policy for this account-wide role: it must cover the log groups of every API in the account and region",
+    });
+  }
+
+  /** Every AwsSolutions finding that stays, with its reason (test/infra/stack.test.ts runs cdk-nag). */
+  private suppressNagFindings(): void {
+    Validations.of(this.webSocketApi).acknowledge({
+      id: 'AwsSolutions-APIG4',
+      reason:
+        'XMPP authenticates inside the stream, with SASL SCRAM or PLAIN over wss:// (RFC 6120 §6), after the WebSocket is open: clients send no credentials with the upgrade, and WebSocket APIs allow an authorizer only on $connect',
+    });
+    for (const fn of [this.connectFunction, this.framesFunction]) {
+      Validations.of(fn).acknowledge({
+        id: 'AwsSolutions-L1',
+        reason:
+          'Pinned to Node.js 22 (LTS, supported by Lambda until 2027): the runtime the bundles target (esbuild target node22) and the project is tested on',
+      });
     }
-    alarmOn(
-      'IntegrationErrors',
-      this.stage.metric('IntegrationError', { period, statistic: 'Sum' }),
-      'A route integration failed (a frame may not have reached the queue)',
-    );
-    alarmOn(
-      'DeadLetters',
-      this.frames.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }),
-      'Frames failed repeatedly and were moved to the dead-letter queue',
-    );
+    // The ManageConnections grant, as cdk-nag spells its resources.
+    const apiId = this.resolve(this.getLogicalId(this.webSocketApi.node.defaultChild as CfnElement));
+    for (const method of ['POST', 'DELETE']) {
+      Validations.of(this.framesFunction.role as IRole).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<${apiId}>/${this.stage.stageName}/${method}/@connections/*]`,
+        reason: `Connection ids are made by API Gateway at run time: ${method} on any connection of this API's stage (${method === 'POST' ? 'PostToConnection' : 'DeleteConnection'})`,
+      });
+    }
   }
 }
+
+/** One JSON line per request in the access log: what happened to which connection. */
+export const ACCESS_LOG_FORMAT = {
+  requestId: '$context.requestId',
+  requestTime: '$context.requestTimeEpoch',
+  connectionId: '$context.connectionId',
+  eventType: '$context.eventType',
+  routeKey: '$context.routeKey',
+  status: '$context.status',
+  integrationError: '$context.integrationErrorMessage',
+  error: '$context.error.message',
+  sourceIp: '$context.identity.sourceIp',
+} as const;

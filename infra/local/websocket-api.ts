@@ -159,7 +159,13 @@ export class LocalWebSocketApi {
 
   /** Closes every connection (their $disconnect runs first, as on AWS), then the server. */
   async close(): Promise<void> {
+    const closed = [...this.connections.values()].map((connection) =>
+      connection.socket.readyState === WebSocket.CLOSED
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => connection.socket.once('close', () => resolve())),
+    );
     for (const connection of this.connections.values()) connection.socket.terminate();
+    await Promise.all(closed);
     await this.idle();
     this.connections.clear();
     this.server.closeAllConnections?.();

@@ -1,31 +1,70 @@
-// What the stack promises (infra/stack.ts), checked on the synthesized template. Bundling is
-// skipped ('aws:cdk:bundling-stacks': []), so no esbuild run: `npx cdk synth` exercises that.
+// What the stack promises (infra/stack.ts), checked on the synthesized template, and cdk-nag's
+// AwsSolutions pack on it. Bundling is skipped ('aws:cdk:bundling-stacks': []), so no esbuild run:
+// `npx cdk synth` exercises that.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { App } from 'aws-cdk-lib';
+import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
 import { FRAME_ATTRIBUTES } from '../../functions/frames.ts';
-import { PARAMETER_DEFAULTS, ParameterError, parseParameters } from '../../infra/parameters.ts';
-import { XmppStack } from '../../infra/stack.ts';
+import { HANDLER_ERRORS_METRIC } from '../../infra/observability.ts';
+import {
+  PARAMETER_DEFAULTS,
+  PARAMETER_KEYS,
+  ParameterError,
+  parseParameters,
+} from '../../infra/parameters.ts';
+import { ACCESS_LOG_FORMAT, FRAMES_TABLE_ACTIONS, XmppStack } from '../../infra/stack.ts';
+import { METRIC_NAMES, METRIC_NAMESPACE } from '../../lib/metrics.ts';
 import { TABLE_SCHEMA } from '../../lib/store/schema.ts';
 
 type Resource = { Type: string; Properties: Record<string, unknown> } & Record<string, unknown>;
+type Statement = { Action: string | string[]; Resource: unknown; Effect: string };
 
 /** Builds the stack the way infra/app.ts does, from CDK context. */
-function synth(context: Record<string, unknown> = {}): Template {
+function build(context: Record<string, unknown> = {}): { stack: XmppStack; template: Template } {
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [], ...context } });
   const stack = new XmppStack(
     app,
     'Test',
     parseParameters((key) => app.node.tryGetContext(key)),
   );
-  return Template.fromStack(stack);
+  return { stack, template: Template.fromStack(stack) };
 }
+const synth = (context: Record<string, unknown> = {}) => build(context).template;
 
-let defaults: Template | undefined;
-const template = () => {
-  defaults ??= synth();
+let defaults: ReturnType<typeof build> | undefined;
+const built = () => {
+  defaults ??= build();
   return defaults;
+};
+const template = () => built().template;
+
+/** Every context parameter set to something other than its default. */
+const EVERY_PARAMETER = {
+  domain: 'Chat.Example.com',
+  mucDomain: 'rooms.example.com',
+  stageName: 'live',
+  maxStanzaBytes: '32768',
+  logLevel: 'debug',
+  throttleRate: '50',
+  throttleBurst: 80,
+  logRetentionDays: 7,
+  removalPolicy: 'destroy',
+  offlineQuota: '500',
+  retentionDays: '7',
+  messagePolicy: 'roster',
+  alarmEmail: 'ops@example.com',
+  customDomainName: 'xmpp.example.com',
+  certificateArn: 'arn:aws:acm:eu-west-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0',
+  apiGatewayCloudWatchRole: 'false',
+} as const satisfies Record<(typeof PARAMETER_KEYS)[number], unknown>;
+
+let everything: ReturnType<typeof build> | undefined;
+const builtWithEverything = () => {
+  everything ??= build(EVERY_PARAMETER);
+  return everything;
 };
 
 function only(t: Template, type: string, props: Record<string, unknown> = {}): [string, Resource] {
@@ -58,12 +97,14 @@ function functionNamed(t: Template, entryDescription: RegExp): [string, Resource
 
 const connectFunction = (t: Template) => functionNamed(t, /\$connect/);
 const framesFunction = (t: Template) => functionNamed(t, /frames/);
+const sendMessageRole = (t: Template) =>
+  only(t, 'AWS::IAM::Role', { Description: Match.stringLikeRegexp('ordered frame queue') });
 
-function policyStatementsOf(t: Template, roleLogicalId: string): Record<string, unknown>[] {
+function policyStatementsOf(t: Template, roleLogicalId: string): Statement[] {
   return Object.values(t.findResources('AWS::IAM::Policy')).flatMap((policy) => {
     const roles = JSON.stringify(policy.Properties.Roles);
     if (!roles.includes(`"${roleLogicalId}"`)) return [];
-    return policy.Properties.PolicyDocument.Statement as Record<string, unknown>[];
+    return policy.Properties.PolicyDocument.Statement as Statement[];
   });
 }
 
@@ -71,7 +112,43 @@ function roleOf(fn: Resource): string {
   return (fn.Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
 }
 
-const actionsOf = (statements: Record<string, unknown>[]) => statements.flatMap((s) => [s.Action].flat());
+/** Every (action, resource) pair a role may use, resources as JSON. */
+function grantsOf(t: Template, roleLogicalId: string): Set<string> {
+  const grants = new Set<string>();
+  for (const statement of policyStatementsOf(t, roleLogicalId)) {
+    assert.equal(statement.Effect, 'Allow');
+    for (const action of [statement.Action].flat()) {
+      for (const resource of [statement.Resource].flat()) grants.add(`${action} ${JSON.stringify(resource)}`);
+    }
+  }
+  return grants;
+}
+
+const arnOf = (logicalId: string) => ({ 'Fn::GetAtt': [logicalId, 'Arn'] });
+
+/** The DynamoDB actions lib/store/dynamo.ts's commands need (lib-dynamodb's names). */
+const COMMAND_ACTIONS: Record<string, string> = {
+  Get: 'dynamodb:GetItem',
+  Put: 'dynamodb:PutItem',
+  Update: 'dynamodb:UpdateItem',
+  Delete: 'dynamodb:DeleteItem',
+  Query: 'dynamodb:Query',
+  Scan: 'dynamodb:Scan',
+  BatchGet: 'dynamodb:BatchGetItem',
+  BatchWrite: 'dynamodb:BatchWriteItem',
+  TransactGet: 'dynamodb:TransactGetItems',
+  TransactWrite: 'dynamodb:TransactWriteItems',
+};
+
+/** AwsSolutions findings that are not acknowledged, as `rule at path`. */
+function nagFindings(stack: XmppStack): string[] {
+  const report = new AwsSolutionsChecks(undefined, { verbose: true }).validateScope(stack);
+  return report.violations.flatMap((violation) =>
+    violation.violatingResources.map(
+      (resource) => `${violation.ruleName} at ${resource.constructPath}: ${violation.description}`,
+    ),
+  );
+}
 
 test('the table follows TABLE_SCHEMA: keys, order index, TTL, on demand, PITR, encrypted, retained', () => {
   const t = template();
@@ -163,11 +240,7 @@ for (const [routeKey, body] of [
     const t = template();
     const integration = integrationOfRoute(t, routeKey);
     const [queueId] = only(t, 'AWS::SQS::Queue', { RedrivePolicy: Match.anyValue() });
-    const [roleId] = only(t, 'AWS::IAM::Role', {
-      AssumeRolePolicyDocument: Match.objectLike({
-        Statement: [Match.objectLike({ Principal: { Service: 'apigateway.amazonaws.com' } })],
-      }),
-    });
+    const [roleId] = sendMessageRole(t);
     const props = integration.Properties;
     assert.equal(props.IntegrationType, 'AWS');
     assert.equal(props.IntegrationMethod, 'POST');
@@ -210,11 +283,10 @@ test('$connect is a Lambda proxy integration of the connect function, with no ro
   t.resourceCountIs('AWS::ApiGatewayV2::Route', 3);
 });
 
-test('both functions run Node.js 22 on arm64 with the settings the handlers read', () => {
+test('both functions: Node.js 22 on arm64, timeouts sized to the work, no reserved concurrency', () => {
   const t = template();
-  const [tableId] = only(t, 'AWS::DynamoDB::GlobalTable');
   for (const [[, fn], timeout] of [
-    [connectFunction(t), 10],
+    [connectFunction(t), 5],
     [framesFunction(t), 30],
   ] as const) {
     assert.equal(fn.Properties.Runtime, 'nodejs22.x');
@@ -222,33 +294,41 @@ test('both functions run Node.js 22 on arm64 with the settings the handlers read
     assert.equal(fn.Properties.Handler, 'index.handler');
     assert.equal(fn.Properties.Timeout, timeout);
     assert.equal(fn.Properties.MemorySize, 512);
-    const variables = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
-    assert.deepEqual(variables.TABLE_NAME, { Ref: tableId });
-    assert.equal(variables.NODE_OPTIONS, '--enable-source-maps');
-    assert.equal(variables.XMPP_DOMAIN, 'localhost');
-    assert.equal(variables.MUC_DOMAIN, 'conference.localhost');
-    assert.equal(variables.MAX_STANZA_BYTES, '65536');
-    assert.equal(variables.LOG_LEVEL, 'info');
+    // Stage throttling bounds $connect and the FIFO queue bounds frames (infra/function.ts).
+    assert.equal(fn.Properties.ReservedConcurrentExecutions, undefined);
     // Its own log group, with the retention.
     const logGroupId = (fn.Properties.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref;
     const logGroup = t.findResources('AWS::Logs::LogGroup')[logGroupId];
     assert.equal(logGroup?.Properties.RetentionInDays, 30);
   }
-  const [, frames] = framesFunction(t);
+});
+
+test('environment variables: only names and settings, the ones the handlers read', () => {
+  const t = template();
+  const [tableId] = only(t, 'AWS::DynamoDB::GlobalTable');
+  const settings = {
+    NODE_OPTIONS: '--enable-source-maps',
+    TABLE_NAME: { Ref: tableId },
+    XMPP_DOMAIN: 'localhost',
+    MUC_DOMAIN: 'conference.localhost',
+    MAX_STANZA_BYTES: '65536',
+    LOG_LEVEL: 'info',
+    OFFLINE_QUOTA: '10000',
+    RETENTION_DAYS: '30',
+    MESSAGE_POLICY: 'open',
+    POWERTOOLS_SERVICE_NAME: 'Test',
+    POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
+  };
+  const variables = (fn: Resource) =>
+    (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
   const [, connect] = connectFunction(t);
-  assert.match(
-    JSON.stringify(frames.Properties.Environment),
-    /"MANAGEMENT_ENDPOINT":\{"Fn::Join":\["",\["https:\/\//,
-  );
-  assert.ok(!JSON.stringify(connect.Properties.Environment).includes('MANAGEMENT_ENDPOINT'));
-  // Long drains continue through the frames queue, so only the frames function may send to it.
-  assert.match(JSON.stringify(frames.Properties.Environment), /"FRAMES_QUEUE_URL":\{"Ref":"OrderedFrames/);
-  const sendsToQueue = Object.values(t.findResources('AWS::IAM::Policy')).filter((policy) =>
-    JSON.stringify(policy.Properties.PolicyDocument).includes('sqs:SendMessage'),
-  );
-  assert.ok(
-    sendsToQueue.some((policy) => JSON.stringify(policy.Properties.Roles).includes('FramesFunction')),
-  );
+  assert.deepEqual(variables(connect), settings);
+  const [, frames] = framesFunction(t);
+  const { MANAGEMENT_ENDPOINT, FRAMES_QUEUE_URL, ...rest } = variables(frames);
+  assert.deepEqual(rest, settings);
+  assert.match(JSON.stringify(MANAGEMENT_ENDPOINT), /^\{"Fn::Join":\["",\["https:\/\//);
+  // Long drains continue through the frames queue.
+  assert.match(JSON.stringify(FRAMES_QUEUE_URL), /^\{"Ref":"OrderedFrames/);
 });
 
 test('the frames function consumes the FIFO queue in batches and reports item failures', () => {
@@ -265,39 +345,84 @@ test('the frames function consumes the FIFO queue in batches and reports item fa
 test('IAM: API Gateway may only send to the frame queue', () => {
   const t = template();
   const [queueId] = only(t, 'AWS::SQS::Queue', { RedrivePolicy: Match.anyValue() });
-  const [roleId] = only(t, 'AWS::IAM::Role', {
-    AssumeRolePolicyDocument: Match.objectLike({
-      Statement: [Match.objectLike({ Principal: { Service: 'apigateway.amazonaws.com' } })],
-    }),
-  });
+  const [roleId] = sendMessageRole(t);
   assert.deepEqual(policyStatementsOf(t, roleId), [
     { Action: 'sqs:SendMessage', Effect: 'Allow', Resource: { 'Fn::GetAtt': [queueId, 'Arn'] } },
   ]);
 });
 
-test('IAM: frames manages the stage connections, reads and writes; connect only writes', () => {
+test('IAM: each function has its own role without managed policies, writing only its own logs', () => {
   const t = template();
-  const [, frames] = framesFunction(t);
+  for (const [, fn] of [connectFunction(t), framesFunction(t)]) {
+    const role = t.findResources('AWS::IAM::Role')[roleOf(fn)];
+    assert.ok(role);
+    assert.equal(role.Properties.ManagedPolicyArns, undefined);
+    const logGroupId = (fn.Properties.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref;
+    const logs = [...grantsOf(t, roleOf(fn))].filter((grant) => grant.startsWith('logs:'));
+    assert.deepEqual(logs.sort(), [
+      `logs:CreateLogStream ${JSON.stringify(arnOf(logGroupId))}`,
+      `logs:PutLogEvents ${JSON.stringify(arnOf(logGroupId))}`,
+    ]);
+  }
+});
+
+test('IAM: connect may only put items in the table', () => {
+  const t = template();
+  const [tableId] = only(t, 'AWS::DynamoDB::GlobalTable');
   const [, connect] = connectFunction(t);
-  const framesStatements = policyStatementsOf(t, roleOf(frames));
-  const manage = framesStatements.filter((s) => s.Action === 'execute-api:ManageConnections');
-  assert.equal(manage.length, 1);
-  assert.match(JSON.stringify(manage[0]?.Resource), /\/prod\/\*\/@connections\/\*"\]\]\}$/);
-  const framesActions = actionsOf(framesStatements);
-  for (const action of ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem']) {
-    assert.ok(framesActions.includes(action), `frames may ${action}`);
-  }
-  const connectActions = actionsOf(policyStatementsOf(t, roleOf(connect)));
-  assert.ok(connectActions.includes('dynamodb:PutItem'));
-  for (const action of [
-    'dynamodb:GetItem',
-    'dynamodb:Query',
-    'dynamodb:Scan',
-    'execute-api:ManageConnections',
-  ]) {
-    assert.ok(!connectActions.includes(action), `connect may not ${action}`);
-  }
-  assert.ok(!connectActions.some((action) => String(action).startsWith('sqs:')));
+  const grants = [...grantsOf(t, roleOf(connect))].filter((grant) => !grant.startsWith('logs:'));
+  assert.deepEqual(grants, [`dynamodb:PutItem ${JSON.stringify(arnOf(tableId))}`]);
+});
+
+test('IAM: frames may use exactly the table commands of lib/store/dynamo.ts, the stage connections and its queue', () => {
+  const t = template();
+  const [tableId] = only(t, 'AWS::DynamoDB::GlobalTable');
+  const [queueId] = only(t, 'AWS::SQS::Queue', { RedrivePolicy: Match.anyValue() });
+  const [, frames] = framesFunction(t);
+  const grants = grantsOf(t, roleOf(frames));
+  const table = JSON.stringify(arnOf(tableId));
+  const index = JSON.stringify({
+    'Fn::Join': ['', [arnOf(tableId), `/index/${TABLE_SCHEMA.orderIndex.name}`]],
+  });
+
+  // The commands the adapter sends, except Scan: only the users command lists users.
+  const source = readFileSync(new URL('../../lib/store/dynamo.ts', import.meta.url), 'utf8');
+  const commands = new Set([...source.matchAll(/new (\w+)Command\(/g)].map((match) => match[1] as string));
+  assert.ok(commands.has('Scan'), 'listUsers scans');
+  const used = [...commands]
+    .filter((command) => command !== 'Scan')
+    .map((command) => {
+      const action = COMMAND_ACTIONS[command];
+      assert.ok(action, `a DynamoDB action for ${command}Command`);
+      return action;
+    });
+  assert.deepEqual([...FRAMES_TABLE_ACTIONS].sort(), [...new Set(used)].sort());
+  const tableGrants = [...grants].filter((grant) => grant.startsWith('dynamodb:'));
+  assert.deepEqual(
+    tableGrants.sort(),
+    [...used.map((action) => `${action} ${table}`), `dynamodb:Query ${index}`].sort(),
+  );
+
+  const manage = [...grants].filter((grant) => grant.startsWith('execute-api:'));
+  assert.equal(manage.length, 2);
+  assert.match(manage[0] ?? '', /execute-api:ManageConnections .*\/prod\/POST\/@connections\/\*"\]\]\}$/);
+  assert.match(manage[1] ?? '', /execute-api:ManageConnections .*\/prod\/DELETE\/@connections\/\*"\]\]\}$/);
+
+  const queue = JSON.stringify(arnOf(queueId));
+  const sqs = [...grants].filter((grant) => grant.startsWith('sqs:'));
+  assert.deepEqual(
+    sqs.sort(),
+    [
+      // The event source mapping's, and SendMessage for drain continuations.
+      'sqs:ChangeMessageVisibility',
+      'sqs:DeleteMessage',
+      'sqs:GetQueueAttributes',
+      'sqs:GetQueueUrl',
+      'sqs:ReceiveMessage',
+      'sqs:SendMessage',
+    ].map((action) => `${action} ${queue}`),
+  );
+  assert.equal(grants.size, tableGrants.length + manage.length + sqs.length + 2 /* logs */);
 });
 
 test('the stage deploys itself and is throttled as the context says', () => {
@@ -314,64 +439,295 @@ test('the stage deploys itself and is throttled as the context says', () => {
   t.hasOutput('WebSocketUrl', { Value: { 'Fn::Join': ['', Match.arrayWith(['/live'])] } });
 });
 
-test('outputs: the wss:// URL, the domain, the table and the Management API endpoint', () => {
+test('the stage writes a JSON access log line per request to its own log group', () => {
+  const t = template();
+  const [, stage] = only(t, 'AWS::ApiGatewayV2::Stage');
+  const settings = stage.Properties.AccessLogSettings as { DestinationArn: unknown; Format: string };
+  const logGroupId = (settings.DestinationArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+  const logGroup = t.findResources('AWS::Logs::LogGroup')[logGroupId];
+  assert.ok(logGroup, 'the access log group');
+  assert.deepEqual(settings.DestinationArn, arnOf(logGroupId));
+  assert.equal(logGroup.Properties.RetentionInDays, 30);
+  assert.equal(logGroup.DeletionPolicy, 'Retain');
+  const format = JSON.parse(settings.Format) as Record<string, string>;
+  for (const [key, variable] of Object.entries({
+    requestId: '$context.requestId',
+    connectionId: '$context.connectionId',
+    eventType: '$context.eventType',
+    routeKey: '$context.routeKey',
+    status: '$context.status',
+    integrationError: '$context.integrationErrorMessage',
+  })) {
+    assert.equal(format[key], variable);
+  }
+  assert.deepEqual(format, ACCESS_LOG_FORMAT);
+});
+
+test('API Gateway gets its account-wide CloudWatch Logs role (kept), unless told one exists', () => {
+  const t = template();
+  const [roleId, role] = only(t, 'AWS::IAM::Role', {
+    Description: Match.stringLikeRegexp('account-wide'),
+  });
+  assert.equal(role.DeletionPolicy, 'Retain');
+  assert.match(JSON.stringify(role.Properties.ManagedPolicyArns), /AmazonAPIGatewayPushToCloudWatchLogs/);
+  const [accountId, account] = only(t, 'AWS::ApiGateway::Account');
+  assert.deepEqual(account.Properties.CloudWatchRoleArn, arnOf(roleId));
+  assert.equal(account.DeletionPolicy, 'Retain');
+  const [, stage] = only(t, 'AWS::ApiGatewayV2::Stage');
+  assert.deepEqual(stage.DependsOn, [accountId]);
+
+  const without = synth({ apiGatewayCloudWatchRole: false });
+  without.resourceCountIs('AWS::ApiGateway::Account', 0);
+  assert.equal(
+    Object.keys(
+      without.findResources('AWS::IAM::Role', {
+        Properties: { Description: Match.stringLikeRegexp('account-wide') },
+      }),
+    ).length,
+    0,
+  );
+});
+
+test('a custom domain: regional, TLS 1.2, mapped to the stage, and the wss:// URL on it', () => {
+  const t = template();
+  t.resourceCountIs('AWS::ApiGatewayV2::DomainName', 0);
+  t.resourceCountIs('AWS::ApiGatewayV2::ApiMapping', 0);
+  assert.equal(Object.keys(t.findOutputs('CustomDomainTarget')).length, 0);
+
+  const custom = synth({
+    customDomainName: 'chat.example.com',
+    certificateArn: EVERY_PARAMETER.certificateArn,
+  });
+  const [domainId] = only(custom, 'AWS::ApiGatewayV2::DomainName', {
+    DomainName: 'chat.example.com',
+    DomainNameConfigurations: [
+      {
+        CertificateArn: EVERY_PARAMETER.certificateArn,
+        EndpointType: 'REGIONAL',
+        SecurityPolicy: 'TLS_1_2',
+      },
+    ],
+  });
+  const [apiId] = only(custom, 'AWS::ApiGatewayV2::Api');
+  const [stageId] = only(custom, 'AWS::ApiGatewayV2::Stage');
+  const [, mapping] = only(custom, 'AWS::ApiGatewayV2::ApiMapping');
+  assert.deepEqual(mapping.Properties.ApiId, { Ref: apiId });
+  assert.deepEqual(mapping.Properties.DomainName, { Ref: domainId });
+  assert.deepEqual(mapping.Properties.Stage, 'prod');
+  assert.ok([mapping.DependsOn].flat().includes(stageId), 'mapped once the stage exists');
+  assert.equal(mapping.Properties.ApiMappingKey, undefined);
+  custom.hasOutput('WebSocketUrl', { Value: 'wss://chat.example.com' });
+  custom.hasOutput('CustomDomainTarget', { Value: { 'Fn::GetAtt': [domainId, 'RegionalDomainName'] } });
+  // The Management API stays on the execute-api endpoint.
+  custom.hasOutput('ManagementEndpoint', { Value: { 'Fn::Join': ['', Match.arrayWith(['https://'])] } });
+});
+
+test('outputs: the wss:// URL, the domain, the table, the dashboard and the Management API endpoint', () => {
   const t = template();
   const [tableId] = only(t, 'AWS::DynamoDB::GlobalTable');
+  const [dashboardId] = only(t, 'AWS::CloudWatch::Dashboard');
   t.hasOutput('WebSocketUrl', { Value: { 'Fn::Join': ['', Match.arrayWith(['wss://'])] } });
   t.hasOutput('XmppDomain', { Value: 'localhost' });
   t.hasOutput('TableName', { Value: { Ref: tableId } });
+  t.hasOutput('DashboardUrl', {
+    Value: {
+      'Fn::Join': [
+        '',
+        Match.arrayWith([
+          Match.stringLikeRegexp('console.aws.amazon.com/cloudwatch/home'),
+          Match.stringLikeRegexp('#dashboards/dashboard/$'),
+          { Ref: dashboardId },
+        ]),
+      ],
+    },
+  });
   t.hasOutput('ManagementEndpoint', { Value: { 'Fn::Join': ['', Match.arrayWith(['https://'])] } });
 });
 
-test('alarms watch function errors and throttles, integration errors and dead letters', () => {
+test('alarms notify an SNS topic (SSL only): errors, throttles, logged errors, dead letters, table throttling, API 5xx', () => {
   const t = template();
-  t.resourceCountIs('AWS::CloudWatch::Alarm', 6);
-  for (const metricName of [
-    'Errors',
-    'Throttles',
-    'IntegrationError',
-    'ApproximateNumberOfMessagesVisible',
-  ]) {
-    t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: metricName, Threshold: 1 });
+  const [topicId] = only(t, 'AWS::SNS::Topic');
+  t.resourceCountIs('AWS::SNS::Subscription', 0);
+  const [, topicPolicy] = only(t, 'AWS::SNS::TopicPolicy');
+  assert.match(JSON.stringify(topicPolicy.Properties.PolicyDocument), /"aws:SecureTransport":"false"/);
+  const alarms = Object.values(t.findResources('AWS::CloudWatch::Alarm'));
+  assert.equal(alarms.length, 9);
+  for (const alarm of alarms) {
+    assert.deepEqual(alarm.Properties.AlarmActions, [{ Ref: topicId }]);
+    assert.equal(alarm.Properties.Threshold, 1);
+    assert.equal(alarm.Properties.TreatMissingData, 'notBreaching');
+    assert.ok(String(alarm.Properties.AlarmDescription).length > 10);
+  }
+  const [connectId] = connectFunction(t);
+  const [framesId] = framesFunction(t);
+  for (const fnId of [connectId, framesId]) {
+    for (const metricName of ['Errors', 'Throttles']) {
+      t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/Lambda',
+        MetricName: metricName,
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: fnId } }],
+      });
+    }
+  }
+  const [dlqId] = only(t, 'AWS::SQS::Queue', { MessageRetentionPeriod: 14 * 24 * 3600 });
+  t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+    Namespace: 'AWS/SQS',
+    MetricName: 'ApproximateNumberOfMessagesVisible',
+    Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [dlqId, 'QueueName'] } }],
+  });
+  const [apiId] = only(t, 'AWS::ApiGatewayV2::Api');
+  for (const metricName of ['IntegrationError', 'ExecutionError']) {
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/ApiGateway',
+      MetricName: metricName,
+      Dimensions: Match.arrayWith([
+        { Name: 'ApiId', Value: { Ref: apiId } },
+        { Name: 'Stage', Value: 'prod' },
+      ]),
+    });
+  }
+  const [tableId] = only(t, 'AWS::DynamoDB::GlobalTable');
+  const tableAlarm = alarms.find((alarm) =>
+    JSON.stringify(alarm.Properties.Metrics ?? []).includes('ThrottleEvents'),
+  );
+  assert.ok(tableAlarm, 'a DynamoDB throttling alarm');
+  const metrics = JSON.stringify(tableAlarm.Properties.Metrics);
+  for (const name of ['ReadThrottleEvents', 'WriteThrottleEvents']) {
+    assert.ok(metrics.includes(`"MetricName":"${name}"`), name);
+  }
+  assert.ok(metrics.includes(`"Dimensions":[{"Name":"TableName","Value":{"Ref":"${tableId}"}}]`));
+  t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+    Namespace: METRIC_NAMESPACE,
+    MetricName: HANDLER_ERRORS_METRIC,
+    Dimensions: [{ Name: 'service', Value: 'Test' }],
+  });
+
+  const mailed = synth({ alarmEmail: 'ops@example.com' });
+  mailed.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
+});
+
+test('logged errors of both functions become a metric', () => {
+  const t = template();
+  const filters = Object.values(t.findResources('AWS::Logs::MetricFilter'));
+  assert.equal(filters.length, 2);
+  const logGroups = [connectFunction(t), framesFunction(t)].map(
+    ([, fn]) => (fn.Properties.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup,
+  );
+  assert.deepEqual(
+    filters.map((filter) => filter.Properties.LogGroupName),
+    logGroups,
+  );
+  for (const filter of filters) {
+    assert.equal(filter.Properties.FilterPattern, '{ $.level = "ERROR" }');
+    assert.deepEqual(filter.Properties.MetricTransformations, [
+      {
+        MetricNamespace: METRIC_NAMESPACE,
+        MetricName: HANDLER_ERRORS_METRIC,
+        MetricValue: '1',
+        Dimensions: [{ Key: 'service', Value: '$.service' }],
+      },
+    ]);
   }
 });
 
-test('context parameters reach the functions', () => {
-  const t = synth({
-    domain: 'Chat.Example.com',
-    maxStanzaBytes: '32768',
-    logLevel: 'debug',
-    logRetentionDays: 7,
-    offlineQuota: '500',
-    retentionDays: '7',
-  });
+test('the dashboard graphs every service metric, the functions, queues, table and API, and the alarms', () => {
+  const t = template();
+  const [, dashboard] = only(t, 'AWS::CloudWatch::Dashboard');
+  const body = JSON.stringify(dashboard.Properties.DashboardBody);
+  for (const name of [...METRIC_NAMES, HANDLER_ERRORS_METRIC]) {
+    assert.ok(body.includes(`[\\"${METRIC_NAMESPACE}\\",\\"${name}\\",\\"service\\",\\"Test\\"`), name);
+  }
+  for (const metric of [
+    '\\"AWS/Lambda\\",\\"Invocations\\"',
+    '\\"AWS/Lambda\\",\\"Errors\\"',
+    '\\"AWS/Lambda\\",\\"Throttles\\"',
+    '\\"AWS/Lambda\\",\\"Duration\\"',
+    '\\"AWS/SQS\\",\\"ApproximateNumberOfMessagesVisible\\"',
+    '\\"AWS/SQS\\",\\"ApproximateAgeOfOldestMessage\\"',
+    '\\"AWS/DynamoDB\\",\\"ConsumedWriteCapacityUnits\\"',
+    '\\"AWS/DynamoDB\\",\\"ReadThrottleEvents\\"',
+    '\\"AWS/ApiGateway\\",\\"ConnectCount\\"',
+    '\\"AWS/ApiGateway\\",\\"MessageCount\\"',
+    '\\"AWS/ApiGateway\\",\\"IntegrationError\\"',
+    '\\"AWS/ApiGateway\\",\\"ExecutionError\\"',
+  ]) {
+    assert.ok(body.includes(metric), metric);
+  }
+  // The alarm status widget lists every alarm.
+  for (const alarmId of Object.keys(t.findResources('AWS::CloudWatch::Alarm'))) {
+    assert.ok(body.includes(`{"Fn::GetAtt":["${alarmId}","Arn"]}`), alarmId);
+  }
+});
+
+test('cdk-nag AwsSolutions: no unacknowledged findings, with the defaults and with every parameter', () => {
+  assert.deepEqual(nagFindings(built().stack), []);
+  assert.deepEqual(nagFindings(builtWithEverything().stack), []);
+});
+
+test('cdk-nag: every acknowledgment is an AwsSolutions rule and says why', () => {
+  for (const { stack } of [built(), builtWithEverything()]) {
+    const acknowledged = stack.node
+      .findAll()
+      .flatMap((construct) =>
+        construct.node.metadata.filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY),
+      )
+      .flatMap((entry) => Object.entries(entry.data as Record<string, string>));
+    assert.ok(acknowledged.length > 0);
+    for (const [id, reason] of acknowledged) {
+      assert.match(id, /AwsSolutions-[A-Z]+\d+/);
+      assert.ok(typeof reason === 'string' && reason.length >= 40, `${id} needs a reason`);
+    }
+  }
+});
+
+test('every context parameter reaches its place', () => {
+  const { template: t, stack } = builtWithEverything();
   for (const [, fn] of [connectFunction(t), framesFunction(t)]) {
     t.hasResourceProperties('AWS::Lambda::Function', {
       Description: fn.Properties.Description,
       Environment: {
         Variables: Match.objectLike({
           XMPP_DOMAIN: 'chat.example.com',
-          MUC_DOMAIN: 'conference.chat.example.com',
+          MUC_DOMAIN: 'rooms.example.com',
           MAX_STANZA_BYTES: '32768',
           LOG_LEVEL: 'debug',
           OFFLINE_QUOTA: '500',
           RETENTION_DAYS: '7',
+          MESSAGE_POLICY: 'roster',
         }),
       },
     });
   }
-  t.hasOutput('XmppDomain', { Value: 'chat.example.com' });
+  t.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+    StageName: 'live',
+    DefaultRouteSettings: { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 80 },
+  });
   for (const logGroup of Object.values(t.findResources('AWS::Logs::LogGroup'))) {
     assert.equal(logGroup.Properties.RetentionInDays, 7);
+    assert.equal(logGroup.DeletionPolicy, 'Delete');
   }
-  const rooms = synth({ domain: 'chat.example.com', mucDomain: 'rooms.example.com' });
-  rooms.hasResourceProperties('AWS::Lambda::Function', {
-    Environment: { Variables: Match.objectLike({ MUC_DOMAIN: 'rooms.example.com' }) },
-  });
+  const [, table] = only(t, 'AWS::DynamoDB::GlobalTable');
+  assert.equal(table.DeletionPolicy, 'Delete');
+  t.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
+  t.hasResourceProperties('AWS::ApiGatewayV2::DomainName', { DomainName: 'xmpp.example.com' });
+  t.resourceCountIs('AWS::ApiGateway::Account', 0);
+  t.hasOutput('WebSocketUrl', { Value: 'wss://xmpp.example.com' });
+  t.hasOutput('XmppDomain', { Value: 'chat.example.com' });
+  assert.equal(stack.webSocketUrl, 'wss://xmpp.example.com');
+  // Every key was given, so every key was read.
+  assert.deepEqual(Object.keys(EVERY_PARAMETER).sort(), [...PARAMETER_KEYS].sort());
 });
 
 test('no hard-coded physical names', () => {
-  const names = ['TableName', 'FunctionName', 'QueueName', 'RoleName', 'LogGroupName'];
+  const names = [
+    'TableName',
+    'FunctionName',
+    'QueueName',
+    'RoleName',
+    'LogGroupName',
+    'TopicName',
+    'DashboardName',
+  ];
   for (const [id, resource] of Object.entries(template().toJSON().Resources as Record<string, Resource>)) {
     for (const name of names) {
       // A reference to another resource (an event source's FunctionName) is not a physical name.
@@ -380,11 +736,30 @@ test('no hard-coded physical names', () => {
   }
 });
 
+test('synth is offline: no lookups, environment-agnostic; the CLI sends no notices or telemetry', () => {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const stack = new XmppStack(
+    app,
+    'Offline',
+    parseParameters(() => undefined),
+  );
+  const assembly = app.synth();
+  assert.equal(assembly.manifest.missing, undefined);
+  assert.equal(stack.environment, 'aws://unknown-account/unknown-region');
+  const cdkJson = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8'));
+  assert.equal(cdkJson.notices, false);
+  assert.equal(cdkJson.context['cli-telemetry'], false);
+  const appSource = readFileSync(new URL('../../infra/app.ts', import.meta.url), 'utf8');
+  assert.match(appSource, /analyticsReporting: false/);
+});
+
 test('parseParameters: defaults', () => {
   assert.deepEqual(
     parseParameters(() => undefined),
     { ...PARAMETER_DEFAULTS, mucDomain: 'conference.localhost' },
   );
+  // An empty value from `-c alarmEmail=` means not set.
+  assert.equal(parseParameters((key) => (key === 'alarmEmail' ? '' : undefined)).alarmEmail, undefined);
 });
 
 test('parseParameters: invalid context values are rejected', () => {
@@ -407,12 +782,32 @@ test('parseParameters: invalid context values are rejected', () => {
     ['logRetentionDays', 31],
     ['logRetentionDays', 'forever'],
     ['removalPolicy', 'snapshot'],
+    ['offlineQuota', 0],
+    ['retentionDays', 'a month'],
+    ['messagePolicy', 'closed'],
+    ['alarmEmail', 'ops'],
+    ['alarmEmail', 'ops@example'],
+    ['apiGatewayCloudWatchRole', 'yes'],
   ];
   for (const [key, value] of invalid) {
     assert.throws(
       () => parseParameters((k) => (k === key ? value : undefined)),
       (error: unknown) => error instanceof ParameterError && error.message.includes(key),
       `${key}=${JSON.stringify(value)} must be rejected`,
+    );
+  }
+  const { certificateArn } = EVERY_PARAMETER;
+  for (const context of [
+    { customDomainName: 'chat.example.com' },
+    { certificateArn },
+    { customDomainName: 'chat example.com', certificateArn },
+    { customDomainName: 'chat.example.com', certificateArn: 'arn:aws:iam::123456789012:role/x' },
+  ] as Record<string, unknown>[]) {
+    assert.throws(
+      () => parseParameters((key) => context[key]),
+      (error: unknown) =>
+        error instanceof ParameterError && /customDomainName|certificateArn/.test(error.message),
+      JSON.stringify(context),
     );
   }
   assert.throws(() => synth({ removalPolicy: 'keep' }), ParameterError);

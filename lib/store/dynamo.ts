@@ -733,8 +733,8 @@ function toSession(item: Record<string, unknown>): SessionRecord {
     connectionId: item.connectionId as string,
     available: item.available as boolean,
     priority: item.priority as number,
-    interested: item.interested === true,
-    blocklistInterested: item.blocklistInterested === true,
+    ...(item.interested === true ? { interested: true } : {}),
+    ...(item.blocklistInterested === true ? { blocklistInterested: true } : {}),
     expiresAt: item.expiresAt as number,
   };
 }

@@ -1,0 +1,127 @@
+// What presence costs for a user with N contacts (subscription both) of whom K are
+// online: one login (initial presence, including probes and the drain check), one
+// presence change, one logout. Counted through the emulator like bench/message-cost.ts.
+// `npm run bench:presence-cost [N] [K]` prints it; test/e2e/presence-cost.test.ts checks
+// that posts grow with K and requests do not grow with N.
+import { pathToFileURL } from 'node:url';
+import { WebSocket } from 'ws';
+import { type LocalSystem, startLocalSystem } from '../infra/local/system.ts';
+import { makeCredentials } from '../lib/scram.ts';
+import { type CapacityMeter, newMeter } from '../lib/store/capacity.ts';
+import { NONE } from '../lib/subscription.ts';
+import { RawClient } from '../test/helpers.ts';
+
+(globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+
+export interface StepCost {
+  readonly readUnits: number;
+  readonly writeUnits: number;
+  readonly dynamoRequests: number;
+  readonly posts: number;
+}
+
+export interface PresenceCostReport {
+  readonly contacts: number;
+  readonly online: number;
+  readonly login: StepCost;
+  readonly change: StepCost;
+  readonly logout: StepCost;
+}
+
+function snapshot(system: LocalSystem, meter: CapacityMeter): StepCost {
+  return {
+    readUnits: meter.readUnits,
+    writeUnits: meter.writeUnits,
+    dynamoRequests: meter.requests,
+    posts: system.api.counters.posts,
+  };
+}
+
+const minus = (after: StepCost, before: StepCost): StepCost => ({
+  readUnits: after.readUnits - before.readUnits,
+  writeUnits: after.writeUnits - before.writeUnits,
+  dynamoRequests: after.dynamoRequests - before.dynamoRequests,
+  posts: after.posts - before.posts,
+});
+
+/** Frames of one connection are handled in order: once the ping is answered, the frame before it is done. */
+async function settle(system: LocalSystem, client: RawClient): Promise<void> {
+  const id = `settle-${Math.random()}`;
+  client.send(`<iq xmlns="jabber:client" type="get" id="${id}"><ping xmlns="urn:xmpp:ping"/></iq>`);
+  await client.next((element) => element.attrs.id === id);
+  await system.api.idle();
+}
+
+async function online(system: LocalSystem, user: string): Promise<RawClient> {
+  const client = await RawClient.connect(system.url);
+  await client.login(user, 'pw', 'bench');
+  client.send('<presence xmlns="jabber:client"/>');
+  await settle(system, client);
+  return client;
+}
+
+export async function measurePresenceCost(contacts = 100, onlineCount = 10): Promise<PresenceCostReport> {
+  const meter = newMeter();
+  const system = await startLocalSystem({ capacityMeter: meter });
+  const { store } = system.context;
+  try {
+    const scram = makeCredentials('pw', 4096);
+    const user = 'user@localhost';
+    const names = Array.from({ length: contacts }, (_, index) => `contact${index}@localhost`);
+    await store.putUser({ user, scram, createdAt: Date.now() });
+    for (const contact of names) {
+      await store.putUser({ user: contact, scram, createdAt: Date.now() });
+      const both = { ...NONE, subscription: 'both' as const, groups: [], listed: true };
+      await store.saveRosterItem(user, { ...both, contact }, { adds: true, limit: 10_000 });
+      await store.saveRosterItem(contact, { ...both, contact: user }, { adds: true, limit: 10_000 });
+    }
+    const others: RawClient[] = [];
+    for (const contact of names.slice(0, onlineCount)) others.push(await online(system, contact));
+
+    const client = await RawClient.connect(system.url);
+    await client.login(user, 'pw', 'bench');
+    await settle(system, client);
+    let before = snapshot(system, meter);
+    client.send('<presence xmlns="jabber:client"/>');
+    await settle(system, client);
+    const login = minus(snapshot(system, meter), before);
+
+    before = snapshot(system, meter);
+    client.send('<presence xmlns="jabber:client"><show>away</show></presence>');
+    await settle(system, client);
+    const change = minus(snapshot(system, meter), before);
+
+    before = snapshot(system, meter);
+    client.send('<close xmlns="urn:ietf:params:xml:ns:xmpp-framing"/>');
+    await client.closed;
+    for (let waited = 0; (await store.getAccount(user)).sessions.length > 0 && waited < 5000; waited += 10) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await system.api.idle();
+    const logout = minus(snapshot(system, meter), before);
+    for (const other of others) other.close();
+    return { contacts, online: onlineCount, login, change, logout };
+  } finally {
+    await system.stop();
+  }
+}
+
+export function formatPresenceReport(report: PresenceCostReport): string {
+  const row = (name: string, cost: StepCost) =>
+    `| ${name} | ${cost.writeUnits} | ${cost.readUnits} | ${cost.dynamoRequests} | ${cost.posts} |`;
+  return [
+    `A user with ${report.contacts} contacts (subscription both), ${report.online} of them online:`,
+    '',
+    '| step | write units | read units | DynamoDB requests | posts |',
+    '|---|---|---|---|---|',
+    row('login (initial presence: broadcast, probes, drain check)', report.login),
+    row('presence change', report.change),
+    row('logout (<close/>, $disconnect, unavailable broadcast)', report.logout),
+  ].join('\n');
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const [contacts = 100, onlineCount = 10] = process.argv.slice(2).map(Number);
+  console.log(formatPresenceReport(await measurePresenceCost(contacts, onlineCount)));
+}

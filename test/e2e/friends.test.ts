@@ -129,6 +129,17 @@ describe('friends', () => {
     await alice.xmpp.stop();
   });
 
+  test('directed presence to a non-contact is delivered, and unavailable follows when the session ends', async () => {
+    const dave = await login(system(), 'dave@localhost', 'desk');
+    const erin = await login(system(), 'erin@localhost', 'desk');
+    await dave.xmpp.send(xml('presence', { to: 'erin@localhost' }, xml('status', {}, 'hello stranger')));
+    const directed = await waitForStanza(erin.stanzas, presenceFrom('dave@localhost/desk'));
+    assert.equal(directed.getChildText('status'), 'hello stranger');
+    await dave.xmpp.stop();
+    await waitForStanza(erin.stanzas, presenceFrom('dave@localhost/desk', 'unavailable'));
+    await erin.xmpp.stop();
+  });
+
   test('roster versioning: the current version gets an empty result, an old one the whole roster', async () => {
     const alice = await login(system(), 'alice@localhost');
     const ver = alice.roster.getChild('query', ROSTER)?.attrs.ver;
@@ -211,7 +222,7 @@ async function chatError(session: Session, to: string, id: string): Promise<Elem
 }
 
 describe('friends-only policy', () => {
-  const system = useLocalSystem({ config: { messagePolicy: 'roster' } });
+  const system = useLocalSystem({ config: { messagePolicy: 'roster', rosterLimit: 2 } });
 
   test('a chat to someone who has not approved the sender is refused; requests and receipts pass', async () => {
     for (const user of ['amy', 'ben']) await addUser(system(), `${user}@localhost`, 'pw');
@@ -251,6 +262,27 @@ describe('friends-only policy', () => {
     await waitForStanza(amy.stanzas, (s) => s.getChild('received')?.attrs.id === 'p2');
     await amy.xmpp.stop();
     await ben.xmpp.stop();
+  });
+});
+
+describe('roster limit', () => {
+  const system = useLocalSystem({ config: { rosterLimit: 2 } });
+
+  test('a roster over the limit refuses the next contact with resource-constraint', async () => {
+    await addUser(system(), 'kay@localhost', 'pw');
+    const kay = await login(system(), 'kay@localhost');
+    const add = (jid: string) =>
+      kay.xmpp.iqCaller.request(
+        xml('iq', { type: 'set' }, xml('query', { xmlns: ROSTER }, xml('item', { jid }))),
+      );
+    await add('one@localhost');
+    await add('two@localhost');
+    await add('two@localhost'); // changing an item is not adding one
+    await assert.rejects(add('three@localhost'), (error: Error & { condition?: string }) => {
+      assert.equal(error.condition, 'resource-constraint');
+      return true;
+    });
+    await kay.xmpp.stop();
   });
 });
 

@@ -14,6 +14,7 @@ const { values } = parseArgs({
     'data-dir': { type: 'string', default: process.env.DATA_DIR ?? '.data' },
     'in-memory': { type: 'boolean', default: false },
     'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
+    'message-policy': { type: 'string', default: process.env.MESSAGE_POLICY ?? 'open' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -27,10 +28,16 @@ if (values.help) {
   --dynamodb-port N   DynamoDB Local port (default 8001, env DYNAMODB_PORT)
   --data-dir DIR      where data is kept (default .data, env DATA_DIR)
   --in-memory         keep nothing on disk
-  --log-level LEVEL   debug, info, warn, error (default info, env LOG_LEVEL)`);
+  --log-level LEVEL   debug, info, warn, error (default info, env LOG_LEVEL)
+  --message-policy P  open, or roster: chats only from approved contacts (default open, env MESSAGE_POLICY)`);
   process.exit(0);
 }
 
+const messagePolicy = values['message-policy'];
+if (messagePolicy !== 'open' && messagePolicy !== 'roster') {
+  console.error(`--message-policy must be open or roster, not "${messagePolicy}"`);
+  process.exit(2);
+}
 const dataDir = resolve(values['data-dir']);
 const domain = values.domain.toLowerCase();
 const system = await startLocalSystem({
@@ -38,7 +45,7 @@ const system = await startLocalSystem({
   host: values.host,
   dynamoPort: Number(values['dynamodb-port']),
   dataDir: values['in-memory'] ? undefined : resolve(dataDir, 'dynamodb'),
-  config: { domain, mucDomain: values['muc-domain'] ?? `conference.${domain}` },
+  config: { domain, mucDomain: values['muc-domain'] ?? `conference.${domain}`, messagePolicy },
   logLevel: values['log-level'] as 'info',
   api: { log: (message, fields) => console.error(JSON.stringify({ level: 'WARN', message, ...fields })) },
 });

@@ -160,18 +160,13 @@ export function waitForStanza(
   return eventually(() => stanzas.find(match), timeoutMs);
 }
 
-/** Connects, sends initial presence and waits until the session is available. */
+/** Connects, sends initial presence and waits until the server has handled it. */
 export async function goOnline(system: LocalSystem, user: string, password: string, resource?: string) {
   const session = await connectClient(system, user, password, resource);
   const { xml } = await import('@xmpp/client');
   await session.xmpp.send(xml('presence'));
-  // Presence is handled in this connection's own queue: wait until the server has it.
-  const [bareJid = '', ...resourceParts] = session.jid.split('/');
-  const bound = resourceParts.join('/');
-  await eventually(async () =>
-    (await system.context.store.getAccount(bareJid)).sessions.some(
-      (s) => s.resource === bound && s.available,
-    ),
-  );
+  // Frames of one connection are handled in order: once a ping sent after the presence is
+  // answered, the presence (broadcast, probes and drain) is done.
+  await session.xmpp.iqCaller.request(xml('iq', { type: 'get' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
   return session;
 }

@@ -24,8 +24,11 @@ export const discoHandlers: IqHandlers = {
       ...SERVER_FEATURES.map((feature) => xml('feature', { var: feature })),
     );
   },
-  [`get query ${NS.discoItems}`]: async ({ payload }) => {
+  [`get query ${NS.discoItems}`]: async ({ link, payload, target }) => {
     if (payload.attrs.node) throw new StanzaError('item-not-found');
-    return xml('query', { xmlns: NS.discoItems });
+    // XEP-0045 §6.1: the group chat service is found among the server's items.
+    const service =
+      target.kind === 'server' && xml('item', { jid: link.ctx.config.mucDomain, name: 'Chatrooms' });
+    return xml('query', { xmlns: NS.discoItems }, service);
   },
 };

@@ -1,5 +1,6 @@
 // One frame's view of its connection: the stored record and a way to answer on it.
 import { type StreamErrorCondition, streamError } from './errors.ts';
+import { leaveAllRooms } from './muc/room.ts';
 import { NS } from './ns.ts';
 import type { ConnectionRecord, Context } from './ports.ts';
 import { becomeUnavailable } from './presence.ts';
@@ -75,6 +76,7 @@ export async function forgetConnection(
   if (user && resource) {
     await ctx.store.deleteSession(user, resource, connectionId);
     await becomeUnavailable(ctx, { user, resource, connectionId });
+    await leaveAllRooms(ctx, { user, resource, connectionId });
   }
   await ctx.store.deleteConnection(connectionId);
 }

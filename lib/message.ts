@@ -6,6 +6,7 @@ import { StanzaError } from './errors.ts';
 import { sequenceId, stanzaId } from './ids.ts';
 import { bare, type Jid, parseJid } from './jid.ts';
 import type { Link } from './link.ts';
+import { handleRoomMessage } from './muc/room.ts';
 import { NS } from './ns.ts';
 import type { Context, StoredMessage } from './ports.ts';
 import type { Target } from './router.ts';
@@ -73,7 +74,8 @@ export async function handleMessage(link: Link, stanza: Element, target: Target)
     return; // chat states and the like addressed to the server need nothing
   }
   const to: Jid = target.kind === 'account' ? (parseJid(link.record.user ?? '') as Jid) : target.jid;
-  if (to.domain !== ctx.config.domain) throw new StanzaError('service-unavailable'); // MUC comes later
+  if (to.domain === ctx.config.mucDomain) return handleRoomMessage(link, stanza, to);
+  if (to.domain !== ctx.config.domain) throw new StanzaError('service-unavailable');
   const recipient = bare(to);
   if (isReceipt(stanza)) await acknowledgeDelivery(link, stanza, recipient);
   if (!isStorable(stanza)) return routeLive(link, stanza, recipient, to.resource);

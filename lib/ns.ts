@@ -18,6 +18,12 @@ export const NS = {
   rosterVersioning: 'urn:xmpp:features:rosterver', // RFC 6121 §2.6
   blocking: 'urn:xmpp:blocking', // XEP-0191
   blockingErrors: 'urn:xmpp:blocking:errors', // XEP-0191
+  muc: 'http://jabber.org/protocol/muc', // XEP-0045
+  mucUser: 'http://jabber.org/protocol/muc#user', // XEP-0045
+  mucOwner: 'http://jabber.org/protocol/muc#owner', // XEP-0045
+  mucAdmin: 'http://jabber.org/protocol/muc#admin', // XEP-0045
+  dataForms: 'jabber:x:data', // XEP-0004
+  chatMarkers: 'urn:xmpp:chat-markers:0', // XEP-0333
   /** The project's own server receipt (see README, "Server receipts"). */
   ack: 'urn:serverless-xmpp:ack:0',
 } as const;

@@ -109,6 +109,66 @@ export interface Account {
   readonly blockedBy: ReadonlySet<string>;
 }
 
+/** XEP-0045 §5.2 affiliations and roles. */
+export type Affiliation = 'owner' | 'admin' | 'member' | 'outcast' | 'none';
+export type Role = 'moderator' | 'participant' | 'visitor' | 'none';
+
+/** XEP-0045 §10.2 room configuration (the subset this server supports). */
+export interface RoomConfig {
+  readonly name: string;
+  readonly description: string;
+  readonly persistent: boolean;
+  readonly membersOnly: boolean;
+  readonly public: boolean;
+  readonly maxUsers: number;
+  /** Messages kept for history and for the rejoin drain. */
+  readonly historyLength: number;
+}
+
+/** A room's own item: configuration, lock and subject. */
+export interface RoomRecord {
+  /** The room's bare JID. */
+  readonly room: string;
+  readonly config: RoomConfig;
+  /** XEP-0045 §10.1.1: a new room is locked until its owner configures it. */
+  readonly locked: boolean;
+  readonly subject?: string;
+  /** The occupant JID (room@service/nick) that set the subject. */
+  readonly subjectFrom?: string;
+  readonly createdAt: number;
+}
+
+/** One joined session (full JID) in a room. */
+export interface Occupant {
+  readonly room: string;
+  /** The occupant's real full JID. */
+  readonly jid: string;
+  readonly nick: string;
+  readonly connectionId: string;
+  readonly role: Role;
+  readonly affiliation: Affiliation;
+  readonly expiresAt: number;
+}
+
+/** What a join or an admin request needs, in one query. */
+export interface RoomState {
+  readonly room?: RoomRecord;
+  /** Bare JID -> affiliation (none is never stored). */
+  readonly affiliations: ReadonlyMap<string, Affiliation>;
+  readonly occupants: Occupant[];
+}
+
+/** A groupchat message (or subject change), stored once per room. */
+export interface RoomMessage {
+  readonly room: string;
+  /** Room-assigned order; also the XEP-0359 stanza id by the room. */
+  readonly seq: string;
+  /** The stanza as reflected: from room@service/nick, without `to`, with the stanza-id. */
+  readonly stanza: string;
+  readonly postedAt: number;
+  readonly expiresAt: number;
+}
+
 export interface Store {
   createConnection(record: ConnectionRecord): Promise<void>;
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
@@ -181,6 +241,35 @@ export interface Store {
   reserveOfflineSlot(recipient: string, quota: number): Promise<boolean>;
   /** The user drained their inbox: the offline count starts again. */
   resetOfflineCount(recipient: string): Promise<void>;
+
+  // XEP-0045 rooms (lib/muc/). Keys: the table at the top of store/dynamo.ts.
+  /** Room item, affiliations and occupants: one query. */
+  getRoomState(room: string): Promise<RoomState>;
+  /** Occupants only: one query, reads grow with the list's bytes. */
+  getOccupants(room: string): Promise<Occupant[]>;
+  /** Creates the room unless it exists; false when it did. */
+  createRoom(record: RoomRecord): Promise<boolean>;
+  saveRoom(record: RoomRecord): Promise<void>;
+  /** Public rooms, for disco#items. */
+  listPublicRooms(): Promise<{ room: string; name: string }[]>;
+  deleteRoom(room: string): Promise<void>;
+  putOccupant(occupant: Occupant): Promise<void>;
+  /** Removes the occupant while it still belongs to the connection; returns it. */
+  removeOccupant(room: string, jid: string, connectionId: string): Promise<Occupant | undefined>;
+  setAffiliation(room: string, user: string, affiliation: Affiliation): Promise<void>;
+  storeRoomMessage(message: RoomMessage): Promise<void>;
+  /** Newest first: up to `limit` messages with seq after `after` (when given). */
+  roomHistory(room: string, limit: number, after?: string): Promise<RoomMessage[]>;
+  /** The seq of the room's newest message. */
+  lastRoomSeq(room: string): Promise<string | undefined>;
+  /** The last room message the server pushed to the member (the rejoin drain starts after it). */
+  getPushedMarker(room: string, user: string): Promise<string | undefined>;
+  setPushedMarker(room: string, user: string, seq: string): Promise<void>;
+  /** The session's room pool: the rooms a connection joined. */
+  addJoinedRoom(connectionId: string, room: string, expiresAt: number): Promise<void>;
+  removeJoinedRoom(connectionId: string, room: string): Promise<void>;
+  getJoinedRooms(connectionId: string): Promise<string[]>;
+  deleteJoinedRooms(connectionId: string): Promise<void>;
 }
 
 export type PostResult = 'ok' | 'gone';

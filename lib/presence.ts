@@ -9,6 +9,7 @@ import { pushToSessions, selectSessions } from './delivery.ts';
 import { StanzaError } from './errors.ts';
 import { bare } from './jid.ts';
 import type { Link } from './link.ts';
+import { leaveAllRooms } from './muc/room.ts';
 import { NS } from './ns.ts';
 import { drain } from './offline.ts';
 import type { Context, PresenceEntry, RosterItem } from './ports.ts';
@@ -207,6 +208,8 @@ export async function handlePresence(link: Link, presence: Element, target: Targ
   if (type === 'unavailable') {
     await ctx.store.updateSession(user, resource, record.connectionId, { available: false, priority: 0 });
     await becomeUnavailable(ctx, { user, resource, connectionId: record.connectionId }, presence);
+    // RFC 6121 §4.6.3 / XEP-0045 §7.14: going unavailable leaves every room of the session.
+    await leaveAllRooms(ctx, { user, resource, connectionId: record.connectionId });
     return;
   }
   if (type === undefined) await becomeAvailable(link, presence);

@@ -53,8 +53,10 @@ async function routeIq(link: Link, handlers: IqHandlers, iq: Element, target: Ta
   if (!payload || children.length !== 1)
     throw new StanzaError('bad-request', 'an iq get or set has one child');
   if (target.kind === 'remote') throw new StanzaError('remote-server-not-found');
-  const handler =
-    target.kind === 'user' ? undefined : handlers[`${type} ${payload.name} ${payload.attrs.xmlns ?? ''}`];
+  const key = `${type} ${payload.name} ${payload.attrs.xmlns ?? ''}`;
+  // The MUC service (lib/muc/) answers iqs to itself and its rooms: handlers keyed `muc …`.
+  const muc = target.kind === 'user' && target.jid.domain === link.ctx.config.mucDomain;
+  const handler = target.kind !== 'user' ? handlers[key] : muc ? handlers[`muc ${key}`] : undefined;
   if (!handler) throw new StanzaError('service-unavailable');
   const result = await handler({ link, stanza: iq, payload, target });
   await link.send(

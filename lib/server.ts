@@ -5,6 +5,8 @@ import { discoHandlers } from './disco.ts';
 import { streamError } from './errors.ts';
 import { closeElement, forgetConnection, Link } from './link.ts';
 import { handleMessage } from './message.ts';
+import { mucIqHandlers } from './muc/admin.ts';
+import { handleRoomPresence } from './muc/room.ts';
 import { NS } from './ns.ts';
 import { drain } from './offline.ts';
 import { pingHandlers } from './ping.ts';
@@ -31,12 +33,14 @@ export interface ConnectResponse {
 
 export function stanzaHandlers(): StanzaHandlers {
   return {
-    iq: { ...pingHandlers, ...discoHandlers, ...rosterHandlers, ...blockingHandlers },
+    iq: { ...pingHandlers, ...discoHandlers, ...rosterHandlers, ...blockingHandlers, ...mucIqHandlers },
     message: handleMessage,
     presence: (link, stanza, target) =>
-      isSubscriptionStanza(stanza)
-        ? handleSubscription(link, stanza, target)
-        : handlePresence(link, stanza, target),
+      target.kind === 'user' && target.jid.domain === link.ctx.config.mucDomain
+        ? handleRoomPresence(link, stanza, target.jid)
+        : isSubscriptionStanza(stanza)
+          ? handleSubscription(link, stanza, target)
+          : handlePresence(link, stanza, target),
   };
 }
 

@@ -22,6 +22,23 @@
 // | Blocked by        | USER#<jid>          | BLOCKEDBY#<user>   | routing query answers "blocked either way" (2 WU/block) |
 // | Presence          | USER#<user>         | #PRESENCE          | map resource -> last available presence; contacts' items|
 // |                   |                     |                    | are read with BatchGetItem, 100 a request (0.5 RU each) |
+// | Room (XEP-0045)   | ROOM#<room JID>     | #ROOM              | config, lock, subject; conditional put creates the room |
+// | Room affiliation  | ROOM#<room JID>     | #AFF#<bare JID>    | owner/admin/member/outcast (none is not stored)         |
+// | Room occupant     | ROOM#<room JID>     | #OCC#<full JID>    | nick, connectionId, role: put on join, conditional      |
+// |                   |                     |                    | delete on leave (1 WU each)                             |
+// |   (room state)    | ROOM#<room JID>     | begins_with #      | room, affiliations and occupants in ONE query (join,    |
+// |                   |                     |                    | admin); a room message queries begins_with #OCC# only:  |
+// |                   |                     |                    | reads grow with the occupant list's bytes, not its count|
+// | Room message      | ROOM#<room JID>     | MSG#<seq>          | ONE put per room message whatever the occupant count    |
+// |                   |                     |                    | (1 WU under 1 KB deflated; no `seq` attribute, so no    |
+// |                   |                     |                    | byOrder index entry); history = query on MSG#, newest   |
+// |                   |                     |                    | first, Limit n; TTL retentionDays                        |
+// | Pushed marker     | ROOM#<room JID>     | PUSHED#<bare JID>  | the last room message pushed to a member, written when  |
+// |                   |                     |                    | the member leaves ('0' when the room had none yet); the |
+// |                   |                     |                    | rejoin drain starts after it (at most historyLength)    |
+// | Room directory    | MUC                 | ROOM#<room JID>    | public rooms (disco#items on the service): one query    |
+// | Room pool         | CONN#<connectionId> | #ROOMS             | string set of the rooms the session joined; read when   |
+// |                   |                     |                    | the session ends to leave them all (TTL as connection)  |
 //
 // The USER# partition holds only the credentials and the sessions, so routing reads it
 // whole: whether the user exists and where they are, in one query (0.5 RU, 1 consistent).
@@ -49,9 +66,14 @@ import {
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type {
   Account,
+  Affiliation,
   ConnectionRecord,
   InboxPage,
+  Occupant,
   PresenceEntry,
+  RoomMessage,
+  RoomRecord,
+  RoomState,
   Roster,
   RosterItem,
   SessionRecord,
@@ -74,7 +96,36 @@ const key = {
   rosterItem: (user: string, contact: string) => ({ pk: `ROSTER#${user}`, sk: `ITEM#${contact}` }),
   rosterMeta: (user: string) => ({ pk: `ROSTER#${user}`, sk: '#META' }),
   presence: (user: string) => ({ pk: `USER#${user}`, sk: '#PRESENCE' }),
+  room: (room: string) => ({ pk: `ROOM#${room}`, sk: '#ROOM' }),
+  affiliation: (room: string, user: string) => ({ pk: `ROOM#${room}`, sk: `#AFF#${user}` }),
+  occupant: (room: string, jid: string) => ({ pk: `ROOM#${room}`, sk: `#OCC#${jid}` }),
+  roomMessage: (room: string, seq: string) => ({ pk: `ROOM#${room}`, sk: `MSG#${seq}` }),
+  pushed: (room: string, user: string) => ({ pk: `ROOM#${room}`, sk: `PUSHED#${user}` }),
+  directory: (room: string) => ({ pk: 'MUC', sk: `ROOM#${room}` }),
+  joinedRooms: (connectionId: string) => ({ pk: `CONN#${connectionId}`, sk: '#ROOMS' }),
 };
+
+function toOccupant(room: string, item: Record<string, unknown>): Occupant {
+  return {
+    room,
+    jid: String(item.sk).slice('#OCC#'.length),
+    nick: item.nick as string,
+    connectionId: item.c as string,
+    role: item.role as Occupant['role'],
+    affiliation: item.aff as Occupant['affiliation'],
+    expiresAt: item.expiresAt as number,
+  };
+}
+
+function toRoomMessage(room: string, item: Record<string, unknown>): RoomMessage {
+  return {
+    room,
+    seq: String(item.sk).slice('MSG#'.length),
+    stanza: unpackStanza(item),
+    postedAt: item.at as number,
+    expiresAt: item.expiresAt as number,
+  };
+}
 
 function toRosterItem(item: Record<string, unknown>): RosterItem {
   return {
@@ -723,6 +774,240 @@ export class DynamoStore implements Store {
       ]),
     );
     return removed;
+  }
+
+  async getRoomState(room: string): Promise<RoomState> {
+    const items = await this.queryAll(`ROOM#${room}`, '#');
+    let record: RoomRecord | undefined;
+    const affiliations = new Map<string, Affiliation>();
+    const occupants: Occupant[] = [];
+    for (const item of items) {
+      const sk = String(item.sk);
+      if (sk === '#ROOM') {
+        const { pk: _pk, sk: _sk, ...rest } = item;
+        record = rest as unknown as RoomRecord;
+      } else if (sk.startsWith('#AFF#')) affiliations.set(sk.slice(5), item.aff as Affiliation);
+      else if (sk.startsWith('#OCC#')) {
+        const occupant = toOccupant(room, item);
+        if (this.live(occupant)) occupants.push(occupant);
+      }
+    }
+    return { room: record, affiliations, occupants };
+  }
+
+  async getOccupants(room: string): Promise<Occupant[]> {
+    const items = await this.queryAll(`ROOM#${room}`, '#OCC#');
+    return items.map((item) => toOccupant(room, item)).filter((occupant) => this.live(occupant));
+  }
+
+  /** Every item of a partition under a prefix, strongly consistent, page after page. */
+  private async queryAll(pk: string, prefix: string): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    let ExclusiveStartKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+          ExpressionAttributeValues: { ':pk': pk, ':prefix': prefix },
+          ConsistentRead: true,
+          ExclusiveStartKey,
+        }),
+      );
+      items.push(...(page.Items ?? []));
+      ExclusiveStartKey = page.LastEvaluatedKey;
+    } while (ExclusiveStartKey);
+    return items;
+  }
+
+  async createRoom(record: RoomRecord): Promise<boolean> {
+    try {
+      await this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...key.room(record.room), ...record },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      return false;
+    }
+  }
+
+  async saveRoom(record: RoomRecord): Promise<void> {
+    await this.client.send(
+      new PutCommand({ TableName: this.tableName, Item: { ...key.room(record.room), ...record } }),
+    );
+    if (record.config.public && !record.locked) {
+      await this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...key.directory(record.room), room: record.room, name: record.config.name },
+        }),
+      );
+    } else {
+      await this.client.send(
+        new DeleteCommand({ TableName: this.tableName, Key: key.directory(record.room) }),
+      );
+    }
+  }
+
+  async listPublicRooms(): Promise<{ room: string; name: string }[]> {
+    const items = await this.queryAll('MUC', 'ROOM#');
+    return items.map((item) => ({ room: item.room as string, name: (item.name as string) ?? '' }));
+  }
+
+  async deleteRoom(room: string): Promise<void> {
+    const items = await this.queryAll(`ROOM#${room}`, '');
+    await this.writeBlocks([
+      ...items.map((item) => ({ DeleteRequest: { Key: { pk: item.pk, sk: item.sk } } })),
+      { DeleteRequest: { Key: key.directory(room) } },
+    ]);
+  }
+
+  async putOccupant(occupant: Occupant): Promise<void> {
+    await this.client.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: {
+          ...key.occupant(occupant.room, occupant.jid),
+          nick: occupant.nick,
+          c: occupant.connectionId,
+          role: occupant.role,
+          aff: occupant.affiliation,
+          expiresAt: occupant.expiresAt,
+        },
+      }),
+    );
+  }
+
+  async removeOccupant(room: string, jid: string, connectionId: string): Promise<Occupant | undefined> {
+    try {
+      const { Attributes } = await this.client.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: key.occupant(room, jid),
+          ConditionExpression: 'c = :c',
+          ExpressionAttributeValues: { ':c': connectionId },
+          ReturnValues: 'ALL_OLD',
+        }),
+      );
+      return Attributes ? toOccupant(room, Attributes) : undefined;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      return undefined;
+    }
+  }
+
+  async setAffiliation(room: string, user: string, affiliation: Affiliation): Promise<void> {
+    if (affiliation === 'none') {
+      await this.client.send(
+        new DeleteCommand({ TableName: this.tableName, Key: key.affiliation(room, user) }),
+      );
+      return;
+    }
+    await this.client.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: { ...key.affiliation(room, user), aff: affiliation },
+      }),
+    );
+  }
+
+  async storeRoomMessage(message: RoomMessage): Promise<void> {
+    await this.client.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: {
+          ...key.roomMessage(message.room, message.seq),
+          at: message.postedAt,
+          expiresAt: message.expiresAt,
+          ...packStanza(message.stanza),
+        },
+      }),
+    );
+  }
+
+  async roomHistory(room: string, limit: number, after?: string): Promise<RoomMessage[]> {
+    if (limit <= 0) return [];
+    const page = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: after
+          ? 'pk = :pk AND sk BETWEEN :from AND :to'
+          : 'pk = :pk AND begins_with(sk, :prefix)',
+        FilterExpression: 'expiresAt > :now',
+        ExpressionAttributeValues: {
+          ':pk': `ROOM#${room}`,
+          ':now': this.nowSeconds(),
+          ...(after ? { ':from': `MSG#${after}!`, ':to': 'MSG$' } : { ':prefix': 'MSG#' }),
+        },
+        ScanIndexForward: false,
+        ConsistentRead: true,
+        Limit: limit,
+      }),
+    );
+    return (page.Items ?? []).map((item) => toRoomMessage(room, item));
+  }
+
+  async lastRoomSeq(room: string): Promise<string | undefined> {
+    const [newest] = await this.roomHistory(room, 1);
+    return newest?.seq;
+  }
+
+  async getPushedMarker(room: string, user: string): Promise<string | undefined> {
+    const { Item } = await this.client.send(
+      new GetCommand({ TableName: this.tableName, Key: key.pushed(room, user), ConsistentRead: true }),
+    );
+    return Item?.last as string | undefined;
+  }
+
+  async setPushedMarker(room: string, user: string, seq: string): Promise<void> {
+    await this.client.send(
+      new PutCommand({ TableName: this.tableName, Item: { ...key.pushed(room, user), last: seq } }),
+    );
+  }
+
+  async addJoinedRoom(connectionId: string, room: string, expiresAt: number): Promise<void> {
+    await this.client.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: key.joinedRooms(connectionId),
+        UpdateExpression: 'ADD rooms :room SET expiresAt = :expiresAt',
+        ExpressionAttributeValues: { ':room': new Set([room]), ':expiresAt': expiresAt },
+      }),
+    );
+  }
+
+  async removeJoinedRoom(connectionId: string, room: string): Promise<void> {
+    await this.client
+      .send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key.joinedRooms(connectionId),
+          UpdateExpression: 'DELETE rooms :room',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':room': new Set([room]) },
+        }),
+      )
+      .catch((error: unknown) => {
+        if (!isConditionFailure(error)) throw error;
+      });
+  }
+
+  async getJoinedRooms(connectionId: string): Promise<string[]> {
+    const { Item } = await this.client.send(
+      new GetCommand({ TableName: this.tableName, Key: key.joinedRooms(connectionId), ConsistentRead: true }),
+    );
+    return [...((Item?.rooms as Set<string> | undefined) ?? [])];
+  }
+
+  async deleteJoinedRooms(connectionId: string): Promise<void> {
+    await this.client.send(
+      new DeleteCommand({ TableName: this.tableName, Key: key.joinedRooms(connectionId) }),
+    );
   }
 }
 

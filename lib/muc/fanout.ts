@@ -1,0 +1,44 @@
+// Posts to room occupants: bounded concurrency, and a gone connection is forgotten (its
+// session ends and it leaves every room it was in) as soon as a post meets it.
+import { forgetConnection } from '../link.ts';
+import type { Context, Occupant } from '../ports.ts';
+
+/** Posts in flight at once for one fan-out. */
+export const FANOUT_CONCURRENCY = 32;
+
+/** The session behind an occupant: bare JID and resource of its real full JID. */
+export function sessionOf(occupant: Pick<Occupant, 'jid' | 'connectionId'>) {
+  const slash = occupant.jid.indexOf('/');
+  return {
+    connectionId: occupant.connectionId,
+    user: occupant.jid.slice(0, slash),
+    resource: occupant.jid.slice(slash + 1),
+  };
+}
+
+/** Posts `frame(occupant)` to each occupant; returns those whose connection was gone. */
+export async function fanOut(
+  ctx: Context,
+  occupants: readonly Occupant[],
+  frame: (occupant: Occupant) => string,
+  concurrency = FANOUT_CONCURRENCY,
+): Promise<Occupant[]> {
+  const gone: Occupant[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < occupants.length) {
+      const occupant = occupants[next++] as Occupant;
+      const result = await ctx.gateway.post(occupant.connectionId, frame(occupant));
+      if (result === 'ok') continue;
+      gone.push(occupant);
+      ctx.metrics?.count('GoneConnections');
+      ctx.logger.info('room push met a gone connection', {
+        connectionId: occupant.connectionId,
+        room: occupant.room,
+      });
+      await forgetConnection(ctx, sessionOf(occupant));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, occupants.length) }, worker));
+  return gone;
+}

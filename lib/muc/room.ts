@@ -1,0 +1,387 @@
+// XEP-0045 rooms: join (create), leave, talk, private messages, subject, history and the
+// rejoin drain. Design and what is supported: docs/muc.md. Keys: store/dynamo.ts.
+import { StanzaError } from '../errors.ts';
+import { sequenceId } from '../ids.ts';
+import { bare, type Jid } from '../jid.ts';
+import type { Link } from '../link.ts';
+import { NS } from '../ns.ts';
+import type { Affiliation, Context, Occupant, Role, RoomConfig, RoomMessage, RoomRecord } from '../ports.ts';
+import { type Element, parseFrame, xml } from '../xml.ts';
+import { mediatedInvite } from './admin.ts';
+import { fanOut } from './fanout.ts';
+
+const DAY_SECONDS = 24 * 60 * 60;
+
+/** XEP-0045 §7.2.15: what a new occupant gets when it asks for nothing. */
+export const DEFAULT_HISTORY = 20;
+/** The most a room keeps for history and the rejoin drain (and pushes in one invocation). */
+export const MAX_HISTORY_LENGTH = 1000;
+
+/** A marker below every sequence id (ids.ts: base-36 time first). */
+const BEFORE_ANY_MESSAGE = '0';
+
+export const DEFAULT_ROOM_CONFIG: RoomConfig = {
+  name: '',
+  description: '',
+  // Members come back: rooms outlive their last occupant unless configured otherwise.
+  persistent: true,
+  membersOnly: false,
+  public: true,
+  maxUsers: 1000,
+  historyLength: MAX_HISTORY_LENGTH,
+};
+
+export const occupantJid = (occupant: Pick<Occupant, 'room' | 'nick'>) => `${occupant.room}/${occupant.nick}`;
+
+export const roleFor = (affiliation: Affiliation): Role =>
+  affiliation === 'owner' || affiliation === 'admin' ? 'moderator' : 'participant';
+
+/** The room's view of an occupant, as `to` sees it (semi-anonymous: real JIDs to moderators). */
+export function occupantPresence(
+  occupant: Occupant,
+  to: Pick<Occupant, 'jid' | 'role'>,
+  options: { type?: 'unavailable'; codes?: readonly string[]; extra?: readonly Element[] } = {},
+): Element {
+  const self = to.jid === occupant.jid;
+  const codes = [...(options.codes ?? [])];
+  if (self) codes.push('110');
+  const role = options.type === 'unavailable' ? 'none' : occupant.role;
+  return xml(
+    'presence',
+    { xmlns: NS.client, from: occupantJid(occupant), to: to.jid, type: options.type },
+    ...(options.extra ?? []),
+    xml(
+      'x',
+      { xmlns: NS.mucUser },
+      xml('item', {
+        affiliation: occupant.affiliation,
+        role,
+        jid: self || to.role === 'moderator' ? occupant.jid : undefined,
+      }),
+      ...codes.map((code) => xml('status', { code })),
+    ),
+  );
+}
+
+function parseOne(text: string): Element {
+  const parsed = parseFrame(text);
+  if (parsed.kind !== 'elements' || !parsed.elements[0]) throw new Error('a stored stanza does not parse');
+  return parsed.elements[0];
+}
+
+/** A stored room message as pushed from history: addressed, with a delay from the room. */
+function historyFrame(message: RoomMessage, to: string): string {
+  const stanza = parseOne(message.stanza);
+  stanza.attrs.to = to;
+  stanza.cnode(
+    xml('delay', { xmlns: NS.delay, from: message.room, stamp: new Date(message.postedAt).toISOString() }),
+  );
+  return stanza.toString();
+}
+
+function subjectMessage(record: RoomRecord, to: string): Element {
+  return xml(
+    'message',
+    { xmlns: NS.client, type: 'groupchat', from: record.subjectFrom ?? record.room, to },
+    xml('subject', {}, record.subject ?? ''),
+  );
+}
+
+// Join ---------------------------------------------------------------------------------
+
+interface HistoryRequest {
+  maxstanzas?: number;
+  maxchars?: number;
+  seconds?: number;
+  since?: number;
+}
+
+function nonNegative(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 0) throw new StanzaError('bad-request', 'bad history attribute');
+  return number;
+}
+
+function historyRequest(join: Element | undefined): HistoryRequest | undefined {
+  const history = join?.getChild('history');
+  if (!history) return undefined;
+  const since = history.attrs.since === undefined ? undefined : Date.parse(history.attrs.since);
+  if (since !== undefined && Number.isNaN(since)) throw new StanzaError('bad-request', 'bad since');
+  return {
+    maxstanzas: nonNegative(history.attrs.maxstanzas),
+    maxchars: nonNegative(history.attrs.maxchars),
+    seconds: nonNegative(history.attrs.seconds),
+    since,
+  };
+}
+
+/**
+ * XEP-0045 §7.2.15: every limit given applies (the smallest set that satisfies them all):
+ * the newest messages, no older than `seconds` or `since`, and at most `maxchars`
+ * characters of stanzas in total, counting from the newest.
+ */
+async function selectHistory(
+  ctx: Context,
+  room: string,
+  historyLength: number,
+  request: HistoryRequest,
+  to: string,
+): Promise<string[]> {
+  const limit = Math.min(request.maxstanzas ?? historyLength, historyLength);
+  if (limit === 0 || request.maxchars === 0) return [];
+  const newest = await ctx.store.roomHistory(room, limit);
+  const oldest = Math.max(
+    request.seconds === undefined ? 0 : ctx.now() - request.seconds * 1000,
+    request.since ?? 0,
+  );
+  const frames: string[] = [];
+  let chars = 0;
+  for (const message of newest) {
+    if (message.postedAt < oldest) break;
+    const frame = historyFrame(message, to);
+    chars += frame.length;
+    if (request.maxchars !== undefined && chars > request.maxchars) break;
+    frames.push(frame);
+  }
+  return frames.reverse();
+}
+
+/** No <history/>: a member coming back gets what was posted since the last push to them. */
+async function rejoinHistory(
+  ctx: Context,
+  room: string,
+  user: string,
+  historyLength: number,
+  to: string,
+): Promise<string[]> {
+  const marker = await ctx.store.getPushedMarker(room, user);
+  const limit = marker ? historyLength : Math.min(DEFAULT_HISTORY, historyLength);
+  const messages = await ctx.store.roomHistory(room, limit, marker);
+  return messages.reverse().map((message) => historyFrame(message, to));
+}
+
+const presenceExtras = (presence: Element) =>
+  presence
+    .getChildElements()
+    .filter((child) => child.attrs.xmlns !== NS.muc && child.attrs.xmlns !== NS.mucUser);
+
+async function join(link: Link, presence: Element, room: string, nick: string): Promise<void> {
+  const { ctx, record } = link;
+  const user = record.user as string;
+  const jid = link.jid as string;
+  let state = await ctx.store.getRoomState(room);
+  const mine = state.occupants.find((occupant) => occupant.jid === jid);
+  if (mine && mine.connectionId === record.connectionId) {
+    if (mine.nick !== nick) throw new StanzaError('not-acceptable', 'nick changes are not supported');
+    return; // already in the room: a presence update needs nothing more here
+  }
+  const codes: string[] = [];
+  const now = ctx.now();
+  if (!state.room) {
+    const created: RoomRecord = { room, config: DEFAULT_ROOM_CONFIG, locked: true, createdAt: now };
+    if (await ctx.store.createRoom(created)) {
+      await ctx.store.setAffiliation(room, user, 'owner');
+      codes.push('201');
+      ctx.logger.info('room created', { room, owner: user });
+    }
+    state = await ctx.store.getRoomState(room);
+  }
+  const roomRecord = state.room;
+  if (!roomRecord) throw new StanzaError('item-not-found');
+  const affiliation = state.affiliations.get(user) ?? 'none';
+  // §10.1.1: a locked room admits its owner only, until it is configured.
+  if (roomRecord.locked && affiliation !== 'owner')
+    throw new StanzaError('item-not-found', 'the room is locked');
+  if (affiliation === 'outcast') throw new StanzaError('forbidden', 'you are banned from this room');
+  if (roomRecord.config.membersOnly && affiliation === 'none')
+    throw new StanzaError('registration-required', 'this room is for members only');
+  // §7.2.9: a nick belongs to one user; that user's several resources may share it.
+  if (state.occupants.some((occupant) => occupant.nick === nick && bare(asJid(occupant.jid)) !== user))
+    throw new StanzaError('conflict', 'that nickname is in use');
+  const others = state.occupants.filter((occupant) => occupant.jid !== jid);
+  const privileged = affiliation === 'owner' || affiliation === 'admin';
+  if (!privileged && others.length >= roomRecord.config.maxUsers)
+    throw new StanzaError('service-unavailable', 'the room is full');
+
+  const occupant: Occupant = {
+    room,
+    jid,
+    nick,
+    connectionId: record.connectionId,
+    role: roleFor(affiliation),
+    affiliation,
+    expiresAt: record.expiresAt,
+  };
+  await ctx.store.putOccupant(occupant);
+  await ctx.store.addJoinedRoom(record.connectionId, room, record.expiresAt);
+
+  // §7.2.3 order: others' presence, then self-presence, then history, then the subject.
+  for (const other of others) await link.send(occupantPresence(other, occupant));
+  const extra = presenceExtras(presence);
+  await link.send(occupantPresence(occupant, occupant, { codes, extra }));
+  await fanOut(ctx, others, (other) => occupantPresence(occupant, other, { extra }).toString());
+  const request = historyRequest(presence.getChild('x', NS.muc));
+  const historyLength = Math.min(roomRecord.config.historyLength, MAX_HISTORY_LENGTH);
+  const frames = request
+    ? await selectHistory(ctx, room, historyLength, request, jid)
+    : await rejoinHistory(ctx, room, user, historyLength, jid);
+  for (const frame of frames) {
+    if (link.closed) return;
+    await ctx.gateway.post(record.connectionId, frame);
+  }
+  await link.send(subjectMessage(roomRecord, jid));
+}
+
+function asJid(text: string): Jid {
+  const slash = text.indexOf('/');
+  const address = slash === -1 ? text : text.slice(0, slash);
+  const at = address.indexOf('@');
+  return { local: at === -1 ? undefined : address.slice(0, at), domain: address.slice(at + 1) };
+}
+
+// Leave --------------------------------------------------------------------------------
+
+/**
+ * Removes one session from a room and tells everyone. The member's marker is set to the
+ * room's newest message first, so that a message posted meanwhile is drained at the next
+ * join rather than lost (at worst it comes twice, with the same stanza-id).
+ */
+export async function leaveRoom(
+  ctx: Context,
+  session: { connectionId: string; user: string; resource: string },
+  room: string,
+  options: { codes?: readonly string[]; notifySelf?: boolean; extra?: readonly Element[] } = {},
+): Promise<void> {
+  const jid = `${session.user}/${session.resource}`;
+  const last = await ctx.store.lastRoomSeq(room);
+  const removed = await ctx.store.removeOccupant(room, jid, session.connectionId);
+  await ctx.store.removeJoinedRoom(session.connectionId, room);
+  if (!removed) return;
+  // The marker says "was here": before any message, it sorts below every seq.
+  await ctx.store.setPushedMarker(room, session.user, last ?? BEFORE_ANY_MESSAGE);
+  const frame = (to: Occupant) =>
+    occupantPresence(removed, to, {
+      type: 'unavailable',
+      codes: options.codes,
+      extra: options.extra,
+    }).toString();
+  if (options.notifySelf) await ctx.gateway.post(session.connectionId, frame(removed));
+  const occupants = await ctx.store.getOccupants(room);
+  // Another resource of the same user still holds the nick: the occupant has not left.
+  if (!occupants.some((occupant) => occupant.nick === removed.nick)) await fanOut(ctx, occupants, frame);
+  if (occupants.length === 0) {
+    const state = await ctx.store.getRoomState(room);
+    if (state.room && !state.room.config.persistent && state.occupants.length === 0)
+      await ctx.store.deleteRoom(room);
+  }
+}
+
+/** The session ended or went unavailable: it leaves every room of its pool. */
+export async function leaveAllRooms(
+  ctx: Context,
+  session: { connectionId: string; user: string; resource: string },
+): Promise<void> {
+  const rooms = await ctx.store.getJoinedRooms(session.connectionId);
+  for (const room of rooms) await leaveRoom(ctx, session, room);
+  if (rooms.length > 0) await ctx.store.deleteJoinedRooms(session.connectionId);
+}
+
+// Presence and messages to the service -------------------------------------------------
+
+export async function handleRoomPresence(link: Link, presence: Element, to: Jid): Promise<void> {
+  const { user, resource } = link.record;
+  if (!user || !resource) return;
+  const type = presence.attrs.type;
+  if (type !== undefined && type !== 'unavailable') return; // subscriptions and probes: nothing
+  if (!to.local) {
+    if (type === undefined) throw new StanzaError('jid-malformed', 'join room@service/nick');
+    return;
+  }
+  const room = bare(to);
+  if (type === 'unavailable') {
+    await leaveRoom(link.ctx, { connectionId: link.connectionId, user, resource }, room, {
+      notifySelf: true,
+      extra: presenceExtras(presence),
+    });
+    return;
+  }
+  if (!to.resource) throw new StanzaError('jid-malformed', 'a nickname is required');
+  await join(link, presence, room, to.resource);
+}
+
+/** XEP-0184 receipts, XEP-0333 markers and chat states: reflected, never history. */
+const isTransient = (stanza: Element) =>
+  stanza.getChild('body') === undefined && stanza.getChild('subject') === undefined;
+
+export async function handleRoomMessage(link: Link, stanza: Element, to: Jid): Promise<void> {
+  const { ctx } = link;
+  const type = stanza.attrs.type ?? 'normal';
+  if (type === 'error') return;
+  if (!to.local) throw new StanzaError('service-unavailable');
+  const room = bare(to);
+  if (to.resource) return privateMessage(link, stanza, room, to.resource);
+  if (type !== 'groupchat') {
+    const invite = stanza.getChild('x', NS.mucUser)?.getChild('invite');
+    if (invite) return mediatedInvite(link, room, invite);
+    throw new StanzaError('bad-request', 'send groupchat messages to the room');
+  }
+  const occupants = await ctx.store.getOccupants(room);
+  const sender = occupants.find((occupant) => occupant.jid === link.jid);
+  if (!sender) throw new StanzaError('not-acceptable', 'join the room first');
+  if (sender.role === 'visitor') throw new StanzaError('forbidden');
+
+  const reflected = xml('message', { ...stanza.attrs, from: occupantJid(sender), to: undefined });
+  for (const child of stanza.getChildElements()) {
+    if (child.name === 'stanza-id' && child.attrs.xmlns === NS.stanzaId && child.attrs.by === room) continue;
+    reflected.cnode(child);
+  }
+  if (isTransient(stanza)) {
+    await fanOut(ctx, occupants, (occupant) => addressedTo(reflected, occupant.jid));
+    return;
+  }
+  const subject = stanza.getChild('subject');
+  if (subject && stanza.getChild('body') === undefined) {
+    const state = await ctx.store.getRoomState(room);
+    if (!state.room) throw new StanzaError('item-not-found');
+    await ctx.store.saveRoom({ ...state.room, subject: subject.getText(), subjectFrom: occupantJid(sender) });
+    await fanOut(ctx, occupants, (occupant) => addressedTo(reflected, occupant.jid));
+    return;
+  }
+  const now = ctx.now();
+  const seq = sequenceId(now);
+  reflected.cnode(xml('stanza-id', { xmlns: NS.stanzaId, by: room, id: seq }));
+  await ctx.store.storeRoomMessage({
+    room,
+    seq,
+    stanza: reflected.toString(),
+    postedAt: now,
+    expiresAt: Math.floor(now / 1000) + ctx.config.retentionDays * DAY_SECONDS,
+  });
+  ctx.metrics?.count('MessagesStored');
+  await fanOut(ctx, occupants, (occupant) => addressedTo(reflected, occupant.jid));
+}
+
+/** Serialises with `to` set; synchronous, so one element serves a whole fan-out. */
+function addressedTo(stanza: Element, to: string): string {
+  stanza.attrs.to = to;
+  return stanza.toString();
+}
+
+/** §7.5: a private message to room@service/nick, from the sender's occupant JID. */
+async function privateMessage(link: Link, stanza: Element, room: string, nick: string): Promise<void> {
+  const { ctx } = link;
+  if (stanza.attrs.type === 'groupchat') throw new StanzaError('bad-request', 'groupchat goes to the room');
+  const occupants = await ctx.store.getOccupants(room);
+  const sender = occupants.find((occupant) => occupant.jid === link.jid);
+  if (!sender) throw new StanzaError('not-acceptable', 'join the room first');
+  const recipients = occupants.filter((occupant) => occupant.nick === nick);
+  if (recipients.length === 0) throw new StanzaError('item-not-found', 'no such occupant');
+  const message = xml(
+    'message',
+    { ...stanza.attrs, from: occupantJid(sender) },
+    ...stanza.getChildElements(),
+  );
+  message.cnode(xml('x', { xmlns: NS.mucUser }));
+  await fanOut(ctx, recipients, (occupant) => addressedTo(message, occupant.jid));
+}

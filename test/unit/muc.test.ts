@@ -1,0 +1,95 @@
+// The room fan-out: bounded concurrency, one post per occupant, gone connections forgotten.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { fanOut, sessionOf } from '../../lib/muc/fanout.ts';
+import { occupantPresence } from '../../lib/muc/room.ts';
+import type { Context, Occupant, Store } from '../../lib/ports.ts';
+
+const occupant = (index: number): Occupant => ({
+  room: 'room@conference.localhost',
+  jid: `user${index}@localhost/res/with/slashes`,
+  nick: `n${index}`,
+  connectionId: `c${index}`,
+  role: 'participant',
+  affiliation: 'none',
+  expiresAt: 0,
+});
+
+function fakeContext(gone: Set<string>) {
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const posted: string[] = [];
+  const forgotten: string[] = [];
+  const store: Partial<Store> = {
+    deleteSession: async () => {},
+    removePresence: async () => undefined,
+    getJoinedRooms: async (connectionId) => {
+      forgotten.push(connectionId);
+      return [];
+    },
+    deleteConnection: async () => {},
+  };
+  const quiet = () => {};
+  const ctx = {
+    store: store as Store,
+    gateway: {
+      post: async (connectionId: string) => {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        inFlight--;
+        posted.push(connectionId);
+        return gone.has(connectionId) ? ('gone' as const) : ('ok' as const);
+      },
+      close: async () => {},
+    },
+    logger: { debug: quiet, info: quiet, warn: quiet, error: quiet },
+    now: Date.now,
+  } as unknown as Context;
+  return { ctx, posted, forgotten, maxInFlight: () => maxInFlight };
+}
+
+describe('room fan-out', () => {
+  test('posts once per occupant, never more than the concurrency at once', async () => {
+    const fake = fakeContext(new Set());
+    const occupants = Array.from({ length: 1000 }, (_, index) => occupant(index));
+    const gone = await fanOut(fake.ctx, occupants, (to) => `<message to="${to.jid}"/>`, 16);
+    assert.deepEqual(gone, []);
+    assert.equal(fake.posted.length, 1000);
+    assert.equal(new Set(fake.posted).size, 1000);
+    assert.ok(fake.maxInFlight() <= 16 && fake.maxInFlight() > 1, `in flight: ${fake.maxInFlight()}`);
+  });
+
+  test('a gone connection is forgotten as it is met, and the others still get the frame', async () => {
+    const fake = fakeContext(new Set(['c3', 'c7']));
+    const occupants = Array.from({ length: 10 }, (_, index) => occupant(index));
+    const gone = await fanOut(fake.ctx, occupants, () => '<message/>');
+    assert.deepEqual(gone.map((o) => o.connectionId).sort(), ['c3', 'c7']);
+    assert.deepEqual(fake.forgotten.sort(), ['c3', 'c7']);
+    assert.equal(fake.posted.length, 10);
+  });
+
+  test('the session behind an occupant keeps slashes in the resource', () => {
+    assert.deepEqual(sessionOf(occupant(1)), {
+      connectionId: 'c1',
+      user: 'user1@localhost',
+      resource: 'res/with/slashes',
+    });
+  });
+
+  test('semi-anonymous presence: the real JID only to moderators and to the occupant itself', () => {
+    const alice = occupant(1);
+    const bob = occupant(2);
+    const item = (to: Occupant) => occupantPresence(alice, to).getChild('x')?.getChild('item');
+    assert.equal(item(bob)?.attrs.jid, undefined);
+    assert.equal(item({ ...bob, role: 'moderator' })?.attrs.jid, alice.jid);
+    const self = occupantPresence(alice, alice);
+    assert.equal(self.getChild('x')?.getChild('item')?.attrs.jid, alice.jid);
+    assert.ok(
+      self
+        .getChild('x')
+        ?.getChildren('status')
+        .some((status) => status.attrs.code === '110'),
+    );
+  });
+});

@@ -10,7 +10,7 @@ import { handleRoomMessage } from './muc/room.ts';
 import { NS } from './ns.ts';
 import type { Context, StoredMessage } from './ports.ts';
 import type { Target } from './router.ts';
-import { type Element, parseFrame, xml } from './xml.ts';
+import { type Element, parseStored, xml } from './xml.ts';
 
 const DAY_SECONDS = 24 * 60 * 60;
 
@@ -58,12 +58,6 @@ export function deliverable(ctx: Context, message: StoredMessage, delayed: boole
     );
   }
   return stanza.toString();
-}
-
-function parseStored(text: string): Element {
-  const parsed = parseFrame(text);
-  if (parsed.kind !== 'elements' || !parsed.elements[0]) throw new Error('a stored stanza does not parse');
-  return parsed.elements[0];
 }
 
 export async function handleMessage(link: Link, stanza: Element, target: Target): Promise<void> {

@@ -15,7 +15,7 @@ import { drain } from './offline.ts';
 import type { Context, PresenceEntry, RosterItem } from './ports.ts';
 import type { Target } from './router.ts';
 import { receivesPresenceFrom, sendsPresenceTo } from './subscription.ts';
-import { type Element, parseFrame, xml } from './xml.ts';
+import { type Element, parseStored, xml } from './xml.ts';
 
 /** RFC 6121 §4.7.2.3: an integer from -128 to 127, 0 when absent. */
 function priorityOf(presence: Element): number {
@@ -29,13 +29,13 @@ function priorityOf(presence: Element): number {
 }
 
 /** A stored presence, addressed to one recipient. */
-function addressed(stanza: string, to: string): string {
-  const parsed = parseFrame(stanza);
-  const element = parsed.kind === 'elements' ? parsed.elements[0] : undefined;
-  if (!element) throw new Error('a stored presence does not parse');
+function addressedElement(stanza: string, to: string): Element {
+  const element = parseStored(stanza);
   element.attrs.to = to;
-  return element.toString();
+  return element;
 }
+
+const addressed = (stanza: string, to: string) => addressedElement(stanza, to).toString();
 
 const unavailable = (from: string, to: string) =>
   xml('presence', { xmlns: NS.client, type: 'unavailable', from, to });
@@ -129,7 +129,7 @@ async function becomeAvailable(link: Link, presence: Element): Promise<void> {
   // Probes (§4.3): the presence of the contacts the user is subscribed to, and of the
   // user's other resources; then requests still waiting for an answer (§3.1.3).
   const seen = [...watched.flatMap((contact) => presences.get(contact) ?? []), ...others];
-  for (const entry of seen) await link.send(parseAddressed(entry.stanza, full));
+  for (const entry of seen) await link.send(addressedElement(entry.stanza, full));
   for (const item of items.filter(
     (candidate: RosterItem) => candidate.pendingIn && unblocked(candidate.contact),
   )) {
@@ -137,11 +137,6 @@ async function becomeAvailable(link: Link, presence: Element): Promise<void> {
   }
   // Initial presence (§4.2) with a non-negative priority starts the offline drain.
   if (priority >= 0) await drain(ctx, session);
-}
-
-function parseAddressed(stanza: string, to: string): Element {
-  const parsed = parseFrame(addressed(stanza, to));
-  return (parsed.kind === 'elements' ? parsed.elements[0] : undefined) as Element;
 }
 
 /**

@@ -100,3 +100,10 @@ export function parseFrame(text: string): ParsedFrame {
   if (elements.length === 0) return { kind: 'malformed', reason: 'no element' };
   return { kind: 'elements', elements };
 }
+
+/** A stanza this server stored itself: one element, or a bug. */
+export function parseStored(text: string): Element {
+  const parsed = parseFrame(text);
+  if (parsed.kind !== 'elements' || !parsed.elements[0]) throw new Error('a stored stanza does not parse');
+  return parsed.elements[0];
+}

@@ -6,7 +6,7 @@ import { bare, type Jid } from '../jid.ts';
 import type { Link } from '../link.ts';
 import { NS } from '../ns.ts';
 import type { Affiliation, Context, Occupant, Role, RoomConfig, RoomMessage, RoomRecord } from '../ports.ts';
-import { type Element, parseFrame, xml } from '../xml.ts';
+import { type Element, parseStored, xml } from '../xml.ts';
 import { mediatedInvite } from './admin.ts';
 import { fanOut } from './fanout.ts';
 
@@ -63,15 +63,9 @@ export function occupantPresence(
   );
 }
 
-function parseOne(text: string): Element {
-  const parsed = parseFrame(text);
-  if (parsed.kind !== 'elements' || !parsed.elements[0]) throw new Error('a stored stanza does not parse');
-  return parsed.elements[0];
-}
-
 /** A stored room message as pushed from history: addressed, with a delay from the room. */
 function historyFrame(message: RoomMessage, to: string): string {
-  const stanza = parseOne(message.stanza);
+  const stanza = parseStored(message.stanza);
   stanza.attrs.to = to;
   stanza.cnode(
     xml('delay', { xmlns: NS.delay, from: message.room, stamp: new Date(message.postedAt).toISOString() }),

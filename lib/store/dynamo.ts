@@ -197,6 +197,18 @@ export class DynamoStore implements Store {
     });
   }
 
+  /** Sends a conditional write; false when its condition did not hold (nothing was written). */
+  private async conditionally(command: PutCommand | UpdateCommand | DeleteCommand): Promise<boolean> {
+    try {
+      // The client's overloads take one command type at a time; all three send the same way.
+      await this.client.send(command as PutCommand);
+      return true;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      return false;
+    }
+  }
+
   private nowSeconds() {
     return Math.floor(this.now() / 1000);
   }
@@ -316,17 +328,13 @@ export class DynamoStore implements Store {
       ).Item;
     let item = await read();
     if (!item) {
-      try {
-        await this.client.send(
-          new PutCommand({
-            TableName: this.tableName,
-            Item: { ...key.secret(), secret: randomBytes(32).toString('base64') },
-            ConditionExpression: 'attribute_not_exists(pk)',
-          }),
-        );
-      } catch (error) {
-        if (!isConditionFailure(error)) throw error;
-      }
+      await this.conditionally(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...key.secret(), secret: randomBytes(32).toString('base64') },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
       item = await read();
     }
     this.secret = Buffer.from(item?.secret as string, 'base64');
@@ -356,18 +364,14 @@ export class DynamoStore implements Store {
   }
 
   async deleteSession(user: string, resource: string, connectionId: string): Promise<void> {
-    try {
-      await this.client.send(
-        new DeleteCommand({
-          TableName: this.tableName,
-          Key: key.session(user, resource),
-          ConditionExpression: 'connectionId = :connectionId',
-          ExpressionAttributeValues: { ':connectionId': connectionId },
-        }),
-      );
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-    }
+    await this.conditionally(
+      new DeleteCommand({
+        TableName: this.tableName,
+        Key: key.session(user, resource),
+        ConditionExpression: 'connectionId = :connectionId',
+        ExpressionAttributeValues: { ':connectionId': connectionId },
+      }),
+    );
   }
 
   async updateSession(
@@ -376,23 +380,19 @@ export class DynamoStore implements Store {
     connectionId: string,
     changes: Pick<SessionRecord, 'available' | 'priority'>,
   ): Promise<void> {
-    try {
-      await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: key.session(user, resource),
-          UpdateExpression: 'SET available = :available, priority = :priority',
-          ConditionExpression: 'connectionId = :connectionId',
-          ExpressionAttributeValues: {
-            ':available': changes.available,
-            ':priority': changes.priority,
-            ':connectionId': connectionId,
-          },
-        }),
-      );
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-    }
+    await this.conditionally(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: key.session(user, resource),
+        UpdateExpression: 'SET available = :available, priority = :priority',
+        ConditionExpression: 'connectionId = :connectionId',
+        ExpressionAttributeValues: {
+          ':available': changes.available,
+          ':priority': changes.priority,
+          ':connectionId': connectionId,
+        },
+      }),
+    );
   }
 
   async getAccount(user: string, options: { consistent?: boolean } = {}): Promise<Account> {
@@ -448,21 +448,15 @@ export class DynamoStore implements Store {
   }
 
   async markDelivered(recipient: string, sender: string, id: string): Promise<boolean> {
-    try {
-      await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: key.message(recipient, sender, id),
-          UpdateExpression: 'REMOVE seq, s, z SET deliveredAt = :now',
-          ConditionExpression: 'attribute_exists(seq)',
-          ExpressionAttributeValues: { ':now': this.now() },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-      return false;
-    }
+    return this.conditionally(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: key.message(recipient, sender, id),
+        UpdateExpression: 'REMOVE seq, s, z SET deliveredAt = :now',
+        ConditionExpression: 'attribute_exists(seq)',
+        ExpressionAttributeValues: { ':now': this.now() },
+      }),
+    );
   }
 
   async markAllDelivered(
@@ -520,22 +514,16 @@ export class DynamoStore implements Store {
   }
 
   async reserveOfflineSlot(recipient: string, quota: number): Promise<boolean> {
-    try {
-      await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: key.offlineCount(recipient),
-          UpdateExpression: 'ADD #count :one',
-          ConditionExpression: 'attribute_not_exists(#count) OR #count < :quota',
-          ExpressionAttributeNames: { '#count': 'count' },
-          ExpressionAttributeValues: { ':one': 1, ':quota': quota },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-      return false;
-    }
+    return this.conditionally(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: key.offlineCount(recipient),
+        UpdateExpression: 'ADD #count :one',
+        ConditionExpression: 'attribute_not_exists(#count) OR #count < :quota',
+        ExpressionAttributeNames: { '#count': 'count' },
+        ExpressionAttributeValues: { ':one': 1, ':quota': quota },
+      }),
+    );
   }
 
   async resetOfflineCount(recipient: string): Promise<void> {
@@ -550,19 +538,15 @@ export class DynamoStore implements Store {
     connectionId: string,
     what: 'roster' | 'blocklist' = 'roster',
   ): Promise<void> {
-    try {
-      await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: key.session(user, resource),
-          UpdateExpression: what === 'roster' ? 'SET interested = :yes' : 'SET blocklistInterested = :yes',
-          ConditionExpression: 'connectionId = :connectionId',
-          ExpressionAttributeValues: { ':yes': true, ':connectionId': connectionId },
-        }),
-      );
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-    }
+    await this.conditionally(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: key.session(user, resource),
+        UpdateExpression: what === 'roster' ? 'SET interested = :yes' : 'SET blocklistInterested = :yes',
+        ConditionExpression: 'connectionId = :connectionId',
+        ExpressionAttributeValues: { ':yes': true, ':connectionId': connectionId },
+      }),
+    );
   }
 
   async getRoster(user: string): Promise<Roster> {
@@ -821,19 +805,13 @@ export class DynamoStore implements Store {
   }
 
   async createRoom(record: RoomRecord): Promise<boolean> {
-    try {
-      await this.client.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: { ...key.room(record.room), ...record },
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-      return false;
-    }
+    return this.conditionally(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: { ...key.room(record.room), ...record },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
   }
 
   async saveRoom(record: RoomRecord): Promise<void> {

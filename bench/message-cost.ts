@@ -1,26 +1,29 @@
 // What one one-to-one message with its delivery receipt costs, counted end to end through
 // the emulator: DynamoDB capacity units (ReturnConsumedCapacity, table and index),
 // Management API posts, handler invocations and queued records (SQS messages on AWS).
-// `npm run bench:message-cost` prints it; test/e2e/cost.test.ts checks it.
+// `npm run bench:message-cost` prints it; test/e2e/cost.test.ts checks it; `npm run bench`
+// puts it in the report.
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
-import type { Element } from 'ltx';
-import { WebSocket } from 'ws';
-import { type LocalSystem, startLocalSystem } from '../infra/local/system.ts';
-import { makeCredentials } from '../lib/scram.ts';
-import { type CapacityMeter, newMeter } from '../lib/store/capacity.ts';
+import {
+  addUsers,
+  type BenchClient,
+  type BenchSystem,
+  type Cost,
+  chat,
+  connect,
+  difference,
+  hasBody,
+  type MethodCost,
+  receipt,
+  receiptId,
+  sendPresence,
+  startBenchSystem,
+  sum,
+  until,
+} from './harness.ts';
 
-(globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-
-export interface Cost {
-  readonly readUnits: number;
-  readonly writeUnits: number;
-  readonly dynamoRequests: number;
-  readonly posts: number;
-  readonly invocations: number;
-  readonly queuedRecords: number;
-}
+export type { Cost } from './harness.ts';
 
 export interface CostReport {
   readonly bodyBytes: number;
@@ -28,6 +31,10 @@ export interface CostReport {
   readonly online: Cost;
   /** The recipient offline: stored, drained at login, receipt back. Login costs excluded. */
   readonly offline: Cost;
+  /** The first part of `offline`: storing it while the recipient is offline, server receipt included. */
+  readonly offlineStored?: Cost;
+  /** The online case by Store method: where the units go. */
+  readonly onlineByMethod?: Record<string, MethodCost>;
 }
 
 const WORDS =
@@ -59,149 +66,79 @@ export function sampleBody(bytes: number): string {
   });
 }
 
-type Client = Awaited<ReturnType<typeof online>>;
-
-async function online(system: LocalSystem, user: string, presence = true) {
-  const { client, xml } = await import('@xmpp/client');
-  const xmpp = client({
-    service: system.url,
-    domain: system.config.domain,
-    username: user,
-    password: 'pw',
-    resource: 'bench',
-  });
-  const stanzas: Element[] = [];
-  xmpp.on('stanza', (stanza: Element) => stanzas.push(stanza));
-  xmpp.on('error', () => {});
-  await xmpp.start();
-  if (presence) await xmpp.send(xml('presence'));
-  await system.api.idle();
-  return { xmpp, xml, stanzas };
-}
-
-async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
+const ALICE = 'alice';
+const BOB = 'bob';
 
 /** Alice sends one message with a receipt request; Bob's client returns the receipt. */
 async function roundTrip(
-  system: LocalSystem,
-  alice: Client,
-  bob: Client,
+  bench: BenchSystem,
+  alice: BenchClient,
+  bob: BenchClient,
   id: string,
   body: string,
 ): Promise<void> {
   const { xml } = alice;
-  await alice.xmpp.send(
-    xml(
-      'message',
-      { type: 'chat', to: 'bob@localhost', id },
-      xml('body', {}, body),
-      xml('request', { xmlns: 'urn:xmpp:receipts' }),
-    ),
-  );
-  await until(() => bob.stanzas.some((stanza) => stanza.attrs.id === id && stanza.getChild('body')));
-  await bob.xmpp.send(
-    xml(
-      'message',
-      { to: 'alice@localhost/bench', type: 'chat' },
-      xml('received', { xmlns: 'urn:xmpp:receipts', id }),
-    ),
-  );
-  await until(() => alice.stanzas.some((stanza) => stanza.getChild('received')?.attrs.id === id));
-  await system.api.idle();
+  await alice.xmpp.send(chat(xml, `${BOB}@${bench.system.config.domain}`, id, body));
+  await until(() => bob.stanzas.some((stanza) => stanza.attrs.id === id && hasBody(stanza)));
+  await bob.xmpp.send(receipt(xml, alice.jid, id));
+  await until(() => alice.stanzas.some((stanza) => receiptId(stanza) === id));
+  await bench.system.api.idle();
 }
 
-function snapshot(system: LocalSystem, meter: CapacityMeter): Cost {
-  const { counters } = system.api;
-  return {
-    readUnits: meter.readUnits,
-    writeUnits: meter.writeUnits,
-    dynamoRequests: meter.requests,
-    posts: counters.posts,
-    invocations: counters.framesInvocations + counters.connectInvocations,
-    queuedRecords: counters.queuedRecords,
-  };
-}
-
-const difference = (after: Cost, before: Cost): Cost => ({
-  readUnits: after.readUnits - before.readUnits,
-  writeUnits: after.writeUnits - before.writeUnits,
-  dynamoRequests: after.dynamoRequests - before.dynamoRequests,
-  posts: after.posts - before.posts,
-  invocations: after.invocations - before.invocations,
-  queuedRecords: after.queuedRecords - before.queuedRecords,
-});
-
-export async function measureMessageCost(bodyBytes = 1024): Promise<CostReport> {
-  const meter = newMeter();
-  const system = await startLocalSystem({ capacityMeter: meter });
+/**
+ * Counts one message with a `bodyBytes` body and its receipt, recipient online and offline.
+ * Starts its own system unless one is given (its users `alice` and `bob` must be unused).
+ */
+export async function measureMessageCost(bodyBytes = 1024, shared?: BenchSystem): Promise<CostReport> {
+  const bench = shared ?? (await startBenchSystem());
+  const { system } = bench;
   try {
-    for (const user of ['alice', 'bob']) {
-      await system.context.store.putUser({
-        user: `${user}@localhost`,
-        scram: makeCredentials('pw', 4096),
-        createdAt: Date.now(),
-      });
-    }
-    const alice = await online(system, 'alice');
-    let bob = await online(system, 'bob');
-    await roundTrip(system, alice, bob, 'warm-up', sampleBody(bodyBytes));
+    await addUsers(system, [ALICE, BOB]);
+    const alice = await connect(system, ALICE);
+    await sendPresence(system, alice);
+    let bob = await connect(system, BOB);
+    await sendPresence(system, bob);
+    await roundTrip(bench, alice, bob, 'warm-up', sampleBody(bodyBytes));
 
-    let before = snapshot(system, meter);
-    await roundTrip(system, alice, bob, 'measured-online', sampleBody(bodyBytes));
-    const onlineCost = difference(snapshot(system, meter), before);
+    let before = bench.cost();
+    bench.profile.reset();
+    await roundTrip(bench, alice, bob, 'measured-online', sampleBody(bodyBytes));
+    const onlineCost = difference(bench.cost(), before);
+    const onlineByMethod = bench.profile.snapshot();
 
-    await bob.xmpp.stop();
+    await bob.stop();
     await system.api.idle();
-    before = snapshot(system, meter);
+    before = bench.cost();
     const { xml } = alice;
     await alice.xmpp.send(
-      xml(
-        'message',
-        { type: 'chat', to: 'bob@localhost', id: 'measured-offline' },
-        xml('body', {}, sampleBody(bodyBytes)),
-        xml('request', { xmlns: 'urn:xmpp:receipts' }),
-      ),
+      chat(xml, `${BOB}@${system.config.domain}`, 'measured-offline', sampleBody(bodyBytes)),
     );
     await until(() =>
       alice.stanzas.some((stanza) => stanza.getChild('ack')?.attrs.id === 'measured-offline'),
     );
     await system.api.idle();
-    const sent = difference(snapshot(system, meter), before);
-    bob = await online(system, 'bob', false);
-    const loggedIn = snapshot(system, meter);
+    const sent = difference(bench.cost(), before);
+    bob = await connect(system, BOB);
+    await system.api.idle();
+    const loggedIn = bench.cost();
     await bob.xmpp.send(xml('presence'));
     await until(() => bob.stanzas.some((stanza) => stanza.attrs.id === 'measured-offline'));
-    await bob.xmpp.send(
-      xml(
-        'message',
-        { to: 'alice@localhost/bench', type: 'chat' },
-        xml('received', { xmlns: 'urn:xmpp:receipts', id: 'measured-offline' }),
-      ),
-    );
-    await until(() =>
-      alice.stanzas.some((stanza) => stanza.getChild('received')?.attrs.id === 'measured-offline'),
-    );
+    await bob.xmpp.send(receipt(xml, alice.jid, 'measured-offline'));
+    await until(() => alice.stanzas.some((stanza) => receiptId(stanza) === 'measured-offline'));
     await system.api.idle();
-    const drained = difference(snapshot(system, meter), loggedIn);
-    const offlineCost: Cost = {
-      readUnits: sent.readUnits + drained.readUnits,
-      writeUnits: sent.writeUnits + drained.writeUnits,
-      dynamoRequests: sent.dynamoRequests + drained.dynamoRequests,
-      posts: sent.posts + drained.posts,
-      invocations: sent.invocations + drained.invocations,
-      queuedRecords: sent.queuedRecords + drained.queuedRecords,
+    const drained = difference(bench.cost(), loggedIn);
+    await alice.stop();
+    await bob.stop();
+    await system.api.idle();
+    return {
+      bodyBytes,
+      online: onlineCost,
+      offline: sum(sent, drained),
+      offlineStored: sent,
+      onlineByMethod,
     };
-    await alice.xmpp.stop();
-    await bob.xmpp.stop();
-    return { bodyBytes, online: onlineCost, offline: offlineCost };
   } finally {
-    await system.stop();
+    if (!shared) await bench.stop();
   }
 }
 

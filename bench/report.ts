@@ -1,0 +1,496 @@
+// The Markdown summary of a bench run (bench/results/latest.md) and the targets of issue 6,
+// reported as reached or not, honestly: a missed target is a finding, not a failure.
+import type { Cost } from './harness.ts';
+import { BILL_LINES, type Bill, PRICES } from './money.ts';
+import type { BenchResults } from './run.ts';
+
+export interface Target {
+  readonly name: string;
+  readonly target: string;
+  readonly measured: string;
+  /** Undefined when the section did not run. */
+  readonly reached?: boolean;
+}
+
+type Results = Omit<BenchResults, 'targets'> & { readonly targets?: Target[] };
+
+export function evaluateTargets(results: Results): Target[] {
+  const targets: Target[] = [];
+  const online = results.messageCost?.online;
+  targets.push({
+    name: 'write units per one-to-one message with its receipt',
+    target: '≤ 2',
+    measured: online ? String(online.writeUnits) : 'not run',
+    reached: online ? online.writeUnits <= 2 : undefined,
+  });
+  targets.push({
+    name: 'read units per one-to-one message with its receipt',
+    target: '≤ 2',
+    measured: online ? String(online.readUnits) : 'not run',
+    reached: online ? online.readUnits <= 2 : undefined,
+  });
+  const drains = results.drain ?? [];
+  const big = drains.filter((drain) => drain.backlog >= 100);
+  targets.push({
+    name: 'drain reads proportional to the backlog’s bytes, not one request per message',
+    target: 'read units ≈ stored bytes / 4 KB; requests ≪ messages',
+    measured:
+      drains.length > 0
+        ? drains
+            .map(
+              (drain) =>
+                `${drain.backlog}: ${drain.drainReads.readUnits} RU for ${kb(drain.storedBytes)} (${drain.drainReads.readUnitsPer4KB} RU per 4 KB), ${drain.drainReads.requests} requests`,
+            )
+            .join('; ')
+        : 'not run',
+    reached:
+      big.length > 0
+        ? big.every(
+            (drain) =>
+              drain.drainReads.requestsPerMessage <= 0.05 &&
+              drain.drainReads.readUnitsPer4KB >= 0.5 &&
+              drain.drainReads.readUnitsPer4KB <= 2,
+          )
+        : undefined,
+  });
+  const bundles = results.bundles?.bundles ?? [];
+  targets.push({
+    name: 'every bundle under 150 KB',
+    target: '< 150 KB',
+    measured: bundles.length
+      ? bundles.map((b) => `${shortName(b.entry)} ${kb(b.bytes)}`).join(', ')
+      : 'not run',
+    reached: bundles.length ? bundles.every((b) => b.bytes < 150 * 1024) : undefined,
+  });
+  const timed = bundles.filter((b) => b.importMs);
+  targets.push({
+    name: 'every bundle imported in under 50 ms (fresh process, SDK clients included)',
+    target: '< 50 ms',
+    measured: timed.length
+      ? timed
+          .map(
+            (b) =>
+              `${shortName(b.entry)} ${ms(b.importMs)} (SDK alone ${ms(b.sdkImportMs)}, bundle after the SDK ${ms(b.ownImportMs)})`,
+          )
+          .join('; ')
+      : 'not run',
+    reached: timed.length
+      ? timed.every((b) => (b.importMs?.median ?? Number.POSITIVE_INFINITY) < 50)
+      : undefined,
+  });
+  const chat = results.cpu?.cases[0];
+  targets.push({
+    name: 'handler CPU per message (1 KB chat message with receipt request)',
+    target: '< 0.3 ms',
+    measured: chat ? `${(chat.cpuMicros / 1000).toFixed(3)} ms` : 'not run',
+    reached: chat ? chat.cpuMicros < 300 : undefined,
+  });
+  return targets;
+}
+
+const perMillion = (price: number) => {
+  const value = Number((price * 1e6).toPrecision(4));
+  // $0.20, $1.00, but $0.125 and $0.625.
+  return Math.abs(value * 100 - Math.round(value * 100)) < 1e-9 ? value.toFixed(2) : String(value);
+};
+const ms = (timing?: { median: number; min?: number }) =>
+  timing ? `${timing.median} ms${timing.min !== undefined ? ` (fastest ${timing.min})` : ''}` : 'not timed';
+const shortName = (entry: string) => entry.replace(/^functions\//, '');
+const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
+/** Cents from 10 cents up, two significant digits below. */
+const dollars = (value: number) =>
+  value === 0 ? '$0' : value >= 0.1 ? `$${value.toFixed(2)}` : `$${Number(value.toPrecision(2))}`;
+
+function table(headers: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
+  return [
+    `| ${headers.join(' | ')} |`,
+    `|${headers.map(() => '---').join('|')}|`,
+    ...rows.map((row) => `| ${row.join(' | ')} |`),
+  ].join('\n');
+}
+
+const costRow = (name: string, cost: Cost) => [
+  name,
+  cost.writeUnits,
+  cost.readUnits,
+  cost.dynamoRequests,
+  cost.posts,
+  cost.invocations,
+  cost.queuedRecords,
+];
+const COST_HEADERS = [
+  '',
+  'write units',
+  'read units',
+  'DynamoDB requests',
+  'posts',
+  'invocations',
+  'SQS messages',
+];
+
+function billTable(columns: Record<string, Bill>): string {
+  const names = Object.keys(columns);
+  return table(
+    ['', ...names],
+    [
+      ...BILL_LINES.map((line) => [
+        line.label,
+        ...names.map((name) => dollars((columns[name] as Bill)[line.key])),
+      ]),
+      ['**total**', ...names.map((name) => `**${dollars((columns[name] as Bill).total)}**`)],
+    ],
+  );
+}
+
+export function formatMarkdown(results: Results): string {
+  const out: string[] = [];
+  // Every item its own block: Markdown needs a blank line before a table.
+  const push = (...blocks: string[]) => {
+    for (const block of blocks) out.push(block, '');
+  };
+  push(
+    '# Benchmark results',
+    `Generated ${results.generatedAt} by \`npm run bench\` on ${results.machine.cpus} × ${results.machine.cpu}, ` +
+      `Node.js ${results.machine.node}, ${results.machine.platform}, load average ${results.machine.loadAverage} at the start. Everything runs on this one machine: the ` +
+      'clients, the emulator of API Gateway (with the real handlers in process) and DynamoDB Local (Java, in ' +
+      'memory). Latencies and throughput are those of this setup, not of AWS; units, requests, posts, ' +
+      'invocations and SQS messages are counted and do not depend on the machine. The cost model and the ' +
+      'prices: [docs/costs.md](../../docs/costs.md).',
+  );
+
+  if (results.targets?.length) {
+    push(
+      '## Targets',
+      table(
+        ['target', 'wanted', 'measured', 'reached'],
+        results.targets.map((t) => [
+          t.name,
+          t.target,
+          t.measured,
+          t.reached === undefined ? '—' : t.reached ? 'yes' : '**no**',
+        ]),
+      ),
+    );
+  }
+
+  const load = results.load;
+  if (load) {
+    const { pairs, messages, window, bodyBytes } = load.options;
+    const e = load.exactlyOnce;
+    const unloaded = results.unloaded;
+    const outstanding = 2 * pairs * window;
+    push(
+      '## 1. One-to-one load',
+      `K = ${pairs} pairs, M = ${messages} messages each way, W = ${window} unacknowledged per sender, ` +
+        `${bodyBytes}-byte bodies, every message with a receipt request and every receipt returned: ` +
+        `${load.messages} messages in ${(load.durationMs / 1000).toFixed(2)} s, **${load.throughput} messages/s** ` +
+        '(first send to last receipt back).',
+      table(
+        ['latency (ms)', 'p50', 'p90', 'p99', 'max', 'mean'],
+        [
+          ['delivery (send → recipient)', ...dist(load.deliveryMs)],
+          ['receipt round trip (send → receipt back)', ...dist(load.receiptRoundTripMs)],
+          ['server receipt (send → ack)', ...dist(load.serverReceiptMs)],
+          ...(unloaded
+            ? [
+                [
+                  `unloaded (1 pair, W=1, ${unloaded.messages} messages): delivery`,
+                  ...dist(unloaded.deliveryMs),
+                ],
+                ['unloaded: receipt round trip', ...dist(unloaded.receiptRoundTripMs)],
+                ['unloaded: server receipt', ...dist(unloaded.serverReceiptMs)],
+              ]
+            : []),
+        ],
+      ),
+      `With up to 2 × K × W = ${outstanding} messages outstanding, Little’s law puts the time a message ` +
+        `spends in the system at about ${outstanding} / ${load.throughput} per second = ` +
+        `${(outstanding / load.throughput).toFixed(1)} s: under this load the latency is mostly queueing in ` +
+        'each connection’s FIFO group in front of a saturated machine (clients, emulator and handlers share ' +
+        'one Node.js process, DynamoDB Local the other core). The unloaded rows show the path itself. On AWS ' +
+        'the handlers of different connections run in separate Lambda containers.',
+      `Exactly once: ${e.deliveredOnce}/${e.expected} messages delivered once, ${e.serverReceiptsOnce}/${e.expected} ` +
+        `server receipts once, ${e.receiptsOnce}/${e.expected} delivery receipts once; ${e.duplicates} duplicated, ` +
+        `${e.missing} missing, ${e.unknown} unknown, ${e.errors} errors: **${e.ok ? 'ok' : 'FAILED'}**.`,
+      'Counted over the whole load (logins excluded), per message with its receipt — the emulator batches ' +
+        'up to 10 queued frames of one connection per invocation, as Lambda does with SQS, so invocations ' +
+        'per message fall under load:',
+      table(COST_HEADERS, [costRow('total', load.cost), costRow('per message', load.costPerMessage)]),
+      '![Latency distribution](latency.svg)',
+    );
+  }
+
+  const cost = results.messageCost;
+  if (cost) {
+    push(
+      '## 2. Cost per message, counted',
+      `One message with a ${cost.bodyBytes}-byte body and its delivery receipt, warm containers ` +
+        '(DynamoDB units from ReturnConsumedCapacity summed over every call, table and index):',
+      table(COST_HEADERS, [
+        costRow('recipient online', cost.online),
+        ...(cost.offlineStored
+          ? [costRow('recipient offline: stored (server receipt included)', cost.offlineStored)]
+          : []),
+        costRow(
+          'recipient offline: stored, drained at login, receipt back (presence included)',
+          cost.offline,
+        ),
+      ]),
+    );
+    if (cost.onlineByMethod) {
+      push(
+        'Where the online case’s units go, by Store method:',
+        table(
+          ['Store method', 'calls', 'write units', 'read units', 'requests'],
+          Object.entries(cost.onlineByMethod).map(([name, m]) => [
+            name,
+            m.calls,
+            m.writeUnits,
+            m.readUnits,
+            m.requests,
+          ]),
+        ),
+      );
+    }
+  }
+  const sessions = results.sessions;
+  if (sessions) {
+    push(
+      'Around the messages (used by the money model):',
+      table(COST_HEADERS, [
+        costRow(
+          'login: connect, SASL, bind, initial presence (nothing waiting, empty roster)',
+          sessions.login,
+        ),
+        costRow('XEP-0199 ping (keep-alive)', sessions.ping),
+        costRow('logout: <close/> and $disconnect', sessions.logout),
+      ]),
+      'The login and the logout by Store method:',
+      table(
+        [
+          'Store method',
+          'login: calls',
+          'write units',
+          'read units',
+          'logout: calls',
+          'write units',
+          'read units',
+        ],
+        [...new Set([...Object.keys(sessions.loginByMethod), ...Object.keys(sessions.logoutByMethod)])]
+          .sort()
+          .map((name) => {
+            const login = sessions.loginByMethod[name];
+            const logout = sessions.logoutByMethod[name];
+            return [
+              name,
+              login?.calls ?? 0,
+              login?.writeUnits ?? 0,
+              login?.readUnits ?? 0,
+              logout?.calls ?? 0,
+              logout?.writeUnits ?? 0,
+              logout?.readUnits ?? 0,
+            ];
+          }),
+      ),
+    );
+  }
+  const roster = results.rosterLogin;
+  if (roster) {
+    const row = (
+      name: string,
+      c: { writeUnits: number; readUnits: number; dynamoRequests: number; posts: number },
+    ) => [name, c.writeUnits, c.readUnits, c.dynamoRequests, c.posts];
+    push(
+      `### Login and logout with a roster of ${roster.contacts} contacts, ${roster.online} of them online`,
+      'Subscription both with every contact; measured by bench/presence-cost.ts on a system of its own, ' +
+        'from the initial presence (the SASL and bind steps before it are in the login above):',
+      table(
+        ['step', 'write units', 'read units', 'DynamoDB requests', 'posts'],
+        [
+          row('initial presence: broadcast, probes, drain check', roster.login),
+          row('presence change (away)', roster.change),
+          row('logout: <close/>, $disconnect, unavailable to the contacts', roster.logout),
+        ],
+      ),
+    );
+  }
+  if (results.drain?.length) {
+    push(
+      '### Draining a backlog at login',
+      'Counted from the initial presence until every message arrived (with its delay stamp) and every ' +
+        'receipt reached its sender; the login before it is not counted. Per message:',
+      table(
+        [
+          'backlog',
+          'stored by',
+          'stored bytes (index)',
+          'drain time',
+          'write units',
+          'read units',
+          'DynamoDB requests',
+          'posts',
+          'invocations',
+          'SQS messages',
+          'exactly once',
+        ],
+        results.drain.map((d) => [
+          d.backlog,
+          d.fill.method === 'send'
+            ? `sending (${d.fill.senders} sender${d.fill.senders === 1 ? '' : 's'}, ${(d.fill.durationMs / 1000).toFixed(1)} s)`
+            : 'the store',
+          kb(d.storedBytes),
+          `${(d.durationMs / 1000).toFixed(2)} s`,
+          d.costPerMessage.writeUnits,
+          d.costPerMessage.readUnits,
+          d.costPerMessage.dynamoRequests,
+          d.costPerMessage.posts,
+          d.costPerMessage.invocations,
+          d.costPerMessage.queuedRecords,
+          d.exactlyOnce.ok ? 'ok' : '**FAILED**',
+        ]),
+      ),
+      'The drain’s own reads (Store.undelivered: one strongly consistent query of the byOrder index a page) ' +
+        'against the size of what it read:',
+      table(
+        [
+          'backlog',
+          'queries',
+          'read units',
+          'per message',
+          'stored bytes',
+          'read units per 4 KB stored',
+          'one unpaged query would take',
+        ],
+        results.drain.map((d) => [
+          d.backlog,
+          d.drainReads.requests,
+          d.drainReads.readUnits,
+          `${d.drainReads.readUnitsPerMessage} RU, ${d.drainReads.requestsPerMessage} requests`,
+          kb(d.storedBytes),
+          d.drainReads.readUnitsPer4KB,
+          `${d.oneQueryReadUnits} RU`,
+        ]),
+      ),
+      'All units of the drain by Store method (largest backlog):',
+      table(
+        ['Store method', 'calls', 'write units', 'read units', 'requests'],
+        Object.entries(results.drain.at(-1)?.byMethod ?? {}).map(([name, m]) => [
+          name,
+          m.calls,
+          m.writeUnits,
+          m.readUnits,
+          m.requests,
+        ]),
+      ),
+    );
+  }
+
+  const bundles = results.bundles;
+  if (bundles) {
+    push(
+      '## 3. Cold start and CPU',
+      `Bundled with esbuild ${bundles.esbuild} as the stack does (minified ESM, platform node, target node22, ` +
+        "`external: ['@aws-sdk/*']` as with `bundleAwsSDK: false`). Import times are the median (and the fastest) of fresh " +
+        `Node.js ${bundles.node} processes on this machine (Lambda runs Node.js 22 on a slice of an arm64 core ` +
+        'at 512 MB, so expect more there); they include the SDK clients the bundle imports, which the runtime ' +
+        'provides.',
+      table(
+        [
+          'bundle',
+          'size',
+          'source map',
+          'import (median)',
+          'with --enable-source-maps',
+          'SDK packages alone',
+          'bundle after the SDK',
+        ],
+        bundles.bundles.map((b) => [
+          shortName(b.entry),
+          kb(b.bytes),
+          kb(b.sourceMapBytes),
+          ms(b.importMs),
+          ms(b.importWithSourceMapsMs),
+          ms(b.sdkImportMs),
+          ms(b.ownImportMs),
+        ]),
+      ),
+      ...bundles.bundles.map(
+        (b) =>
+          `${shortName(b.entry)} contains: ${b.contents.map((c) => `${c.name} ${kb(c.bytes)}`).join(', ')}; ` +
+          `imports from the runtime: ${b.sdkImports.join(', ')}.`,
+      ),
+    );
+  }
+  const cpu = results.cpu;
+  if (cpu) {
+    push(
+      'Handler CPU per stanza, I/O excluded: lib/server.ts `onFrame` driven with a benchmark harness ' +
+        '(a Store and Gateway answering at once from memory, bench/cpu.ts), process.cpuUsage over the loop. ' +
+        'Not included: the AWS SDK’s serialisation and signing, deflating the stored stanza, TLS.',
+      table(
+        ['stanza', 'iterations', 'CPU per stanza', 'wall per stanza', 'posts per stanza', 'frame bytes'],
+        cpu.cases.map((c) => [
+          c.name,
+          c.iterations,
+          `${c.cpuMicros} µs`,
+          `${c.wallMicros} µs`,
+          c.postsPerStanza,
+          c.frameBytes,
+        ]),
+      ),
+    );
+  }
+
+  const m = results.money;
+  if (m) {
+    const a = m.assumptions;
+    push(
+      '## 4. Money',
+      `Counted figures times us-east-1 list prices (${m.pricesAsOf}; sources in docs/costs.md). Assumed, not ` +
+        `measured: ${a.framesInvocationMs} ms billed per frames invocation and ${a.connectInvocationMs} ms per ` +
+        `$connect at ${a.lambdaMemoryGb * 1024} MB arm64; ${a.sqsRequestsPerRecord} SQS requests per queued ` +
+        'frame (API Gateway’s send, Lambda’s receive and delete); every frame and post under 32 KB (one ' +
+        'WebSocket message each).',
+      '### Per million one-to-one messages with receipts (both users online)',
+      billTable({ 'per million messages': m.perMillionMessages }),
+      `### Per active user per month`,
+      `Assumed: ${a.user.messagesPerDay} messages sent a day (${a.user.offlineShare * 100}% of them wait for the ` +
+        `recipient), ${a.user.sessionsPerDay} sessions a day, ${a.user.connectedHoursPerDay} h connected a day ` +
+        `with a ping every ${a.user.pingEveryMinutes} minutes, ${a.user.days} days.`,
+      table(
+        ['quantity', 'per month'],
+        Object.entries(m.perUserMonth.quantities).map(([name, value]) => [
+          name,
+          value.toLocaleString('en-US'),
+        ]),
+      ),
+      billTable({ ...m.perUserMonth.parts, total: m.perUserMonth.total }),
+      `Unit prices: WebSocket messages $${perMillion(PRICES.apiGatewayMessage)} and connection minutes ` +
+        `$${perMillion(PRICES.apiGatewayConnectionMinute)} per million; Lambda requests ` +
+        `$${perMillion(PRICES.lambdaRequest)} per million and $${PRICES.lambdaArmGbSecond} per GB-second (arm64); ` +
+        `DynamoDB $${perMillion(PRICES.dynamoWriteUnit)} per million write and $${perMillion(PRICES.dynamoReadUnit)} ` +
+        `per million read request units; SQS FIFO $${perMillion(PRICES.sqsFifoRequest)} per million requests. ` +
+        'The assumptions are ASSUMPTIONS in bench/money.ts.',
+    );
+  }
+
+  push(
+    '## 5. Not measured yet',
+    table(
+      ['scenario', 'why'],
+      results.skipped.map((s) => [s.name, s.reason]),
+    ),
+  );
+  if (results.errors.length) {
+    push('## Errors', ...results.errors.map((e) => `- ${e.section}: ${e.message.replace(/\n/g, ' ')}`));
+  }
+  return out.join('\n');
+}
+
+const dist = (d: { p50: number; p90: number; p99: number; max: number; mean: number }) => [
+  d.p50,
+  d.p90,
+  d.p99,
+  d.max,
+  d.mean,
+];

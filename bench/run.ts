@@ -1,0 +1,328 @@
+// `npm run bench`: starts its own local system (DynamoDB Local in memory and the emulator,
+// as the tests do), drives it with real @xmpp/client clients, measures the rest in
+// process, and writes bench/results/latest.json, latest.md and latency.svg. A script,
+// not a test: timings are reported, never asserted. `npm run bench -- --help` lists the flags.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { type BundlesResult, measureBundles } from './bundles.ts';
+import { latencyChart } from './chart.ts';
+import { type CpuResult, measureCpu } from './cpu.ts';
+import { type DrainResult, runDrain } from './drain.ts';
+import { type BenchSystem, startBenchSystem } from './harness.ts';
+import { DEFAULT_LOAD, type LoadOptions, type LoadResult, runLoad } from './load.ts';
+import { type CostReport, measureMessageCost } from './message-cost.ts';
+import { type MoneyResult, money } from './money.ts';
+import { evaluateTargets, formatMarkdown, type Target } from './report.ts';
+import {
+  DEFAULT_ROSTER_LOGIN,
+  measureRosterLogin,
+  ROSTER_LOGIN,
+  type RosterLoginOptions,
+  type RosterLoginResult,
+} from './roster-login.ts';
+import { measureSessionCost, type SessionCost } from './session-cost.ts';
+
+export const SECTIONS = ['load', 'cost', 'drain', 'bundles', 'cpu'] as const;
+export type Section = (typeof SECTIONS)[number];
+
+export interface BenchOptions {
+  readonly load: LoadOptions;
+  readonly backlogs: readonly number[];
+  /** Backlogs larger than this are stored through the store instead of sent. */
+  readonly fillStoreAbove: number;
+  /** Null leaves the login with a roster out (it starts a system of its own). */
+  readonly roster: RosterLoginOptions | null;
+  readonly cpuIterations: number;
+  readonly importRuns: number;
+  readonly sections: readonly Section[];
+}
+
+export const DEFAULT_OPTIONS: BenchOptions = {
+  load: DEFAULT_LOAD,
+  backlogs: [10, 100, 1000],
+  fillStoreAbove: Number.POSITIVE_INFINITY,
+  roster: DEFAULT_ROSTER_LOGIN,
+  cpuIterations: 20_000,
+  importRuns: 9,
+  sections: SECTIONS,
+};
+
+export interface BenchResults {
+  readonly generatedAt: string;
+  readonly machine: {
+    readonly node: string;
+    readonly platform: string;
+    readonly cpus: number;
+    readonly cpu: string;
+    /** The 1-minute load average as the run started: other work on the machine skews timings. */
+    readonly loadAverage: number;
+  };
+  readonly options: Omit<BenchOptions, 'fillStoreAbove'> & { readonly fillStoreAbove: number | null };
+  readonly load?: LoadResult;
+  /** The same path without queueing: one pair, one message at a time (W=1). */
+  readonly unloaded?: LoadResult;
+  readonly messageCost?: CostReport;
+  readonly sessions?: SessionCost;
+  readonly drain?: DrainResult[];
+  readonly rosterLogin?: RosterLoginResult;
+  readonly bundles?: BundlesResult;
+  readonly cpu?: CpuResult;
+  readonly money?: MoneyResult;
+  readonly targets: Target[];
+  readonly skipped: { readonly name: string; readonly reason: string }[];
+  readonly errors: { readonly section: string; readonly message: string }[];
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+export async function runBench(
+  options: BenchOptions = DEFAULT_OPTIONS,
+  log: (line: string) => void = () => {},
+): Promise<BenchResults> {
+  const results: Mutable<BenchResults> = {
+    generatedAt: new Date().toISOString(),
+    machine: {
+      node: process.version,
+      platform: `${process.platform} ${process.arch}`,
+      cpus: cpus().length,
+      cpu: cpus()[0]?.model ?? 'unknown',
+      loadAverage: Math.round((loadavg()[0] ?? 0) * 100) / 100,
+    },
+    options: {
+      ...options,
+      fillStoreAbove: Number.isFinite(options.fillStoreAbove) ? options.fillStoreAbove : null,
+    },
+    targets: [],
+    skipped: [],
+    errors: [],
+  };
+  const wanted = new Set(options.sections);
+  const attempt = async <T>(section: string, work: () => Promise<T>): Promise<T | undefined> => {
+    const started = performance.now();
+    log(`${section}…`);
+    try {
+      const value = await work();
+      log(`${section}: done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      return value;
+    } catch (error) {
+      const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+      log(`${section}: FAILED ${message}`);
+      results.errors.push({ section, message: error instanceof Error ? error.message : String(error) });
+      return undefined;
+    }
+  };
+
+  if (wanted.has('load') || wanted.has('cost') || wanted.has('drain')) {
+    let bench: BenchSystem | undefined;
+    try {
+      bench = await startBenchSystem();
+      const system = bench;
+      if (wanted.has('load')) {
+        results.load = await attempt('one-to-one load', () => runLoad(system, options.load));
+        // The same path without queueing: one pair, one message at a time.
+        const quiet = { ...options.load, pairs: 1, messages: Math.min(50, options.load.messages), window: 1 };
+        results.unloaded = await attempt('one-to-one, unloaded', () => runLoad(system, quiet, 'quiet'));
+      }
+      if (wanted.has('cost')) {
+        results.messageCost = await attempt('cost of one message', () =>
+          measureMessageCost(options.load.bodyBytes, system),
+        );
+        results.sessions = await attempt('cost of login, ping, logout', () => measureSessionCost(system));
+        const roster = options.roster;
+        if (ROSTER_LOGIN.blocked)
+          results.skipped.push({ name: ROSTER_LOGIN.name, reason: ROSTER_LOGIN.blocked });
+        else if (!roster) results.skipped.push({ name: ROSTER_LOGIN.name, reason: 'left out of this run' });
+        // On a system of its own (bench/presence-cost.ts).
+        else results.rosterLogin = await attempt(ROSTER_LOGIN.name, () => measureRosterLogin(roster));
+      }
+      if (wanted.has('drain')) {
+        const drained: DrainResult[] = [];
+        for (const backlog of options.backlogs) {
+          const result = await attempt(`drain of ${backlog}`, () =>
+            runDrain(system, {
+              backlog,
+              bodyBytes: options.load.bodyBytes,
+              window: options.load.window,
+              fill: backlog > options.fillStoreAbove ? 'store' : 'send',
+            }),
+          );
+          if (result) drained.push(result);
+        }
+        results.drain = drained;
+      }
+    } catch (error) {
+      results.errors.push({ section: 'local system', message: String(error) });
+    } finally {
+      await bench?.stop();
+    }
+  }
+  results.skipped.push({
+    name: 'group chat: units per room message against occupant count',
+    reason: 'group chat (XEP-0045) is not finished yet',
+  });
+  if (wanted.has('bundles'))
+    results.bundles = await attempt('bundles', () => measureBundles(options.importRuns));
+  if (wanted.has('cpu')) results.cpu = await attempt('handler CPU', () => measureCpu(options.cpuIterations));
+
+  const drainedMessage = results.drain?.[0]?.costPerMessage;
+  if (results.messageCost && results.sessions && drainedMessage && results.messageCost.offlineStored) {
+    results.money = money({
+      onlineMessage: results.messageCost.online,
+      offlineStored: results.messageCost.offlineStored,
+      drainedMessage,
+      login: results.sessions.login,
+      logout: results.sessions.logout,
+      ping: results.sessions.ping,
+    });
+  }
+  results.targets = evaluateTargets(results);
+  return results;
+}
+
+/** latest.json (without raw samples), latest.md and latency.svg in `directory`. */
+export function writeResults(results: BenchResults, directory: string): string[] {
+  mkdirSync(directory, { recursive: true });
+  const files: string[] = [];
+  const write = (name: string, text: string) => {
+    const path = join(directory, name);
+    writeFileSync(path, text);
+    files.push(path);
+  };
+  const withoutSamples = (load?: LoadResult) => {
+    if (!load) return undefined;
+    const { samples: _samples, ...rest } = load;
+    return rest;
+  };
+  const json = { ...results, load: withoutSamples(results.load), unloaded: withoutSamples(results.unloaded) };
+  write('latest.json', `${JSON.stringify(json, null, 2)}\n`);
+  write('latest.md', formatMarkdown(results));
+  if (results.load) write('latency.svg', renderChart(results.load, results.unloaded));
+  return files;
+}
+
+export function renderChart(load: LoadResult, unloaded?: LoadResult): string {
+  const { pairs, messages, window, bodyBytes } = load.options;
+  const quiet = unloaded
+    ? [
+        {
+          label: 'delivery, unloaded (1 pair, W=1)',
+          color: '#1f77b4',
+          dashed: true,
+          values: unloaded.samples.delivery,
+        },
+        {
+          label: 'receipt round trip, unloaded (1 pair, W=1)',
+          color: '#d62728',
+          dashed: true,
+          values: unloaded.samples.roundTrip,
+        },
+      ]
+    : [];
+  return latencyChart(
+    `One-to-one latency: K=${pairs} pairs, M=${messages} each way, W=${window}, ${bodyBytes}-byte bodies`,
+    [
+      { label: 'delivery (send → recipient)', color: '#1f77b4', values: load.samples.delivery },
+      { label: 'receipt round trip (send → receipt back)', color: '#d62728', values: load.samples.roundTrip },
+      ...quiet,
+    ],
+    [
+      'Local emulator + DynamoDB Local on one machine',
+      'Group chat (units per room message vs occupants): not measured yet',
+    ],
+  );
+}
+
+const HELP = `npm run bench -- [flags]
+
+  -k, --pairs K            pairs of users in the one-to-one load (default ${DEFAULT_LOAD.pairs})
+  -m, --messages M         messages each way per pair (default ${DEFAULT_LOAD.messages})
+  -w, --window W           most unacknowledged messages per sender (default ${DEFAULT_LOAD.window})
+      --body-bytes N       message body size (default ${DEFAULT_LOAD.bodyBytes})
+      --backlogs LIST      backlogs drained at login (default ${DEFAULT_OPTIONS.backlogs.join(',')})
+      --fill-store-above N store backlogs larger than N through the store instead of sending them
+      --contacts N         roster size for the login with a roster (default ${DEFAULT_ROSTER_LOGIN.contacts})
+      --online N           how many of those contacts are online (default ${DEFAULT_ROSTER_LOGIN.online})
+      --cpu-iterations N   stanzas per CPU case (default ${DEFAULT_OPTIONS.cpuIterations})
+      --import-runs N      fresh processes per import timing, 0 for sizes only (default ${DEFAULT_OPTIONS.importRuns})
+      --only LIST          sections to run: ${SECTIONS.join(',')} (default all)
+      --out DIR            where to write latest.json, latest.md, latency.svg (default bench/results)
+  -h, --help`;
+
+function positive(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed <= 0)
+    throw new Error(`--${name} takes a positive integer, got "${value}"`);
+  return parsed;
+}
+
+export function parseOptions(argv: readonly string[]): { options: BenchOptions; out: string } | 'help' {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      pairs: { type: 'string', short: 'k' },
+      messages: { type: 'string', short: 'm' },
+      window: { type: 'string', short: 'w' },
+      'body-bytes': { type: 'string' },
+      backlogs: { type: 'string' },
+      'fill-store-above': { type: 'string' },
+      contacts: { type: 'string' },
+      online: { type: 'string' },
+      'cpu-iterations': { type: 'string' },
+      'import-runs': { type: 'string' },
+      only: { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) return 'help';
+  const sections = (values.only?.split(',') ?? [...SECTIONS]).map((name) => name.trim());
+  for (const name of sections) {
+    if (!(SECTIONS as readonly string[]).includes(name)) throw new Error(`--only: unknown section "${name}"`);
+  }
+  const options: BenchOptions = {
+    load: {
+      pairs: positive('pairs', values.pairs, DEFAULT_LOAD.pairs),
+      messages: positive('messages', values.messages, DEFAULT_LOAD.messages),
+      window: positive('window', values.window, DEFAULT_LOAD.window),
+      bodyBytes: positive('body-bytes', values['body-bytes'], DEFAULT_LOAD.bodyBytes),
+    },
+    backlogs: values.backlogs
+      ? values.backlogs.split(',').map((entry) => positive('backlogs', entry.trim(), 0))
+      : DEFAULT_OPTIONS.backlogs,
+    fillStoreAbove: positive('fill-store-above', values['fill-store-above'], Number.POSITIVE_INFINITY),
+    roster: {
+      contacts: positive('contacts', values.contacts, DEFAULT_ROSTER_LOGIN.contacts),
+      online: values.online === '0' ? 0 : positive('online', values.online, DEFAULT_ROSTER_LOGIN.online),
+    },
+    cpuIterations: positive('cpu-iterations', values['cpu-iterations'], DEFAULT_OPTIONS.cpuIterations),
+    importRuns:
+      values['import-runs'] === '0'
+        ? 0
+        : positive('import-runs', values['import-runs'], DEFAULT_OPTIONS.importRuns),
+    sections: sections as Section[],
+  };
+  const out = values.out ?? fileURLToPath(new URL('results', import.meta.url));
+  return { options, out: resolve(out) };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const parsed = parseOptions(process.argv.slice(2));
+  if (parsed === 'help') {
+    console.log(HELP);
+  } else {
+    const results = await runBench(parsed.options, (line) => console.error(line));
+    for (const file of writeResults(results, parsed.out)) console.error(`wrote ${file}`);
+    console.log(formatMarkdown(results));
+    const broken = results.errors.length > 0 || results.load?.exactlyOnce.ok === false;
+    const drainBroken = results.drain?.some((entry) => !entry.exactlyOnce.ok) ?? false;
+    // Exit non-zero only when something broke (a section failed, a message was lost or
+    // duplicated); slow figures never fail the run.
+    process.exitCode = broken || drainBroken ? 1 : 0;
+  }
+}

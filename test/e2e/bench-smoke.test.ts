@@ -1,0 +1,71 @@
+// A small run of `npm run bench` (bench/run.ts), so that the benchmark cannot rot: every
+// section runs, and the counts hold — every message, server receipt and delivery receipt
+// exactly once, every drained message once with its delay, the CPU harness on the intended
+// paths. Timings are never asserted: a slow machine must not fail this.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { type BenchResults, DEFAULT_OPTIONS, runBench, writeResults } from '../../bench/run.ts';
+
+describe('benchmark smoke run', () => {
+  test('K=2, M=3, W=2, a backlog of 5: everything exactly once, every section reported', async (t) => {
+    const results: BenchResults = await runBench({
+      ...DEFAULT_OPTIONS,
+      load: { pairs: 2, messages: 3, window: 2, bodyBytes: 1024 },
+      backlogs: [5],
+      roster: null, // its own system; test/e2e/presence-cost.test.ts runs it
+      cpuIterations: 200,
+      importRuns: 0, // sizes only: import timings take fresh processes and say nothing here
+    });
+    assert.deepEqual(results.errors, []);
+
+    const load = results.load;
+    assert.ok(load);
+    assert.equal(load.messages, 12);
+    assert.equal(load.exactlyOnce.ok, true, JSON.stringify(load.exactlyOnce));
+    assert.equal(load.exactlyOnce.deliveredOnce, 12);
+    assert.equal(load.exactlyOnce.receiptsOnce, 12);
+    assert.equal(load.deliveryMs.count, 12);
+    assert.equal(load.cost.posts, 36); // per message: server receipt, push, delivery receipt
+
+    const cost = results.messageCost;
+    assert.ok(cost);
+    assert.equal(cost.online.posts, 3);
+    assert.ok(results.sessions && results.sessions.ping.posts === 1);
+
+    const [drain] = results.drain ?? [];
+    assert.ok(drain);
+    assert.equal(drain.backlog, 5);
+    assert.equal(drain.exactlyOnce.ok, true, JSON.stringify(drain.exactlyOnce));
+    assert.equal(drain.drainReads.requests, 1); // one page read them all
+    assert.ok(drain.storedBytes > 0);
+
+    assert.deepEqual(
+      results.bundles?.bundles.map((bundle) => bundle.entry),
+      ['functions/connect.ts', 'functions/frames.ts'],
+    );
+    for (const bundle of results.bundles?.bundles ?? []) assert.ok(bundle.bytes > 0);
+    assert.deepEqual(
+      results.cpu?.cases.map((entry) => entry.postsPerStanza),
+      [2, 1], // the message: server receipt and push; the receipt: routed to the sender
+    );
+    assert.ok(results.money && results.money.perMillionMessages.total > 0);
+    assert.ok(results.skipped.some((entry) => entry.name.startsWith('group chat')));
+    assert.equal(results.targets.length, 6);
+
+    const directory = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
+    try {
+      writeResults(results, directory);
+      for (const name of ['latest.json', 'latest.md', 'latency.svg'])
+        assert.ok(existsSync(join(directory, name)));
+      assert.match(readFileSync(join(directory, 'latency.svg'), 'utf8'), /^<svg [^>]*>[\s\S]*<\/svg>\n$/);
+      const markdown = readFileSync(join(directory, 'latest.md'), 'utf8');
+      assert.match(markdown, /## 1\. One-to-one load/);
+      t.diagnostic(markdown.split('\n').slice(0, 14).join('\n'));
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+});

@@ -82,7 +82,9 @@ async function acknowledgeDelivery(link: Link, receipt: Element, originalSender:
   const me = link.record.user;
   if (!id || !me) return;
   const marked = await link.ctx.store.markDelivered(me, originalSender, id);
-  if (marked) link.ctx.logger.debug('delivered', { recipient: me, sender: originalSender, id });
+  if (!marked) return;
+  link.ctx.metrics?.count('MessagesDelivered');
+  link.ctx.logger.debug('delivered', { recipient: me, sender: originalSender, id });
 }
 
 /** Headlines, errors and body-less messages (chat states) go to live sessions only. */
@@ -131,7 +133,10 @@ async function storeAndPush(
   let targets = selectSessions(account.sessions, resource);
   if (receiptOnly && targets.length > 0) {
     const frame = stanza.toString();
-    if ((await pushToSessions(ctx, targets, () => frame)).length > 0) return;
+    if ((await pushToSessions(ctx, targets, () => frame)).length > 0) {
+      ctx.metrics?.count('ReceiptsRouted');
+      return;
+    }
   }
 
   stanza.attrs.id ||= stanzaId();
@@ -151,6 +156,7 @@ async function storeAndPush(
     throw new StanzaError('resource-constraint', 'the recipient has too many messages waiting');
   }
   const result = await ctx.store.storeMessage(message);
+  if (result.stored) ctx.metrics?.count(receiptOnly ? 'ReceiptsRouted' : 'MessagesStored');
   const kept = result.stored ? message : result.existing;
   if (!receiptOnly) await link.send(serverAck(ctx, link, kept.id, kept.seq));
   // A retry is acknowledged again and nothing more: the first copy is delivered or waits
@@ -165,5 +171,6 @@ async function storeAndPush(
   const pushed = await pushToSessions(ctx, targets, () => deliverable(ctx, message, false));
   if (pushed.length > 0 && !message.receiptRequested) {
     await ctx.store.markDelivered(recipient, sender, message.id);
+    ctx.metrics?.count('MessagesDelivered');
   }
 }

@@ -1,7 +1,7 @@
 // Money: counted units times AWS list prices. The prices and their sources are written down
 // in docs/costs.md ("Prices"); keep the two in step. Everything assumed (durations, a user's
 // month, SQS requests per frame) is in ASSUMPTIONS and printed with the report.
-import type { Cost } from './harness.ts';
+import { type Cost, ZERO_COST } from './harness.ts';
 
 /** US East (N. Virginia) list prices, in dollars per unit; docs/costs.md names each page. */
 export const PRICES = {
@@ -171,7 +171,7 @@ export function money(counted: Counted, assumptions: Assumptions = ASSUMPTIONS):
       ),
     ),
     'keep-alive pings': bill(counted.ping, pings, assumptions),
-    'connection minutes': bill({ ...ZERO, connectionMinutes: connectedMinutes }, 1, assumptions),
+    'connection minutes': bill({ ...ZERO_COST, connectionMinutes: connectedMinutes }, 1, assumptions),
   };
   return {
     assumptions,
@@ -180,12 +180,3 @@ export function money(counted: Counted, assumptions: Assumptions = ASSUMPTIONS):
     perUserMonth: { quantities, parts, total: addBills(...Object.values(parts)) },
   };
 }
-
-const ZERO: Usage = {
-  readUnits: 0,
-  writeUnits: 0,
-  dynamoRequests: 0,
-  posts: 0,
-  invocations: 0,
-  queuedRecords: 0,
-};

@@ -1,6 +1,6 @@
 // The Markdown summary of a bench run (bench/results/latest.md) and the targets of issue 6,
 // reported as reached or not, honestly: a missed target is a finding, not a failure.
-import type { Cost } from './harness.ts';
+import type { Cost, MethodCost } from './harness.ts';
 import { BILL_LINES, type Bill, PRICES } from './money.ts';
 import type { BenchResults } from './run.ts';
 
@@ -100,6 +100,14 @@ const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
 /** Cents from 10 cents up, two significant digits below. */
 const dollars = (value: number) =>
   value === 0 ? '$0' : value >= 0.1 ? `$${value.toFixed(2)}` : `$${Number(value.toPrecision(2))}`;
+
+/** Units by Store method, one row per method. */
+function byMethodTable(byMethod: Record<string, MethodCost>): string {
+  return table(
+    ['Store method', 'calls', 'write units', 'read units', 'requests'],
+    Object.entries(byMethod).map(([name, m]) => [name, m.calls, m.writeUnits, m.readUnits, m.requests]),
+  );
+}
 
 function table(headers: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
   return [
@@ -238,19 +246,7 @@ export function formatMarkdown(results: Results): string {
       ]),
     );
     if (cost.onlineByMethod) {
-      push(
-        'Where the online case’s units go, by Store method:',
-        table(
-          ['Store method', 'calls', 'write units', 'read units', 'requests'],
-          Object.entries(cost.onlineByMethod).map(([name, m]) => [
-            name,
-            m.calls,
-            m.writeUnits,
-            m.readUnits,
-            m.requests,
-          ]),
-        ),
-      );
+      push('Where the online case’s units go, by Store method:', byMethodTable(cost.onlineByMethod));
     }
   }
   const sessions = results.sessions;
@@ -372,16 +368,7 @@ export function formatMarkdown(results: Results): string {
         ]),
       ),
       'All units of the drain by Store method (largest backlog):',
-      table(
-        ['Store method', 'calls', 'write units', 'read units', 'requests'],
-        Object.entries(results.drain.at(-1)?.byMethod ?? {}).map(([name, m]) => [
-          name,
-          m.calls,
-          m.writeUnits,
-          m.readUnits,
-          m.requests,
-        ]),
-      ),
+      byMethodTable(results.drain.at(-1)?.byMethod ?? {}),
     );
   }
 

@@ -6,9 +6,7 @@
 // The backlog is stored by sending real messages while the recipient is offline
 // (`fill: 'send'`), from several senders at once to keep it quick, or, for very large
 // backlogs, through the store as the message path would (`fill: 'store'`).
-import { type AttributeValue, DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
 import type { Element } from 'ltx';
-import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../infra/local/dynamodb.ts';
 import { sequenceId } from '../lib/ids.ts';
 import { TABLE_SCHEMA } from '../lib/store/schema.ts';
 import {
@@ -33,6 +31,7 @@ import {
   until,
 } from './harness.ts';
 import { sampleBody } from './message-cost.ts';
+import { measureQuery } from './stored.ts';
 
 export interface DrainOptions {
   readonly backlog: number;
@@ -71,57 +70,13 @@ export interface DrainResult {
 }
 
 /** DynamoDB's item size: attribute names plus values (numbers approximated by their digits). */
-export function itemSize(item: Record<string, AttributeValue>): number {
-  let size = 0;
-  for (const [name, value] of Object.entries(item)) size += Buffer.byteLength(name) + valueSize(value);
-  return size;
-}
-
-function valueSize(value: AttributeValue): number {
-  if (value.S !== undefined) return Buffer.byteLength(value.S);
-  if (value.N !== undefined) return Math.ceil(value.N.replace(/[-.]/g, '').replace(/^0+/, '').length / 2) + 1;
-  if (value.B !== undefined) return value.B.length;
-  if (value.BOOL !== undefined || value.NULL !== undefined) return 1;
-  if (value.M !== undefined) return 3 + itemSize(value.M) + Object.keys(value.M).length;
-  if (value.L !== undefined) return 3 + value.L.reduce((total, entry) => total + 1 + valueSize(entry), 0);
-  if (value.SS !== undefined) return value.SS.reduce((total, entry) => total + Buffer.byteLength(entry), 0);
-  return 0;
-}
-
-/** Reads the backlog's index entries without the meter: their size, and one unpaged query's units. */
-async function measureStored(bench: BenchSystem, recipient: string) {
-  const client = new DynamoDBClient({
-    endpoint: bench.system.dynamo.endpoint,
-    region: LOCAL_REGION,
-    credentials: LOCAL_CREDENTIALS,
+/** The backlog's index entries, read without the meter. */
+const measureStored = (bench: BenchSystem, recipient: string) =>
+  measureQuery(bench.system, {
+    IndexName: TABLE_SCHEMA.orderIndex.name,
+    KeyConditionExpression: 'pk = :pk',
+    ExpressionAttributeValues: { ':pk': { S: `INBOX#${recipient}` } },
   });
-  let bytes = 0;
-  let units = 0;
-  let count = 0;
-  let start: Record<string, AttributeValue> | undefined;
-  try {
-    do {
-      const page = await client.send(
-        new QueryCommand({
-          TableName: bench.system.tableName,
-          IndexName: TABLE_SCHEMA.orderIndex.name,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': { S: `INBOX#${recipient}` } },
-          ConsistentRead: true,
-          ReturnConsumedCapacity: 'TOTAL',
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of page.Items ?? []) bytes += itemSize(item);
-      count += page.Items?.length ?? 0;
-      units += page.ConsumedCapacity?.CapacityUnits ?? 0;
-      start = page.LastEvaluatedKey;
-    } while (start);
-  } finally {
-    client.destroy();
-  }
-  return { bytes, units, count };
-}
 
 export async function runDrain(bench: BenchSystem, options: DrainOptions): Promise<DrainResult> {
   const { system } = bench;

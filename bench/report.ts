@@ -2,6 +2,7 @@
 // reported as reached or not, honestly: a missed target is a finding, not a failure.
 import type { Cost, MethodCost } from './harness.ts';
 import { BILL_LINES, type Bill, PRICES } from './money.ts';
+import { formatRoomCosts, type RoomCost } from './room-cost.ts';
 import type { BenchResults } from './run.ts';
 
 export interface Target {
@@ -52,6 +53,31 @@ export function evaluateTargets(results: Results): Target[] {
               drain.drainReads.readUnitsPer4KB <= 2,
           )
         : undefined,
+  });
+  const rooms = results.rooms ?? [];
+  const roomList = (describe: (room: RoomCost) => string) =>
+    rooms.length ? rooms.map((room) => `${room.occupants}: ${describe(room)}`).join('; ') : 'not run';
+  targets.push({
+    name: 'write units per room message, whatever the occupant count',
+    target: '≤ 2',
+    measured: roomList((room) => `${room.writeUnits} WU`),
+    reached: rooms.length ? rooms.every((room) => room.writeUnits <= 2) : undefined,
+  });
+  targets.push({
+    name: 'read units per room message grow only with the bytes of the occupant list',
+    target: 'read units ≤ list bytes / 4 KB + 1; requests the same at every size',
+    measured: roomList(
+      (room) =>
+        `${room.readUnits} RU for ${kb(room.occupantListBytes)}, ${room.dynamoRequests} requests, ${room.posts} posts`,
+    ),
+    reached: rooms.length
+      ? rooms.every(
+          (room) =>
+            room.readUnits <= Math.ceil(room.occupantListBytes / 4096) + 1 &&
+            room.dynamoRequests === rooms[0]?.dynamoRequests &&
+            room.posts === room.occupants,
+        )
+      : undefined,
   });
   const bundles = results.bundles?.bundles ?? [];
   targets.push({
@@ -369,6 +395,17 @@ export function formatMarkdown(results: Results): string {
       ),
       'All units of the drain by Store method (largest backlog):',
       byMethodTable(results.drain.at(-1)?.byMethod ?? {}),
+    );
+  }
+
+  if (results.rooms?.length) {
+    push(
+      '### One room message by room size (XEP-0045)',
+      'One groupchat message from the owner to a room of N occupants, each a logged-in WebSocket session, ' +
+        'every copy received: one query of the occupant list and one put of the message, whatever N. ' +
+        'The occupant list is the size of the room’s occupant items by DynamoDB’s item-size rule.',
+      formatRoomCosts(results.rooms),
+      '![Units per room message against occupants](room-cost.svg)',
     );
   }
 

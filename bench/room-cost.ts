@@ -1,13 +1,21 @@
 // What one room message costs as the room grows (XEP-0045): DynamoDB units and requests
 // (ReturnConsumedCapacity) and Management API posts, for rooms of 1, 10, 100 and 1,000
-// occupants, each occupant a real WebSocket session through the emulator.
+// occupants, each occupant a real logged-in WebSocket session through the emulator.
 // `npm run bench:room-cost [N ...]` prints the table.
+//
+// Up to JOIN_LIMIT occupants join with real presence. Above it, the rest are seated the
+// way a join seats them (the occupant item and the session's room pool, through the same
+// store calls) without the join's presence: every join announces itself to everyone
+// already in the room, about N²/2 posts, and 1,000 real joins do not finish in minutes on
+// one machine. The measured message is the same either way: the room reads one occupant
+// list and posts once per occupant.
 import { pathToFileURL } from 'node:url';
 import { WebSocket } from 'ws';
 import { type LocalSystem, startLocalSystem } from '../infra/local/system.ts';
 import { makeCredentials } from '../lib/scram.ts';
 import { newMeter } from '../lib/store/capacity.ts';
 import { RawClient } from '../test/helpers.ts';
+import { measureQuery } from './stored.ts';
 
 (globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -18,7 +26,14 @@ export interface RoomCost {
   readonly readUnits: number;
   readonly dynamoRequests: number;
   readonly posts: number;
+  /** The occupant items the room message reads, by DynamoDB's item-size rule. */
+  readonly occupantListBytes: number;
+  /** How the occupants got into the room: all by joining, or partly seated through the store. */
+  readonly filled: 'joined' | 'seated';
 }
+
+/** Rooms up to this size are filled by real joins. */
+export const JOIN_LIMIT = 100;
 
 const MUC = 'http://jabber.org/protocol/muc';
 
@@ -29,6 +44,27 @@ async function join(system: LocalSystem, user: string, room: string, nick: strin
     `<presence xmlns="jabber:client" to="${room}/${nick}"><x xmlns="${MUC}"><history maxstanzas="0"/></x></presence>`,
   );
   await client.next((element) => element.getChild('subject') !== undefined, 120_000);
+  return client;
+}
+
+/** Logs in and puts the session in the room as a join would, without the join's presence. */
+async function seat(system: LocalSystem, user: string, room: string, nick: string): Promise<RawClient> {
+  const client = await RawClient.connect(system.url);
+  const jid = await client.login(user, 'pw', 'bench');
+  const { store } = system.context;
+  const [session] = await store.getSessions(user);
+  const connection = session && (await store.getConnection(session.connectionId));
+  if (!connection) throw new Error(`no session for ${user}`);
+  await store.putOccupant({
+    room,
+    jid,
+    nick,
+    connectionId: connection.connectionId,
+    role: 'participant',
+    affiliation: 'none',
+    expiresAt: connection.expiresAt,
+  });
+  await store.addJoinedRoom(connection.connectionId, room, connection.expiresAt);
   return client;
 }
 
@@ -51,7 +87,13 @@ export async function measureRoomCost(occupants: number): Promise<RoomCost> {
     for (let start = 1; start < occupants; start += 20) {
       const batch = Array.from({ length: Math.min(20, occupants - start) }, (_, offset) => start + offset);
       clients.push(
-        ...(await Promise.all(batch.map((index) => join(system, `u${index}@localhost`, room, `n${index}`)))),
+        ...(await Promise.all(
+          batch.map((index) =>
+            index < JOIN_LIMIT
+              ? join(system, `u${index}@localhost`, room, `n${index}`)
+              : seat(system, `u${index}@localhost`, room, `n${index}`),
+          ),
+        )),
       );
     }
     await system.api.idle();
@@ -65,12 +107,18 @@ export async function measureRoomCost(occupants: number): Promise<RoomCost> {
       clients.map((client) => client.next((element) => element.attrs.id === 'measured', 60_000)),
     );
     await system.api.idle();
+    const list = await measureQuery(system, {
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :occupant)',
+      ExpressionAttributeValues: { ':pk': { S: `ROOM#${room}` }, ':occupant': { S: '#OCC#' } },
+    });
     return {
       occupants,
       writeUnits: meter.writeUnits - before.writeUnits,
       readUnits: meter.readUnits - before.readUnits,
       dynamoRequests: meter.requests - before.requests,
       posts: system.api.counters.posts - before.posts,
+      occupantListBytes: list.bytes,
+      filled: occupants > JOIN_LIMIT ? 'seated' : 'joined',
     };
   } finally {
     for (const client of clients) client.close();
@@ -80,10 +128,11 @@ export async function measureRoomCost(occupants: number): Promise<RoomCost> {
 
 export function formatRoomCosts(costs: readonly RoomCost[]): string {
   return [
-    '| occupants | write units | read units | DynamoDB requests | posts |',
-    '|---|---|---|---|---|',
+    '| occupants | write units | read units | occupant list | DynamoDB requests | posts | room filled by |',
+    '|---|---|---|---|---|---|---|',
     ...costs.map(
-      (c) => `| ${c.occupants} | ${c.writeUnits} | ${c.readUnits} | ${c.dynamoRequests} | ${c.posts} |`,
+      (c) =>
+        `| ${c.occupants} | ${c.writeUnits} | ${c.readUnits} | ${(c.occupantListBytes / 1024).toFixed(1)} KB | ${c.dynamoRequests} | ${c.posts} | ${c.filled === 'joined' ? 'joins' : `${JOIN_LIMIT} joins, the rest seated`} |`,
     ),
   ].join('\n');
 }

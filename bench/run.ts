@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type BundlesResult, measureBundles } from './bundles.ts';
-import { latencyChart } from './chart.ts';
+import { latencyChart, roomCostChart } from './chart.ts';
 import { type CpuResult, measureCpu } from './cpu.ts';
 import { type DrainResult, runDrain } from './drain.ts';
 import { type BenchSystem, startBenchSystem } from './harness.ts';
@@ -17,6 +17,7 @@ import { DEFAULT_LOAD, type LoadOptions, type LoadResult, runLoad } from './load
 import { type CostReport, measureMessageCost } from './message-cost.ts';
 import { type MoneyResult, money } from './money.ts';
 import { evaluateTargets, formatMarkdown, type Target } from './report.ts';
+import { JOIN_LIMIT, measureRoomCost, type RoomCost } from './room-cost.ts';
 import {
   DEFAULT_ROSTER_LOGIN,
   measureRosterLogin,
@@ -26,7 +27,7 @@ import {
 } from './roster-login.ts';
 import { measureSessionCost, type SessionCost } from './session-cost.ts';
 
-export const SECTIONS = ['load', 'cost', 'drain', 'bundles', 'cpu'] as const;
+export const SECTIONS = ['load', 'cost', 'drain', 'rooms', 'bundles', 'cpu'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchOptions {
@@ -36,6 +37,8 @@ export interface BenchOptions {
   readonly fillStoreAbove: number;
   /** Null leaves the login with a roster out (it starts a system of its own). */
   readonly roster: RosterLoginOptions | null;
+  /** Occupant counts of the rooms measured, each on a system of its own. */
+  readonly roomSizes: readonly number[];
   readonly cpuIterations: number;
   readonly importRuns: number;
   readonly sections: readonly Section[];
@@ -46,6 +49,7 @@ export const DEFAULT_OPTIONS: BenchOptions = {
   backlogs: [10, 100, 1000],
   fillStoreAbove: Number.POSITIVE_INFINITY,
   roster: DEFAULT_ROSTER_LOGIN,
+  roomSizes: [1, 10, 100, 1000],
   cpuIterations: 20_000,
   importRuns: 9,
   sections: SECTIONS,
@@ -69,6 +73,7 @@ export interface BenchResults {
   readonly sessions?: SessionCost;
   readonly drain?: DrainResult[];
   readonly rosterLogin?: RosterLoginResult;
+  readonly rooms?: RoomCost[];
   readonly bundles?: BundlesResult;
   readonly cpu?: CpuResult;
   readonly money?: MoneyResult;
@@ -160,10 +165,14 @@ export async function runBench(
       await bench?.stop();
     }
   }
-  results.skipped.push({
-    name: 'group chat: units per room message against occupant count',
-    reason: 'group chat (XEP-0045) is not finished yet',
-  });
+  if (wanted.has('rooms')) {
+    const rooms: RoomCost[] = [];
+    for (const occupants of options.roomSizes) {
+      const cost = await attempt(`room of ${occupants}`, () => measureRoomCost(occupants));
+      if (cost) rooms.push(cost);
+    }
+    results.rooms = rooms;
+  }
   if (wanted.has('bundles'))
     results.bundles = await attempt('bundles', () => measureBundles(options.importRuns));
   if (wanted.has('cpu')) results.cpu = await attempt('handler CPU', () => measureCpu(options.cpuIterations));
@@ -183,7 +192,7 @@ export async function runBench(
   return results;
 }
 
-/** latest.json (without raw samples), latest.md and latency.svg in `directory`. */
+/** latest.json (without raw samples), latest.md, latency.svg and room-cost.svg in `directory`. */
 export function writeResults(results: BenchResults, directory: string): string[] {
   mkdirSync(directory, { recursive: true });
   const files: string[] = [];
@@ -201,6 +210,7 @@ export function writeResults(results: BenchResults, directory: string): string[]
   write('latest.json', `${JSON.stringify(json, null, 2)}\n`);
   write('latest.md', formatMarkdown(results));
   if (results.load) write('latency.svg', renderChart(results.load, results.unloaded));
+  if (results.rooms?.length) write('room-cost.svg', renderRoomChart(results.rooms));
   return files;
 }
 
@@ -229,11 +239,15 @@ export function renderChart(load: LoadResult, unloaded?: LoadResult): string {
       { label: 'receipt round trip (send → receipt back)', color: '#d62728', values: load.samples.roundTrip },
       ...quiet,
     ],
-    [
-      'Local emulator + DynamoDB Local on one machine',
-      'Group chat (units per room message vs occupants): not measured yet',
-    ],
+    ['Local emulator + DynamoDB Local on one machine'],
   );
+}
+
+export function renderRoomChart(rooms: readonly RoomCost[]): string {
+  return roomCostChart('Units per room message against occupants (XEP-0045)', rooms, [
+    'Counted with ReturnConsumedCapacity on DynamoDB Local; posts equal occupants at every size',
+    `Rooms above ${JOIN_LIMIT} occupants: ${JOIN_LIMIT} real joins, the rest seated through the store (bench/room-cost.ts)`,
+  ]);
 }
 
 const HELP = `npm run bench -- [flags]
@@ -246,10 +260,11 @@ const HELP = `npm run bench -- [flags]
       --fill-store-above N store backlogs larger than N through the store instead of sending them
       --contacts N         roster size for the login with a roster (default ${DEFAULT_ROSTER_LOGIN.contacts})
       --online N           how many of those contacts are online (default ${DEFAULT_ROSTER_LOGIN.online})
+      --room-sizes LIST    occupant counts of the rooms measured (default ${DEFAULT_OPTIONS.roomSizes.join(',')})
       --cpu-iterations N   stanzas per CPU case (default ${DEFAULT_OPTIONS.cpuIterations})
       --import-runs N      fresh processes per import timing, 0 for sizes only (default ${DEFAULT_OPTIONS.importRuns})
       --only LIST          sections to run: ${SECTIONS.join(',')} (default all)
-      --out DIR            where to write latest.json, latest.md, latency.svg (default bench/results)
+      --out DIR            where to write latest.json, latest.md and the charts (default bench/results)
   -h, --help`;
 
 function positive(name: string, value: string | undefined, fallback: number): number {
@@ -258,6 +273,12 @@ function positive(name: string, value: string | undefined, fallback: number): nu
   if (!Number.isInteger(parsed) || parsed <= 0)
     throw new Error(`--${name} takes a positive integer, got "${value}"`);
   return parsed;
+}
+
+function positiveList(name: string, value: string | undefined, fallback: readonly number[]): number[] {
+  return value === undefined
+    ? [...fallback]
+    : value.split(',').map((entry) => positive(name, entry.trim(), 0));
 }
 
 export function parseOptions(argv: readonly string[]): { options: BenchOptions; out: string } | 'help' {
@@ -272,6 +293,7 @@ export function parseOptions(argv: readonly string[]): { options: BenchOptions; 
       'fill-store-above': { type: 'string' },
       contacts: { type: 'string' },
       online: { type: 'string' },
+      'room-sizes': { type: 'string' },
       'cpu-iterations': { type: 'string' },
       'import-runs': { type: 'string' },
       only: { type: 'string' },
@@ -292,14 +314,13 @@ export function parseOptions(argv: readonly string[]): { options: BenchOptions; 
       window: positive('window', values.window, DEFAULT_LOAD.window),
       bodyBytes: positive('body-bytes', values['body-bytes'], DEFAULT_LOAD.bodyBytes),
     },
-    backlogs: values.backlogs
-      ? values.backlogs.split(',').map((entry) => positive('backlogs', entry.trim(), 0))
-      : DEFAULT_OPTIONS.backlogs,
+    backlogs: positiveList('backlogs', values.backlogs, DEFAULT_OPTIONS.backlogs),
     fillStoreAbove: positive('fill-store-above', values['fill-store-above'], Number.POSITIVE_INFINITY),
     roster: {
       contacts: positive('contacts', values.contacts, DEFAULT_ROSTER_LOGIN.contacts),
       online: values.online === '0' ? 0 : positive('online', values.online, DEFAULT_ROSTER_LOGIN.online),
     },
+    roomSizes: positiveList('room-sizes', values['room-sizes'], DEFAULT_OPTIONS.roomSizes),
     cpuIterations: positive('cpu-iterations', values['cpu-iterations'], DEFAULT_OPTIONS.cpuIterations),
     importRuns:
       values['import-runs'] === '0'

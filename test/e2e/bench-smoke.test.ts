@@ -16,6 +16,7 @@ describe('benchmark smoke run', () => {
       load: { pairs: 2, messages: 3, window: 2, bodyBytes: 1024 },
       backlogs: [5],
       roster: null, // its own system; test/e2e/presence-cost.test.ts runs it
+      roomSizes: [2], // its own system too; test/e2e/muc-cost.test.ts compares sizes
       cpuIterations: 200,
       importRuns: 0, // sizes only: import timings take fresh processes and say nothing here
     });
@@ -52,15 +53,19 @@ describe('benchmark smoke run', () => {
       [2, 1], // the message: server receipt and push; the receipt: routed to the sender
     );
     assert.ok(results.money && results.money.perMillionMessages.total > 0);
-    assert.ok(results.skipped.some((entry) => entry.name.startsWith('group chat')));
-    assert.equal(results.targets.length, 6);
+    const [room] = results.rooms ?? [];
+    assert.ok(room);
+    assert.equal(room.posts, 2);
+    assert.ok(room.occupantListBytes > 0);
+    assert.equal(results.targets.length, 8);
 
     const directory = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
     try {
       writeResults(results, directory);
-      for (const name of ['latest.json', 'latest.md', 'latency.svg'])
+      for (const name of ['latest.json', 'latest.md', 'latency.svg', 'room-cost.svg'])
         assert.ok(existsSync(join(directory, name)));
-      assert.match(readFileSync(join(directory, 'latency.svg'), 'utf8'), /^<svg [^>]*>[\s\S]*<\/svg>\n$/);
+      for (const chart of ['latency.svg', 'room-cost.svg'])
+        assert.match(readFileSync(join(directory, chart), 'utf8'), /^<svg [^>]*>[\s\S]*<\/svg>\n$/);
       const markdown = readFileSync(join(directory, 'latest.md'), 'utf8');
       assert.match(markdown, /## 1\. One-to-one load/);
       t.diagnostic(markdown.split('\n').slice(0, 14).join('\n'));

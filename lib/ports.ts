@@ -260,8 +260,8 @@ export interface Store {
   storeRoomMessage(message: RoomMessage): Promise<void>;
   /** Newest first: up to `limit` messages with seq after `after` (when given). */
   roomHistory(room: string, limit: number, after?: string): Promise<RoomMessage[]>;
-  /** The seq of the room's newest message. */
-  lastRoomSeq(room: string): Promise<string | undefined>;
+  /** The seq of the room's newest message, or of the newest one older than `before`. */
+  lastRoomSeq(room: string, before?: string): Promise<string | undefined>;
   /** The last room message the server pushed to the member (the rejoin drain starts after it). */
   getPushedMarker(room: string, user: string): Promise<string | undefined>;
   setPushedMarker(room: string, user: string, seq: string): Promise<void>;

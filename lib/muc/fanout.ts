@@ -16,12 +16,18 @@ export function sessionOf(occupant: Pick<Occupant, 'jid' | 'connectionId'>) {
   };
 }
 
+export interface FanOutOptions {
+  readonly concurrency?: number;
+  /** Runs for a gone occupant before its connection is forgotten. */
+  readonly beforeForgetting?: (occupant: Occupant) => Promise<void>;
+}
+
 /** Posts `frame(occupant)` to each occupant; returns those whose connection was gone. */
 export async function fanOut(
   ctx: Context,
   occupants: readonly Occupant[],
   frame: (occupant: Occupant) => string,
-  concurrency = FANOUT_CONCURRENCY,
+  { concurrency = FANOUT_CONCURRENCY, beforeForgetting }: FanOutOptions = {},
 ): Promise<Occupant[]> {
   const gone: Occupant[] = [];
   let next = 0;
@@ -36,6 +42,7 @@ export async function fanOut(
         connectionId: occupant.connectionId,
         room: occupant.room,
       });
+      await beforeForgetting?.(occupant);
       await forgetConnection(ctx, sessionOf(occupant));
     }
   };

@@ -8,7 +8,7 @@ import { NS } from '../ns.ts';
 import type { Affiliation, Context, Occupant, Role, RoomConfig, RoomMessage, RoomRecord } from '../ports.ts';
 import { type Element, parseStored, xml } from '../xml.ts';
 import { mediatedInvite } from './admin.ts';
-import { fanOut } from './fanout.ts';
+import { fanOut, sessionOf } from './fanout.ts';
 
 const DAY_SECONDS = 24 * 60 * 60;
 
@@ -239,31 +239,58 @@ function asJid(text: string): Jid {
 /**
  * Removes one session from a room and tells everyone. The member's marker is set to the
  * room's newest message first, so that a message posted meanwhile is drained at the next
- * join rather than lost (at worst it comes twice, with the same stanza-id).
+ * join rather than lost (at worst it comes twice, with the same stanza-id). `notPushed` is
+ * a message that could not reach the session: the marker stays before it.
  */
 export async function leaveRoom(
   ctx: Context,
   session: { connectionId: string; user: string; resource: string },
   room: string,
-  options: { codes?: readonly string[]; notifySelf?: boolean; extra?: readonly Element[] } = {},
+  options: DepartureOptions & { notifySelf?: boolean; notPushed?: string } = {},
 ): Promise<void> {
   const jid = `${session.user}/${session.resource}`;
-  const last = await ctx.store.lastRoomSeq(room);
+  const last = await ctx.store.lastRoomSeq(room, options.notPushed);
   const removed = await ctx.store.removeOccupant(room, jid, session.connectionId);
   await ctx.store.removeJoinedRoom(session.connectionId, room);
   if (!removed) return;
+  if (options.notifySelf) await ctx.gateway.post(session.connectionId, departure(removed, options)(removed));
+  await announceDeparture(ctx, removed, last, options);
+}
+
+/**
+ * An occupant item that DynamoDB's TTL removed: its connection ended without a word (see
+ * lib/expiry.ts). Everything a leave does after the removal.
+ */
+export async function occupantExpired(ctx: Context, occupant: Occupant): Promise<void> {
+  await announceDeparture(ctx, occupant, await ctx.store.lastRoomSeq(occupant.room), {});
+}
+
+interface DepartureOptions {
+  codes?: readonly string[];
+  extra?: readonly Element[];
+}
+
+const departure = (removed: Occupant, options: DepartureOptions) => (to: Occupant) =>
+  occupantPresence(removed, to, {
+    type: 'unavailable',
+    codes: options.codes,
+    extra: options.extra,
+  }).toString();
+
+/** After an occupant is gone: the member's marker, the others told, a temporary room closed. */
+async function announceDeparture(
+  ctx: Context,
+  removed: Occupant,
+  last: string | undefined,
+  options: DepartureOptions,
+): Promise<void> {
+  const { room } = removed;
   // The marker says "was here": before any message, it sorts below every seq.
-  await ctx.store.setPushedMarker(room, session.user, last ?? BEFORE_ANY_MESSAGE);
-  const frame = (to: Occupant) =>
-    occupantPresence(removed, to, {
-      type: 'unavailable',
-      codes: options.codes,
-      extra: options.extra,
-    }).toString();
-  if (options.notifySelf) await ctx.gateway.post(session.connectionId, frame(removed));
+  await ctx.store.setPushedMarker(room, sessionOf(removed).user, last ?? BEFORE_ANY_MESSAGE);
   const occupants = await ctx.store.getOccupants(room);
   // Another resource of the same user still holds the nick: the occupant has not left.
-  if (!occupants.some((occupant) => occupant.nick === removed.nick)) await fanOut(ctx, occupants, frame);
+  if (!occupants.some((occupant) => occupant.nick === removed.nick))
+    await fanOut(ctx, occupants, departure(removed, options));
   if (occupants.length === 0) {
     const state = await ctx.store.getRoomState(room);
     if (state.room && !state.room.config.persistent && state.occupants.length === 0)
@@ -353,7 +380,11 @@ export async function handleRoomMessage(link: Link, stanza: Element, to: Jid): P
     expiresAt: Math.floor(now / 1000) + ctx.config.retentionDays * DAY_SECONDS,
   });
   ctx.metrics?.count('MessagesStored');
-  await fanOut(ctx, occupants, (occupant) => addressedTo(reflected, occupant.jid));
+  // A gone occupant leaves before its connection is forgotten, so that its marker stays
+  // before this message and the rejoin drain brings it.
+  await fanOut(ctx, occupants, (occupant) => addressedTo(reflected, occupant.jid), {
+    beforeForgetting: (occupant) => leaveRoom(ctx, sessionOf(occupant), room, { notPushed: seq }),
+  });
 }
 
 /** Serialises with `to` set; synchronous, so one element serves a whole fan-out. */

@@ -930,9 +930,24 @@ export class DynamoStore implements Store {
     return (page.Items ?? []).map((item) => toRoomMessage(room, item));
   }
 
-  async lastRoomSeq(room: string): Promise<string | undefined> {
-    const [newest] = await this.roomHistory(room, 1);
-    return newest?.seq;
+  async lastRoomSeq(room: string, before?: string): Promise<string | undefined> {
+    if (!before) {
+      const [newest] = await this.roomHistory(room, 1);
+      return newest?.seq;
+    }
+    // BETWEEN includes `before` itself: the second item is then the one wanted.
+    const { Items = [] } = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+        ExpressionAttributeValues: { ':pk': `ROOM#${room}`, ':from': 'MSG#', ':to': `MSG#${before}` },
+        ProjectionExpression: 'sk',
+        ScanIndexForward: false,
+        ConsistentRead: true,
+        Limit: 2,
+      }),
+    );
+    return Items.map((item) => String(item.sk).slice('MSG#'.length)).find((seq) => seq !== before);
   }
 
   async getPushedMarker(room: string, user: string): Promise<string | undefined> {

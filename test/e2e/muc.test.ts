@@ -247,6 +247,8 @@ describe('group chat (XEP-0045)', () => {
     const erinConnection = sys().api.connectionIds.find((id) => !before.has(id)) as string;
     await joined(erin, room, 'Erin');
     await waitForStanza(alice.stanzas, isPresenceFrom(`${room}/Erin`));
+    await say(alice, room, 'seen by Erin');
+    await waitForStanza(erin.stanzas, isGroupBody('seen by Erin'));
     sys().api.killSilently(erinConnection);
     sys().api.expire(erinConnection);
     await say(alice, room, 'anyone there?');
@@ -256,6 +258,11 @@ describe('group chat (XEP-0045)', () => {
       ['Alice'],
     );
     erin.xmpp.stop().catch(() => {});
+    // The message that met the dead connection never reached Erin: her rejoin brings it.
+    const erinAgain = await goOnline(sys(), 'erin@localhost', 'pw');
+    await joined(erinAgain, room, 'Erin');
+    assert.deepEqual(bodies(erinAgain.stanzas, room), ['anyone there?']);
+    await stopAll(sys(), erinAgain);
 
     // A session closed normally leaves too.
     const frank = await goOnline(sys(), 'frank@localhost', 'pw');

@@ -53,7 +53,9 @@ describe('room fan-out', () => {
   test('posts once per occupant, never more than the concurrency at once', async () => {
     const fake = fakeContext(new Set());
     const occupants = Array.from({ length: 1000 }, (_, index) => occupant(index));
-    const gone = await fanOut(fake.ctx, occupants, (to) => `<message to="${to.jid}"/>`, 16);
+    const gone = await fanOut(fake.ctx, occupants, (to) => `<message to="${to.jid}"/>`, {
+      concurrency: 16,
+    });
     assert.deepEqual(gone, []);
     assert.equal(fake.posted.length, 1000);
     assert.equal(new Set(fake.posted).size, 1000);

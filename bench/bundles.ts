@@ -17,7 +17,7 @@ const OUT_DIR = join(ROOT, 'node_modules', '.cache', 'serverless-xmpp-bench');
 const ESM_REQUIRE_BANNER =
   "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
 
-export const ENTRIES = ['functions/connect.ts', 'functions/frames.ts'] as const;
+export const ENTRIES = ['functions/connect.ts', 'functions/frames.ts', 'functions/expired.ts'] as const;
 
 export interface BundleResult {
   readonly entry: string;

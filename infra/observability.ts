@@ -32,10 +32,12 @@ export const HANDLER_ERRORS_METRIC = 'HandlerErrors';
 export interface ObservabilityProps {
   /** The `service` dimension of the service's metrics and log lines (the stack name). */
   readonly serviceName: string;
-  readonly functions: Readonly<Record<'Connect' | 'Frames', XmppFunction>>;
+  readonly functions: Readonly<Record<'Connect' | 'Frames' | 'Expired', XmppFunction>>;
   readonly stage: WebSocketStage;
   readonly framesQueue: Queue;
   readonly deadLetterQueue: Queue;
+  /** Stream records of expired items the expired function gave up on. */
+  readonly expiryFailures: Queue;
   readonly table: TableV2;
   /** Subscribed to the alarm topic by e-mail (SNS asks the address to confirm). */
   readonly alarmEmail?: string;
@@ -107,7 +109,7 @@ export class Observability extends Construct {
 
   private addAlarms(): void {
     const { period } = this;
-    const { functions, stage, deadLetterQueue, table } = this.props;
+    const { functions, stage, deadLetterQueue, expiryFailures, table } = this.props;
     for (const [name, fn] of Object.entries(functions)) {
       this.alarm(`${name}Errors`, fn.metricErrors({ period }), `The ${name} function failed or timed out`);
       this.alarm(`${name}Throttles`, fn.metricThrottles({ period }), `The ${name} function was throttled`);
@@ -121,6 +123,11 @@ export class Observability extends Construct {
       'DeadLetters',
       deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }),
       'Frames failed repeatedly and were moved to the dead-letter queue',
+    );
+    this.alarm(
+      'ExpiryFailures',
+      expiryFailures.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }),
+      'Expired sessions could not be ended (their contacts may still see them online): see the expiry failure queue',
     );
     this.alarm(
       'TableThrottles',

@@ -1,6 +1,7 @@
-// The deployable system (docs DESIGN §2, §7): one WebSocket API, two functions, one table, the
-// FIFO queue that keeps each connection's frames in order (infra/ordered-route.ts), and what an
-// operator needs to run it (infra/observability.ts). Parameters: infra/parameters.ts.
+// The deployable system (docs DESIGN §2, §7): one WebSocket API, three functions, one table, the
+// FIFO queue that keeps each connection's frames in order (infra/ordered-route.ts), the table's
+// stream that ends sessions TTL deleted, and what an operator needs to run it
+// (infra/observability.ts). Parameters: infra/parameters.ts.
 import {
   type CfnElement,
   CfnOutput,
@@ -21,13 +22,22 @@ import {
 } from 'aws-cdk-lib/aws-apigatewayv2';
 import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import { Certificate } from 'aws-cdk-lib/aws-certificatemanager';
-import { AttributeType, Billing, ProjectionType, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import {
+  AttributeType,
+  Billing,
+  ProjectionType,
+  StreamViewType,
+  TableEncryptionV2,
+  TableV2,
+} from 'aws-cdk-lib/aws-dynamodb';
 import { type IRole, ManagedPolicy, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { FilterCriteria, FilterRule, StartingPosition } from 'aws-cdk-lib/aws-lambda';
+import { DynamoEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { METRIC_NAMESPACE } from '../lib/metrics.ts';
-import { TABLE_SCHEMA } from '../lib/store/schema.ts';
+import { TABLE_SCHEMA, TTL_DELETION } from '../lib/store/schema.ts';
 import { XmppFunction } from './function.ts';
 import { Observability } from './observability.ts';
 import { OrderedRoutes } from './ordered-route.ts';
@@ -95,6 +105,8 @@ export const FRAMES_TABLE_ACTIONS = [
 ] as const;
 /** $connect only records the connection. */
 export const CONNECT_TABLE_ACTIONS = ['dynamodb:PutItem'] as const;
+/** A batch of expired items, each a session's end (presence to its contacts, its rooms left). */
+const EXPIRED_TIMEOUT = Duration.seconds(60);
 
 export class XmppStack extends Stack {
   public readonly table: TableV2;
@@ -106,6 +118,10 @@ export class XmppStack extends Stack {
   public readonly frames: OrderedRoutes;
   public readonly connectFunction: XmppFunction;
   public readonly framesFunction: XmppFunction;
+  /** Ends the sessions whose items TTL deleted, from the table's stream (functions/expired.ts). */
+  public readonly expiredFunction: XmppFunction;
+  /** Stream records the expired function failed on after its retries. */
+  public readonly expiryFailures: Queue;
   /** Alarms (to an SNS topic) and the dashboard. */
   public readonly observability: Observability;
   /** The custom domain, when `customDomainName` is set. */
@@ -132,6 +148,8 @@ export class XmppStack extends Stack {
         },
       ],
       timeToLiveAttribute,
+      // Only TTL deletions of connections and occupants invoke anything: the filter below.
+      dynamoStream: StreamViewType[TABLE_SCHEMA.expiryStream.viewType],
       billing: Billing.onDemand(),
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: TableEncryptionV2.awsManagedKey(),
@@ -249,12 +267,24 @@ export class XmppStack extends Stack {
     );
     this.frames.queue.grant(this.framesFunction, 'sqs:SendMessage');
 
+    this.expiryFailures = new Queue(this, 'ExpiryFailures', {
+      retentionPeriod: Duration.days(14),
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
+    this.expiredFunction = this.addExpiredFunction(environment, logs, parameters.stageName);
+
     this.observability = new Observability(this, 'Observability', {
       serviceName: this.stackName,
-      functions: { Connect: this.connectFunction, Frames: this.framesFunction },
+      functions: {
+        Connect: this.connectFunction,
+        Frames: this.framesFunction,
+        Expired: this.expiredFunction,
+      },
       stage: this.stage,
       framesQueue: this.frames.queue,
       deadLetterQueue: this.frames.deadLetterQueue,
+      expiryFailures: this.expiryFailures,
       table: this.table,
       alarmEmail: parameters.alarmEmail,
     });
@@ -288,6 +318,65 @@ export class XmppStack extends Stack {
   }
 
   /**
+   * A connection whose $disconnect never came and that nobody posts to is only found when TTL
+   * deletes its items (hours late at most). The table's stream, filtered to TTL deletions of
+   * connections and room occupants (TABLE_SCHEMA.expiryStream), invokes functions/expired.ts,
+   * which ends the session as $disconnect would. Other writes invoke nothing.
+   */
+  private addExpiredFunction(
+    environment: Record<string, string>,
+    logs: { logRetention: RetentionDays; logRemovalPolicy: RemovalPolicy },
+    stageName: string,
+  ): XmppFunction {
+    const fn = new XmppFunction(this, 'ExpiredFunction', {
+      entry: 'functions/expired.ts',
+      description: 'Ends XMPP sessions whose connection items TTL deleted, from the table stream',
+      timeout: EXPIRED_TIMEOUT,
+      environment: { ...environment, MANAGEMENT_ENDPOINT: this.stage.callbackUrl },
+      ...logs,
+    });
+    const { equal, prefix } = TABLE_SCHEMA.expiryStream.sortKeys;
+    const ttlDeletion = (sk: unknown) => ({
+      eventName: FilterRule.isEqual(TTL_DELETION.eventName),
+      userIdentity: {
+        type: FilterRule.isEqual(TTL_DELETION.userIdentity.type),
+        principalId: FilterRule.isEqual(TTL_DELETION.userIdentity.principalId),
+      },
+      dynamodb: { Keys: { sk: { S: sk } } },
+    });
+    fn.addEventSource(
+      new DynamoEventSource(this.table, {
+        startingPosition: StartingPosition.TRIM_HORIZON,
+        batchSize: 10,
+        reportBatchItemFailures: true,
+        retryAttempts: 10,
+        onFailure: new SqsDlq(this.expiryFailures),
+        filters: [
+          FilterCriteria.filter(ttlDeletion(FilterRule.isEqual(equal[0]))),
+          FilterCriteria.filter(ttlDeletion(FilterRule.beginsWith(prefix[0]))),
+        ],
+      }),
+    );
+    fn.addToRolePolicy(
+      new PolicyStatement({ actions: [...FRAMES_TABLE_ACTIONS], resources: [this.table.tableArn] }),
+    );
+    // PostToConnection only: unavailable presence to contacts and room occupants.
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['execute-api:ManageConnections'],
+        resources: [
+          this.formatArn({
+            service: 'execute-api',
+            resource: this.webSocketApi.apiId,
+            resourceName: `${stageName}/POST/@connections/*`,
+          }),
+        ],
+      }),
+    );
+    return fn;
+  }
+
+  /**
    * WebSocket access logging needs API Gateway's account-wide CloudWatch Logs role (one per account
    * and region, shared by every API). Both are kept when the stack is deleted, so that other APIs'
    * logging keeps working; with `apiGatewayCloudWatchRole=false` the existing setting is used.
@@ -318,21 +407,28 @@ export class XmppStack extends Stack {
       reason:
         'XMPP authenticates inside the stream, with SASL SCRAM or PLAIN over wss:// (RFC 6120 §6), after the WebSocket is open: clients send no credentials with the upgrade, and WebSocket APIs allow an authorizer only on $connect',
     });
-    for (const fn of [this.connectFunction, this.framesFunction]) {
+    for (const fn of [this.connectFunction, this.framesFunction, this.expiredFunction]) {
       Validations.of(fn).acknowledge({
         id: 'AwsSolutions-L1',
         reason:
           'Pinned to Node.js 22 (LTS, supported by Lambda until 2027): the runtime the bundles target (esbuild target node22) and the project is tested on',
       });
     }
+    Validations.of(this.expiryFailures).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        'This queue is itself a dead-letter queue: the on-failure destination of the stream event source mapping, which cdk-nag does not recognise as one',
+    });
     // The ManageConnections grant, as cdk-nag spells its resources.
     const apiId = this.resolve(this.getLogicalId(this.webSocketApi.node.defaultChild as CfnElement));
-    for (const method of ['POST', 'DELETE']) {
-      Validations.of(this.framesFunction.role as IRole).acknowledge({
+    const connectionsGrant = (fn: XmppFunction, method: 'POST' | 'DELETE') =>
+      Validations.of(fn.role as IRole).acknowledge({
         id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<${apiId}>/${this.stage.stageName}/${method}/@connections/*]`,
         reason: `Connection ids are made by API Gateway at run time: ${method} on any connection of this API's stage (${method === 'POST' ? 'PostToConnection' : 'DeleteConnection'})`,
       });
-    }
+    connectionsGrant(this.framesFunction, 'POST');
+    connectionsGrant(this.framesFunction, 'DELETE');
+    connectionsGrant(this.expiredFunction, 'POST');
   }
 }
 

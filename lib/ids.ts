@@ -21,5 +21,8 @@ export function sequenceId(now: number): string {
   return `${time}${count}${randomBytes(4).toString('hex')}`;
 }
 
+/** Sorts before every sequenceId made at `now` or later, and after every one made before. */
+export const sequenceFloor = (now: number): string => now.toString(36).padStart(9, '0');
+
 /** An id for a stanza the server originates. */
 export const stanzaId = () => randomBytes(9).toString('base64url');

@@ -1,6 +1,6 @@
 // One frame's view of its connection: the stored record and a way to answer on it.
 import { type StreamErrorCondition, streamError } from './errors.ts';
-import { leaveAllRooms } from './muc/room.ts';
+import { type LeaveOptions, leaveAllRooms } from './muc/room.ts';
 import { NS } from './ns.ts';
 import type { ConnectionRecord, Context } from './ports.ts';
 import { becomeUnavailable } from './presence.ts';
@@ -66,17 +66,19 @@ export class Link {
 
 /**
  * Removes what a connection left behind: its session (only while it is still this
- * connection's) and its record. Used on $disconnect and when a post meets 410 Gone.
+ * connection's) and its record. Used on $disconnect, when a post meets 410 Gone, and when
+ * TTL deleted the record.
  */
 export async function forgetConnection(
   ctx: Context,
   connection: Pick<ConnectionRecord, 'connectionId' | 'user' | 'resource'>,
+  options: LeaveOptions = {},
 ): Promise<void> {
   const { connectionId, user, resource } = connection;
   if (user && resource) {
     await ctx.store.deleteSession(user, resource, connectionId);
     await becomeUnavailable(ctx, { user, resource, connectionId });
-    await leaveAllRooms(ctx, { user, resource, connectionId });
+    await leaveAllRooms(ctx, { user, resource, connectionId }, options);
   }
   await ctx.store.deleteConnection(connectionId);
 }

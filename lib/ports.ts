@@ -150,6 +150,14 @@ export interface Occupant {
   readonly expiresAt: number;
 }
 
+/** An item DynamoDB's TTL deleted that ends something (server.ts onExpired). */
+export type ExpiredItem =
+  | {
+      readonly kind: 'connection';
+      readonly connection: Pick<ConnectionRecord, 'connectionId' | 'user' | 'resource' | 'expiresAt'>;
+    }
+  | { readonly kind: 'occupant'; readonly occupant: Occupant };
+
 /** What a join or an admin request needs, in one query. */
 export interface RoomState {
   readonly room?: RoomRecord;

@@ -1,16 +1,18 @@
-// The three entry points the WebSocket routes call: $connect, one frame, $disconnect.
-// Every frame of one connection arrives here in order (docs/architecture.md, "Order").
+// The entry points the WebSocket routes call ($connect, one frame, $disconnect), the
+// drain's continuation, and the end of what TTL deleted. Every frame of one connection
+// arrives here in order (docs/architecture.md, "Order").
 import { blockingHandlers } from './blocking.ts';
 import { discoHandlers } from './disco.ts';
 import { streamError } from './errors.ts';
+import { sequenceFloor } from './ids.ts';
 import { closeElement, forgetConnection, Link } from './link.ts';
 import { handleMessage } from './message.ts';
 import { mucIqHandlers } from './muc/admin.ts';
-import { handleRoomPresence } from './muc/room.ts';
+import { handleRoomPresence, occupantExpired } from './muc/room.ts';
 import { NS } from './ns.ts';
 import { drain } from './offline.ts';
 import { pingHandlers } from './ping.ts';
-import type { Context } from './ports.ts';
+import type { Context, ExpiredItem } from './ports.ts';
 import { handlePresence } from './presence.ts';
 import { handleSubscription, isSubscriptionStanza, rosterHandlers } from './roster.ts';
 import { routeStanza, type StanzaHandlers } from './router.ts';
@@ -120,4 +122,24 @@ export async function onContinueDrain(ctx: Context, connectionId: string, after:
   const record = await ctx.store.getConnection(connectionId);
   if (record?.state !== 'bound' || !record.user || !record.resource) return;
   await drain(ctx, { connectionId, user: record.user, resource: record.resource }, after);
+}
+
+/**
+ * DynamoDB's TTL deleted a connection or a room occupant (the table's stream): the session
+ * ended without a $disconnect and nobody posted to it. Its contacts get unavailable
+ * presence and its rooms see it leave, as after a $disconnect. Safe to run twice.
+ */
+export async function onExpired(ctx: Context, item: ExpiredItem): Promise<void> {
+  if (item.kind === 'connection') {
+    ctx.logger.info('connection expired', { connectionId: item.connection.connectionId });
+    // Room messages posted since it expired were not pushed to it: its rooms drain them.
+    const notPushedFrom = sequenceFloor(item.connection.expiresAt * 1000);
+    await forgetConnection(ctx, item.connection, { notPushedFrom });
+  } else {
+    ctx.logger.info('room occupant expired', {
+      room: item.occupant.room,
+      connectionId: item.occupant.connectionId,
+    });
+    await occupantExpired(ctx, item.occupant);
+  }
 }

@@ -1,8 +1,9 @@
-// The whole system on one machine: DynamoDB Local, the table, and the WebSocket API
-// emulator in front of the real Lambda handlers. Used by `npm start`, the tests and the
-// benchmarks.
+// The whole system on one machine: DynamoDB Local, the table, the WebSocket API emulator
+// in front of the real Lambda handlers, and TTL deletions feeding the expiry handler.
+// Used by `npm start`, the tests and the benchmarks.
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createConnectHandler } from '../../functions/connect.ts';
+import { createExpiredHandler } from '../../functions/expired.ts';
 import { createFramesHandler } from '../../functions/frames.ts';
 import { createContext, type RuntimeSettings } from '../../functions/runtime.ts';
 import { type Config, defaultConfig } from '../../lib/config.ts';
@@ -15,6 +16,7 @@ import {
   type LocalDynamo,
   startDynamoLocal,
 } from './dynamodb.ts';
+import { LocalTimeToLive } from './ttl.ts';
 import { LocalWebSocketApi, type LocalWebSocketApiOptions } from './websocket-api.ts';
 
 export interface LocalSystemOptions {
@@ -31,6 +33,8 @@ export interface LocalSystemOptions {
   readonly api?: Partial<Omit<LocalWebSocketApiOptions, 'connectHandler' | 'framesHandler'>>;
   /** Sums the DynamoDB capacity the handlers consume. */
   readonly capacityMeter?: CapacityMeter;
+  /** Between passes of the local TTL process (default 10 s; 0 only when `expiry.sweep()` is called). */
+  readonly ttlSweepMs?: number;
   /** Lets a test wrap the context the handlers get (fault injection, metering). */
   readonly wrapContext?: (context: Context) => Context;
 }
@@ -39,6 +43,8 @@ export interface LocalSystem {
   readonly url: string;
   readonly api: LocalWebSocketApi;
   readonly dynamo: LocalDynamo;
+  /** DynamoDB's TTL process and the stream into functions/expired.ts (`sweep()` runs one pass). */
+  readonly expiry: LocalTimeToLive;
   readonly context: Context;
   readonly tableName: string;
   readonly config: Config;
@@ -49,14 +55,13 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
   const config: Config = { ...defaultConfig(options.config?.domain), ...options.config };
   const tableName = options.tableName ?? 'serverless-xmpp';
   const dynamo = await startDynamoLocal({ port: options.dynamoPort, dataDir: options.dataDir });
+  const admin = new DynamoDBClient({
+    endpoint: dynamo.endpoint,
+    region: LOCAL_REGION,
+    credentials: LOCAL_CREDENTIALS,
+  });
   try {
-    const admin = new DynamoDBClient({
-      endpoint: dynamo.endpoint,
-      region: LOCAL_REGION,
-      credentials: LOCAL_CREDENTIALS,
-    });
     await ensureTable(admin, tableName);
-    admin.destroy();
 
     let context: Context | undefined;
     const handlerContext = () => {
@@ -86,19 +91,30 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       },
     );
     context = options.wrapContext ? options.wrapContext(base) : base;
+    const expiry = new LocalTimeToLive({
+      dynamo: admin,
+      tableName,
+      handler: createExpiredHandler(handlerContext),
+      intervalMs: options.ttlSweepMs,
+    });
+    expiry.start();
     return {
       url: api.url,
       api,
       dynamo,
+      expiry,
       context,
       tableName,
       config,
       async stop() {
         await api.close();
+        await expiry.stop();
+        admin.destroy();
         await dynamo.stop();
       },
     };
   } catch (error) {
+    admin.destroy();
     await dynamo.stop();
     throw error;
   }

@@ -1,7 +1,7 @@
 // XEP-0045 rooms: join (create), leave, talk, private messages, subject, history and the
 // rejoin drain. Design and what is supported: docs/muc.md. Keys: store/dynamo.ts.
 import { StanzaError } from '../errors.ts';
-import { sequenceId } from '../ids.ts';
+import { sequenceFloor, sequenceId } from '../ids.ts';
 import { bare, type Jid } from '../jid.ts';
 import type { Link } from '../link.ts';
 import { NS } from '../ns.ts';
@@ -239,17 +239,18 @@ function asJid(text: string): Jid {
 /**
  * Removes one session from a room and tells everyone. The member's marker is set to the
  * room's newest message first, so that a message posted meanwhile is drained at the next
- * join rather than lost (at worst it comes twice, with the same stanza-id). `notPushed` is
- * a message that could not reach the session: the marker stays before it.
+ * join rather than lost (at worst it comes twice, with the same stanza-id). When messages
+ * from `notPushedFrom` (a seq, or a sequenceFloor) on could not reach the session, the
+ * marker stays before them.
  */
 export async function leaveRoom(
   ctx: Context,
   session: { connectionId: string; user: string; resource: string },
   room: string,
-  options: DepartureOptions & { notifySelf?: boolean; notPushed?: string } = {},
+  options: DepartureOptions & LeaveOptions & { notifySelf?: boolean } = {},
 ): Promise<void> {
   const jid = `${session.user}/${session.resource}`;
-  const last = await ctx.store.lastRoomSeq(room, options.notPushed);
+  const last = await ctx.store.lastRoomSeq(room, options.notPushedFrom);
   const removed = await ctx.store.removeOccupant(room, jid, session.connectionId);
   await ctx.store.removeJoinedRoom(session.connectionId, room);
   if (!removed) return;
@@ -258,11 +259,19 @@ export async function leaveRoom(
 }
 
 /**
- * An occupant item that DynamoDB's TTL removed: its connection ended without a word (see
- * lib/expiry.ts). Everything a leave does after the removal.
+ * An occupant item that DynamoDB's TTL deleted: its connection ended without a word
+ * (server.ts onExpired). Everything a leave does after the removal. Messages posted since
+ * it expired were not pushed to it (reads skip expired occupants), so the marker stays
+ * before them, whenever this runs and however often.
  */
 export async function occupantExpired(ctx: Context, occupant: Occupant): Promise<void> {
-  await announceDeparture(ctx, occupant, await ctx.store.lastRoomSeq(occupant.room), {});
+  const last = await ctx.store.lastRoomSeq(occupant.room, sequenceFloor(occupant.expiresAt * 1000));
+  await announceDeparture(ctx, occupant, last, {});
+}
+
+export interface LeaveOptions {
+  /** Room messages from this seq on were not pushed to the session. */
+  notPushedFrom?: string;
 }
 
 interface DepartureOptions {
@@ -302,9 +311,10 @@ async function announceDeparture(
 export async function leaveAllRooms(
   ctx: Context,
   session: { connectionId: string; user: string; resource: string },
+  options: LeaveOptions = {},
 ): Promise<void> {
   const rooms = await ctx.store.getJoinedRooms(session.connectionId);
-  for (const room of rooms) await leaveRoom(ctx, session, room);
+  for (const room of rooms) await leaveRoom(ctx, session, room, options);
   if (rooms.length > 0) await ctx.store.deleteJoinedRooms(session.connectionId);
 }
 
@@ -383,7 +393,7 @@ export async function handleRoomMessage(link: Link, stanza: Element, to: Jid): P
   // A gone occupant leaves before its connection is forgotten, so that its marker stays
   // before this message and the rejoin drain brings it.
   await fanOut(ctx, occupants, (occupant) => addressedTo(reflected, occupant.jid), {
-    beforeForgetting: (occupant) => leaveRoom(ctx, sessionOf(occupant), room, { notPushed: seq }),
+    beforeForgetting: (occupant) => leaveRoom(ctx, sessionOf(occupant), room, { notPushedFrom: seq }),
   });
 }
 

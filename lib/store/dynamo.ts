@@ -45,6 +45,9 @@
 // Stanzas over 200 bytes are stored deflated when that is smaller: a 1 KB chat message
 // then fits one write unit.
 //
+// The table's stream (schema.ts expiryStream) brings the Connection and Room occupant items
+// TTL deletes to server.ts onExpired, read back by `expiredItem` below.
+//
 // Listing users is a Scan filtered on sk = #USER: an administrative command, never a
 // request path. Items that may go stale (connections, sessions) carry `expiresAt`, the
 // end of API Gateway's 2-hour connection limit, and reads ignore expired ones.
@@ -68,6 +71,7 @@ import type {
   Account,
   Affiliation,
   ConnectionRecord,
+  ExpiredItem,
   InboxPage,
   Occupant,
   PresenceEntry,
@@ -115,6 +119,23 @@ function toOccupant(room: string, item: Record<string, unknown>): Occupant {
     affiliation: item.aff as Occupant['affiliation'],
     expiresAt: item.expiresAt as number,
   };
+}
+
+/**
+ * What a deleted item (a stream record's old image, unmarshalled) ended, if it is one of
+ * schema.ts expiryStream's items.
+ */
+export function expiredItem(image: Record<string, unknown>): ExpiredItem | undefined {
+  const pk = String(image.pk ?? '');
+  const sk = String(image.sk ?? '');
+  if (sk === '#CONN' && pk.startsWith('CONN#')) {
+    const { connectionId, user, resource, expiresAt } = image as Partial<ConnectionRecord>;
+    if (!connectionId || expiresAt === undefined) return undefined;
+    return { kind: 'connection', connection: { connectionId, user, resource, expiresAt } };
+  }
+  if (sk.startsWith('#OCC#') && pk.startsWith('ROOM#'))
+    return { kind: 'occupant', occupant: toOccupant(pk.slice('ROOM#'.length), image) };
+  return undefined;
 }
 
 function toRoomMessage(room: string, item: Record<string, unknown>): RoomMessage {

@@ -45,7 +45,7 @@ describe('benchmark smoke run', () => {
 
     assert.deepEqual(
       results.bundles?.bundles.map((bundle) => bundle.entry),
-      ['functions/connect.ts', 'functions/frames.ts'],
+      ['functions/connect.ts', 'functions/frames.ts', 'functions/expired.ts'],
     );
     for (const bundle of results.bundles?.bundles ?? []) assert.ok(bundle.bytes > 0);
     assert.deepEqual(

@@ -97,6 +97,12 @@ function functionNamed(t: Template, entryDescription: RegExp): [string, Resource
 
 const connectFunction = (t: Template) => functionNamed(t, /\$connect/);
 const framesFunction = (t: Template) => functionNamed(t, /frames/);
+const expiredFunction = (t: Template) => functionNamed(t, /TTL deleted/);
+/** The frames queue's dead-letter queue (FIFO) and the expired function's failure queue. */
+const framesDeadLetters = (t: Template) =>
+  only(t, 'AWS::SQS::Queue', { MessageRetentionPeriod: 14 * 24 * 3600, FifoQueue: true });
+const expiryFailures = (t: Template) =>
+  only(t, 'AWS::SQS::Queue', { MessageRetentionPeriod: 14 * 24 * 3600, FifoQueue: Match.absent() });
 const sendMessageRole = (t: Template) =>
   only(t, 'AWS::IAM::Role', { Description: Match.stringLikeRegexp('ordered frame queue') });
 
@@ -204,7 +210,7 @@ test('removalPolicy=destroy lets the table and the logs go with the stack', () =
 
 test('frames go through a high-throughput FIFO queue with a dead-letter FIFO queue', () => {
   const t = template();
-  const [dlqId] = only(t, 'AWS::SQS::Queue', { MessageRetentionPeriod: 14 * 24 * 3600 });
+  const [dlqId] = framesDeadLetters(t);
   t.hasResourceProperties('AWS::SQS::Queue', {
     MessageRetentionPeriod: 14 * 24 * 3600,
     FifoQueue: true,
@@ -224,9 +230,9 @@ test('frames go through a high-throughput FIFO queue with a dead-letter FIFO que
     Number(queue.Properties.VisibilityTimeout) >= 6 * Number(frames.Properties.Timeout),
     'visibility timeout at least 6x the consumer timeout',
   );
-  // enforceSSL on both queues.
+  // enforceSSL on every queue: these two and the expiry failure queue.
   const policies = Object.values(t.findResources('AWS::SQS::QueuePolicy'));
-  assert.equal(policies.length, 2);
+  assert.equal(policies.length, 3);
   for (const policy of policies) {
     assert.match(JSON.stringify(policy.Properties.PolicyDocument), /"aws:SecureTransport":"false"/);
   }
@@ -283,11 +289,13 @@ test('$connect is a Lambda proxy integration of the connect function, with no ro
   t.resourceCountIs('AWS::ApiGatewayV2::Route', 3);
 });
 
-test('both functions: Node.js 22 on arm64, timeouts sized to the work, no reserved concurrency', () => {
+test('every function: Node.js 22 on arm64, timeouts sized to the work, no reserved concurrency', () => {
   const t = template();
+  t.resourceCountIs('AWS::Lambda::Function', 3);
   for (const [[, fn], timeout] of [
     [connectFunction(t), 5],
     [framesFunction(t), 30],
+    [expiredFunction(t), 60],
   ] as const) {
     assert.equal(fn.Properties.Runtime, 'nodejs22.x');
     assert.deepEqual(fn.Properties.Architectures, ['arm64']);
@@ -329,17 +337,50 @@ test('environment variables: only names and settings, the ones the handlers read
   assert.match(JSON.stringify(MANAGEMENT_ENDPOINT), /^\{"Fn::Join":\["",\["https:\/\//);
   // Long drains continue through the frames queue.
   assert.match(JSON.stringify(FRAMES_QUEUE_URL), /^\{"Ref":"OrderedFrames/);
+  const [, expired] = expiredFunction(t);
+  const { MANAGEMENT_ENDPOINT: endpoint, ...others } = variables(expired);
+  assert.deepEqual(others, settings);
+  assert.deepEqual(endpoint, MANAGEMENT_ENDPOINT);
 });
 
 test('the frames function consumes the FIFO queue in batches and reports item failures', () => {
   const t = template();
   const [queueId] = only(t, 'AWS::SQS::Queue', { RedrivePolicy: Match.anyValue() });
   const [framesId] = framesFunction(t);
-  const [, mapping] = only(t, 'AWS::Lambda::EventSourceMapping');
-  assert.deepEqual(mapping.Properties.EventSourceArn, { 'Fn::GetAtt': [queueId, 'Arn'] });
+  const [, mapping] = only(t, 'AWS::Lambda::EventSourceMapping', {
+    EventSourceArn: { 'Fn::GetAtt': [queueId, 'Arn'] },
+  });
   assert.deepEqual(mapping.Properties.FunctionName, { Ref: framesId });
   assert.equal(mapping.Properties.BatchSize, 10);
   assert.deepEqual(mapping.Properties.FunctionResponseTypes, ['ReportBatchItemFailures']);
+});
+
+test('the table streams old images; only TTL deletions of connections and occupants reach the expired function', () => {
+  const t = template();
+  const [tableId, table] = only(t, 'AWS::DynamoDB::GlobalTable');
+  assert.deepEqual(table.Properties.StreamSpecification, { StreamViewType: 'OLD_IMAGE' });
+  const [expiredId] = expiredFunction(t);
+  const [, mapping] = only(t, 'AWS::Lambda::EventSourceMapping', { FunctionName: { Ref: expiredId } });
+  assert.deepEqual(mapping.Properties.EventSourceArn, { 'Fn::GetAtt': [tableId, 'StreamArn'] });
+  assert.equal(mapping.Properties.StartingPosition, 'TRIM_HORIZON');
+  assert.equal(mapping.Properties.BatchSize, 10);
+  assert.deepEqual(mapping.Properties.FunctionResponseTypes, ['ReportBatchItemFailures']);
+  assert.equal(mapping.Properties.MaximumRetryAttempts, 10);
+  const [failuresId] = expiryFailures(t);
+  assert.deepEqual(mapping.Properties.DestinationConfig, {
+    OnFailure: { Destination: { 'Fn::GetAtt': [failuresId, 'Arn'] } },
+  });
+  const patterns = (mapping.Properties.FilterCriteria as { Filters: { Pattern: string }[] }).Filters.map(
+    (filter) => JSON.parse(filter.Pattern),
+  );
+  const ttl = {
+    eventName: ['REMOVE'],
+    userIdentity: { type: ['Service'], principalId: ['dynamodb.amazonaws.com'] },
+  };
+  assert.deepEqual(patterns, [
+    { ...ttl, dynamodb: { Keys: { sk: { S: ['#CONN'] } } } },
+    { ...ttl, dynamodb: { Keys: { sk: { S: [{ prefix: '#OCC#' }] } } } },
+  ]);
 });
 
 test('IAM: API Gateway may only send to the frame queue', () => {
@@ -353,7 +394,7 @@ test('IAM: API Gateway may only send to the frame queue', () => {
 
 test('IAM: each function has its own role without managed policies, writing only its own logs', () => {
   const t = template();
-  for (const [, fn] of [connectFunction(t), framesFunction(t)]) {
+  for (const [, fn] of [connectFunction(t), framesFunction(t), expiredFunction(t)]) {
     const role = t.findResources('AWS::IAM::Role')[roleOf(fn)];
     assert.ok(role);
     assert.equal(role.Properties.ManagedPolicyArns, undefined);
@@ -423,6 +464,32 @@ test('IAM: frames may use exactly the table commands of lib/store/dynamo.ts, the
     ].map((action) => `${action} ${queue}`),
   );
   assert.equal(grants.size, tableGrants.length + manage.length + sqs.length + 2 /* logs */);
+});
+
+test('IAM: expired may use the table (not its index) as $disconnect does, post to connections, read its stream', () => {
+  const t = template();
+  const [tableId] = only(t, 'AWS::DynamoDB::GlobalTable');
+  const [, expired] = expiredFunction(t);
+  const grants = [...grantsOf(t, roleOf(expired))].filter((grant) => !grant.startsWith('logs:'));
+  const table = JSON.stringify(arnOf(tableId));
+  assert.deepEqual(
+    grants.filter((grant) => grant.includes(table)).sort(),
+    FRAMES_TABLE_ACTIONS.map((action) => `${action} ${table}`).sort(),
+  );
+  const manage = grants.filter((grant) => grant.startsWith('execute-api:'));
+  assert.equal(manage.length, 1);
+  assert.match(manage[0] ?? '', /execute-api:ManageConnections .*\/prod\/POST\/@connections\/\*"\]\]\}$/);
+  const stream = JSON.stringify({ 'Fn::GetAtt': [tableId, 'StreamArn'] });
+  assert.deepEqual(
+    grants
+      .filter((grant) => grant.includes(stream))
+      .map((grant) => grant.split(' ')[0])
+      .sort(),
+    ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator', 'dynamodb:ListStreams'],
+  );
+  const [failuresId] = expiryFailures(t);
+  const failures = JSON.stringify({ 'Fn::GetAtt': [failuresId, 'Arn'] });
+  assert.ok(grants.some((grant) => grant === `sqs:SendMessage ${failures}`));
 });
 
 test('the stage deploys itself and is throttled as the context says', () => {
@@ -551,7 +618,7 @@ test('alarms notify an SNS topic (SSL only): errors, throttles, logged errors, d
   const [, topicPolicy] = only(t, 'AWS::SNS::TopicPolicy');
   assert.match(JSON.stringify(topicPolicy.Properties.PolicyDocument), /"aws:SecureTransport":"false"/);
   const alarms = Object.values(t.findResources('AWS::CloudWatch::Alarm'));
-  assert.equal(alarms.length, 9);
+  assert.equal(alarms.length, 12);
   for (const alarm of alarms) {
     assert.deepEqual(alarm.Properties.AlarmActions, [{ Ref: topicId }]);
     assert.equal(alarm.Properties.Threshold, 1);
@@ -560,7 +627,8 @@ test('alarms notify an SNS topic (SSL only): errors, throttles, logged errors, d
   }
   const [connectId] = connectFunction(t);
   const [framesId] = framesFunction(t);
-  for (const fnId of [connectId, framesId]) {
+  const [expiredId] = expiredFunction(t);
+  for (const fnId of [connectId, framesId, expiredId]) {
     for (const metricName of ['Errors', 'Throttles']) {
       t.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Namespace: 'AWS/Lambda',
@@ -569,12 +637,13 @@ test('alarms notify an SNS topic (SSL only): errors, throttles, logged errors, d
       });
     }
   }
-  const [dlqId] = only(t, 'AWS::SQS::Queue', { MessageRetentionPeriod: 14 * 24 * 3600 });
-  t.hasResourceProperties('AWS::CloudWatch::Alarm', {
-    Namespace: 'AWS/SQS',
-    MetricName: 'ApproximateNumberOfMessagesVisible',
-    Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [dlqId, 'QueueName'] } }],
-  });
+  for (const [queueId] of [framesDeadLetters(t), expiryFailures(t)]) {
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queueId, 'QueueName'] } }],
+    });
+  }
   const [apiId] = only(t, 'AWS::ApiGatewayV2::Api');
   for (const metricName of ['IntegrationError', 'ExecutionError']) {
     t.hasResourceProperties('AWS::CloudWatch::Alarm', {
@@ -606,11 +675,11 @@ test('alarms notify an SNS topic (SSL only): errors, throttles, logged errors, d
   mailed.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
 });
 
-test('logged errors of both functions become a metric', () => {
+test('logged errors of every function become a metric', () => {
   const t = template();
   const filters = Object.values(t.findResources('AWS::Logs::MetricFilter'));
-  assert.equal(filters.length, 2);
-  const logGroups = [connectFunction(t), framesFunction(t)].map(
+  assert.equal(filters.length, 3);
+  const logGroups = [connectFunction(t), framesFunction(t), expiredFunction(t)].map(
     ([, fn]) => (fn.Properties.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup,
   );
   assert.deepEqual(

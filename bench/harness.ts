@@ -107,11 +107,18 @@ export interface BenchSystem {
   stop(): Promise<void>;
 }
 
+/**
+ * Nothing expires during a run, so the local TTL process stays off: its table scans would
+ * only load the machine (on AWS, TTL runs apart and costs nothing).
+ */
+export const NO_TTL_PASSES = { ttlSweepMs: 0 } as const;
+
 /** DynamoDB Local in memory and the emulator, metered. */
 export async function startBenchSystem(options: Omit<LocalSystemOptions, 'capacityMeter'> = {}) {
   const meter = newMeter();
   const profile = new StoreProfile(meter);
   const system = await startLocalSystem({
+    ...NO_TTL_PASSES,
     ...options,
     capacityMeter: meter,
     wrapContext: (context) => {

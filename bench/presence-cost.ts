@@ -10,6 +10,7 @@ import { makeCredentials } from '../lib/scram.ts';
 import { type CapacityMeter, newMeter } from '../lib/store/capacity.ts';
 import { NONE } from '../lib/subscription.ts';
 import { RawClient } from '../test/helpers.ts';
+import { NO_TTL_PASSES } from './harness.ts';
 
 (globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -63,7 +64,7 @@ async function online(system: LocalSystem, user: string): Promise<RawClient> {
 
 export async function measurePresenceCost(contacts = 100, onlineCount = 10): Promise<PresenceCostReport> {
   const meter = newMeter();
-  const system = await startLocalSystem({ capacityMeter: meter });
+  const system = await startLocalSystem({ ...NO_TTL_PASSES, capacityMeter: meter });
   const { store } = system.context;
   try {
     const scram = makeCredentials('pw', 4096);

@@ -15,6 +15,7 @@ import { type LocalSystem, startLocalSystem } from '../infra/local/system.ts';
 import { makeCredentials } from '../lib/scram.ts';
 import { newMeter } from '../lib/store/capacity.ts';
 import { RawClient } from '../test/helpers.ts';
+import { NO_TTL_PASSES } from './harness.ts';
 import { measureQuery } from './stored.ts';
 
 (globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
@@ -70,7 +71,7 @@ async function seat(system: LocalSystem, user: string, room: string, nick: strin
 
 export async function measureRoomCost(occupants: number): Promise<RoomCost> {
   const meter = newMeter();
-  const system = await startLocalSystem({ capacityMeter: meter });
+  const system = await startLocalSystem({ ...NO_TTL_PASSES, capacityMeter: meter });
   const room = `bench${occupants}@${system.config.mucDomain}`;
   const clients: RawClient[] = [];
   try {

@@ -498,13 +498,15 @@ export function formatMarkdown(results: Results): string {
     );
   }
 
-  push(
-    '## 5. Not measured yet',
-    table(
-      ['scenario', 'why'],
-      results.skipped.map((s) => [s.name, s.reason]),
-    ),
-  );
+  if (results.skipped.length) {
+    push(
+      '## 5. Not measured in this run',
+      table(
+        ['scenario', 'why'],
+        results.skipped.map((s) => [s.name, s.reason]),
+      ),
+    );
+  }
   if (results.errors.length) {
     push('## Errors', ...results.errors.map((e) => `- ${e.section}: ${e.message.replace(/\n/g, ' ')}`));
   }

@@ -273,6 +273,8 @@ export interface Store {
   /** The last room message the server pushed to the member (the rejoin drain starts after it). */
   getPushedMarker(room: string, user: string): Promise<string | undefined>;
   setPushedMarker(room: string, user: string, seq: string): Promise<void>;
+  /** Moves an existing marker back to `seq`; a lower one, or none, stays as it is. */
+  lowerPushedMarker(room: string, user: string, seq: string): Promise<void>;
   /** The session's room pool: the rooms a connection joined. */
   addJoinedRoom(connectionId: string, room: string, expiresAt: number): Promise<void>;
   removeJoinedRoom(connectionId: string, room: string): Promise<void>;

@@ -127,7 +127,9 @@ export async function onContinueDrain(ctx: Context, connectionId: string, after:
 /**
  * DynamoDB's TTL deleted a connection or a room occupant (the table's stream): the session
  * ended without a $disconnect and nobody posted to it. Its contacts get unavailable
- * presence and its rooms see it leave, as after a $disconnect. Safe to run twice.
+ * presence and its rooms see it leave, as after a $disconnect. Run again (a retried record),
+ * it never moves a marker past a message that was not pushed; at worst a departure is
+ * announced twice.
  */
 export async function onExpired(ctx: Context, item: ExpiredItem): Promise<void> {
   if (item.kind === 'connection') {

@@ -107,8 +107,9 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       tableName,
       config,
       async stop() {
-        await api.close();
+        // A TTL pass under way still posts to connections: it ends before the API does.
         await expiry.stop();
+        await api.close();
         admin.destroy();
         await dynamo.stop();
       },

@@ -48,13 +48,15 @@ export class LocalTimeToLive {
   private sequence = 0;
   private timer?: NodeJS.Timeout;
   private running: Promise<unknown> = Promise.resolve();
+  private busy = false;
   private stopped = false;
 
   constructor(private readonly options: LocalTimeToLiveOptions) {}
 
   start(): void {
     const interval = this.options.intervalMs ?? 10_000;
-    if (interval > 0) this.timer = setInterval(() => void this.sweep().catch(report), interval);
+    // A tick while a pass is still running is skipped, as passes would otherwise pile up.
+    if (interval > 0) this.timer = setInterval(() => this.busy || void this.sweep().catch(report), interval);
   }
 
   async stop(): Promise<void> {
@@ -63,9 +65,21 @@ export class LocalTimeToLive {
     await this.running.catch(() => {});
   }
 
-  /** One pass of the TTL process, after any pass under way; returns the items it deleted. */
+  /**
+   * One pass of the TTL process, after any pass under way; returns the items it deleted.
+   * A pass that started finishes, delivery included, also when the system stops meanwhile.
+   */
   sweep(): Promise<number> {
-    const pass = this.running.catch(() => {}).then(() => this.pass());
+    const pass = this.running
+      .catch(() => {})
+      .then(async () => {
+        this.busy = true;
+        try {
+          return this.stopped ? 0 : await this.pass();
+        } finally {
+          this.busy = false;
+        }
+      });
     this.running = pass;
     return pass;
   }
@@ -86,7 +100,6 @@ export class LocalTimeToLive {
         }),
       );
       for (const item of page.Items ?? []) {
-        if (this.stopped) return records.length;
         const deleted = await this.delete(item, now);
         if (deleted) records.push(this.record(deleted));
       }
@@ -117,6 +130,24 @@ export class LocalTimeToLive {
     }
   }
 
+  /**
+   * The index of the first record to retry, or -1. As Lambda does: a handler that throws, or
+   * names a record that is not in the batch, fails the whole batch.
+   */
+  private async invoke(batch: DynamoDBRecord[]): Promise<number> {
+    try {
+      const { batchItemFailures } = await this.options.handler({ Records: batch });
+      if (batchItemFailures.length === 0) return -1;
+      const first = batch.findIndex((record) =>
+        batchItemFailures.some((failure) => failure.itemIdentifier === record.dynamodb?.SequenceNumber),
+      );
+      return Math.max(first, 0);
+    } catch (error) {
+      report(error);
+      return 0;
+    }
+  }
+
   /** The stream record AWS writes for a TTL deletion (view type OLD_IMAGE). */
   private record(oldImage: Record<string, AttributeValue>): DynamoDBRecord {
     const sequenceNumber = String(++this.sequence).padStart(21, '0');
@@ -139,14 +170,9 @@ export class LocalTimeToLive {
     const batchSize = this.options.batchSize ?? 10;
     const maxAttempts = this.options.maxAttempts ?? 3;
     let attempts = 0;
-    while (records.length > 0 && !this.stopped) {
+    while (records.length > 0) {
       const batch = records.slice(0, batchSize);
-      const { batchItemFailures } = await this.options.handler({ Records: batch });
-      const failedAt = batchItemFailures.length
-        ? batch.findIndex(
-            (record) => record.dynamodb?.SequenceNumber === batchItemFailures[0]?.itemIdentifier,
-          )
-        : -1;
+      const failedAt = await this.invoke(batch);
       if (failedAt === -1) {
         this.delivered += batch.length;
         records = records.slice(batch.length);

@@ -6,6 +6,14 @@ import type { Context, Occupant } from '../ports.ts';
 /** Posts in flight at once for one fan-out. */
 export const FANOUT_CONCURRENCY = 32;
 
+/**
+ * How long after a room message is stored its fan-out may still be posting: one frames
+ * invocation (30 s on AWS). Room messages of one room are fanned out by different
+ * invocations at once, so when a post meets a gone connection, any message of this window
+ * may have failed for it too (see leaveRoom).
+ */
+export const FANOUT_WINDOW_MS = 30_000;
+
 /** The session behind an occupant: bare JID and resource of its real full JID. */
 export function sessionOf(occupant: Pick<Occupant, 'jid' | 'connectionId'>) {
   const slash = occupant.jid.indexOf('/');

@@ -1,14 +1,14 @@
 // XEP-0045 rooms: join (create), leave, talk, private messages, subject, history and the
 // rejoin drain. Design and what is supported: docs/muc.md. Keys: store/dynamo.ts.
 import { StanzaError } from '../errors.ts';
-import { sequenceFloor, sequenceId } from '../ids.ts';
+import { sequenceFloor, sequenceId, sequenceTime } from '../ids.ts';
 import { bare, type Jid } from '../jid.ts';
 import type { Link } from '../link.ts';
 import { NS } from '../ns.ts';
 import type { Affiliation, Context, Occupant, Role, RoomConfig, RoomMessage, RoomRecord } from '../ports.ts';
 import { type Element, parseStored, xml } from '../xml.ts';
 import { mediatedInvite } from './admin.ts';
-import { fanOut, sessionOf } from './fanout.ts';
+import { FANOUT_WINDOW_MS, fanOut, sessionOf } from './fanout.ts';
 
 const DAY_SECONDS = 24 * 60 * 60;
 
@@ -242,18 +242,31 @@ function asJid(text: string): Jid {
  * join rather than lost (at worst it comes twice, with the same stanza-id). When messages
  * from `notPushedFrom` (a seq, or a sequenceFloor) on could not reach the session, the
  * marker stays before them.
+ *
+ * A room message that met the session's gone connection (`gone`) may not be the only one:
+ * fan-outs of the room run in parallel, and another one, or the connection's $disconnect,
+ * may have removed the occupant first with a later marker. So the marker goes back to
+ * before everything posted in the fan-out window before that message, and is lowered there
+ * when another leave came first. Messages of the window that did arrive come again at the
+ * rejoin, with the same stanza-id; none is skipped.
  */
 export async function leaveRoom(
   ctx: Context,
   session: { connectionId: string; user: string; resource: string },
   room: string,
-  options: DepartureOptions & LeaveOptions & { notifySelf?: boolean } = {},
+  options: DepartureOptions & LeaveOptions & { notifySelf?: boolean; gone?: string } = {},
 ): Promise<void> {
   const jid = `${session.user}/${session.resource}`;
-  const last = await ctx.store.lastRoomSeq(room, options.notPushedFrom);
+  const notPushedFrom = options.gone
+    ? sequenceFloor(sequenceTime(options.gone) - FANOUT_WINDOW_MS)
+    : options.notPushedFrom;
+  const last = await ctx.store.lastRoomSeq(room, notPushedFrom);
   const removed = await ctx.store.removeOccupant(room, jid, session.connectionId);
   await ctx.store.removeJoinedRoom(session.connectionId, room);
-  if (!removed) return;
+  if (!removed) {
+    if (options.gone) await ctx.store.lowerPushedMarker(room, session.user, last ?? BEFORE_ANY_MESSAGE);
+    return;
+  }
   if (options.notifySelf) await ctx.gateway.post(session.connectionId, departure(removed, options)(removed));
   await announceDeparture(ctx, removed, last, options);
 }
@@ -393,7 +406,7 @@ export async function handleRoomMessage(link: Link, stanza: Element, to: Jid): P
   // A gone occupant leaves before its connection is forgotten, so that its marker stays
   // before this message and the rejoin drain brings it.
   await fanOut(ctx, occupants, (occupant) => addressedTo(reflected, occupant.jid), {
-    beforeForgetting: (occupant) => leaveRoom(ctx, sessionOf(occupant), room, { notPushedFrom: seq }),
+    beforeForgetting: (occupant) => leaveRoom(ctx, sessionOf(occupant), room, { gone: seq }),
   });
 }
 

@@ -34,8 +34,9 @@
 // |                   |                     |                    | byOrder index entry); history = query on MSG#, newest   |
 // |                   |                     |                    | first, Limit n; TTL retentionDays                        |
 // | Pushed marker     | ROOM#<room JID>     | PUSHED#<bare JID>  | the last room message pushed to a member, written when  |
-// |                   |                     |                    | the member leaves ('0' when the room had none yet); the |
-// |                   |                     |                    | rejoin drain starts after it (at most historyLength)    |
+// |                   |                     |                    | the member leaves ('0' when the room had none yet), only|
+// |                   |                     |                    | lowered (conditional) when a push meets its gone socket;|
+// |                   |                     |                    | the rejoin drain starts after it (at most historyLength)|
 // | Room directory    | MUC                 | ROOM#<room JID>    | public rooms (disco#items on the service): one query    |
 // | Room pool         | CONN#<connectionId> | #ROOMS             | string set of the rooms the session joined; read when   |
 // |                   |                     |                    | the session ends to leave them all (TTL as connection)  |
@@ -981,6 +982,19 @@ export class DynamoStore implements Store {
   async setPushedMarker(room: string, user: string, seq: string): Promise<void> {
     await this.client.send(
       new PutCommand({ TableName: this.tableName, Item: { ...key.pushed(room, user), last: seq } }),
+    );
+  }
+
+  async lowerPushedMarker(room: string, user: string, seq: string): Promise<void> {
+    await this.conditionally(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: key.pushed(room, user),
+        UpdateExpression: 'SET #last = :seq',
+        ConditionExpression: '#last > :seq',
+        ExpressionAttributeNames: { '#last': 'last' },
+        ExpressionAttributeValues: { ':seq': seq },
+      }),
     );
   }
 

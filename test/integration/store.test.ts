@@ -16,6 +16,7 @@ import {
   type LocalDynamo,
   startDynamoLocal,
 } from '../../infra/local/dynamodb.ts';
+import { sequenceFloor, sequenceId, sequenceTime } from '../../lib/ids.ts';
 import type { ConnectionRecord, SessionRecord } from '../../lib/ports.ts';
 import { makeCredentials, SCRAM_HASHES, verifyPassword } from '../../lib/scram.ts';
 import { DynamoStore } from '../../lib/store/dynamo.ts';
@@ -417,6 +418,44 @@ describe('DynamoStore on DynamoDB Local', () => {
       assert.deepEqual(await store.getUser(user), record);
       assert.equal(await store.deleteUser(user), true);
       assert.deepEqual(await store.getSessions(user), [desk]);
+    });
+  });
+
+  describe('room markers', () => {
+    test('set moves a marker anywhere; lower only moves an existing one back', async () => {
+      const store = new DynamoStore(client, tableName);
+      const room = 'markers@conference.localhost';
+      await store.lowerPushedMarker(room, 'nobody@localhost', 'b');
+      assert.equal(await store.getPushedMarker(room, 'nobody@localhost'), undefined);
+      await store.setPushedMarker(room, 'erin@localhost', 'm');
+      await store.lowerPushedMarker(room, 'erin@localhost', 'x');
+      assert.equal(await store.getPushedMarker(room, 'erin@localhost'), 'm');
+      await store.lowerPushedMarker(room, 'erin@localhost', 'c');
+      assert.equal(await store.getPushedMarker(room, 'erin@localhost'), 'c');
+      await store.setPushedMarker(room, 'erin@localhost', 'z');
+      assert.equal(await store.getPushedMarker(room, 'erin@localhost'), 'z');
+    });
+
+    test('lastRoomSeq: the newest message, or the newest one before a seq or a time', async () => {
+      const store = new DynamoStore(client, tableName);
+      const room = 'order@conference.localhost';
+      const at = [1_000_000, 2_000_000, 3_000_000];
+      const seqs = at.map((time) => sequenceId(time));
+      for (const [index, seq] of seqs.entries()) {
+        await store.storeRoomMessage({
+          room,
+          seq,
+          stanza: `<message id="${index}"/>`,
+          postedAt: at[index] as number,
+          expiresAt: Math.floor(Date.now() / 1000) + 3600,
+        });
+      }
+      assert.equal(await store.lastRoomSeq(room), seqs[2]);
+      assert.equal(await store.lastRoomSeq(room, seqs[2]), seqs[1]);
+      assert.equal(await store.lastRoomSeq(room, seqs[0]), undefined);
+      assert.equal(await store.lastRoomSeq(room, sequenceFloor(2_000_000)), seqs[0]);
+      assert.equal(await store.lastRoomSeq(room, sequenceFloor(2_000_001)), seqs[1]);
+      assert.equal(sequenceTime(seqs[1] as string), 2_000_000);
     });
   });
 });

@@ -24,8 +24,5 @@ export function sequenceId(now: number): string {
 /** Sorts before every sequenceId made at `now` or later, and after every one made before. */
 export const sequenceFloor = (now: number): string => now.toString(36).padStart(9, '0');
 
-/** When a sequenceId (or floor) was made, in epoch milliseconds. */
-export const sequenceTime = (seq: string): number => Number.parseInt(seq.slice(0, 9), 36);
-
 /** An id for a stanza the server originates. */
 export const stanzaId = () => randomBytes(9).toString('base64url');

@@ -1,7 +1,7 @@
 // XEP-0045 rooms: join (create), leave, talk, private messages, subject, history and the
 // rejoin drain. Design and what is supported: docs/muc.md. Keys: store/dynamo.ts.
 import { StanzaError } from '../errors.ts';
-import { sequenceFloor, sequenceId, sequenceTime } from '../ids.ts';
+import { sequenceFloor, sequenceId } from '../ids.ts';
 import { bare, type Jid } from '../jid.ts';
 import type { Link } from '../link.ts';
 import { NS } from '../ns.ts';
@@ -239,32 +239,26 @@ function asJid(text: string): Jid {
 /**
  * Removes one session from a room and tells everyone. The member's marker is set to the
  * room's newest message first, so that a message posted meanwhile is drained at the next
- * join rather than lost (at worst it comes twice, with the same stanza-id). When messages
- * from `notPushedFrom` (a seq, or a sequenceFloor) on could not reach the session, the
- * marker stays before them.
+ * join rather than lost (at worst it comes twice, with the same stanza-id).
  *
- * A room message that met the session's gone connection (`gone`) may not be the only one:
- * fan-outs of the room run in parallel, and another one, or the connection's $disconnect,
- * may have removed the occupant first with a later marker. So the marker goes back to
- * before everything posted in the fan-out window before that message, and is lowered there
- * when another leave came first. Messages of the window that did arrive come again at the
- * rejoin, with the same stanza-id; none is skipped.
+ * When messages from `notPushedFrom` (a seq, or a sequenceFloor) on may not have reached
+ * the session, the marker ends up before them, whoever removed the occupant: another leave
+ * that came first (a parallel fan-out, the $disconnect, the other TTL record) may have set
+ * a later one, which is then lowered.
  */
 export async function leaveRoom(
   ctx: Context,
   session: { connectionId: string; user: string; resource: string },
   room: string,
-  options: DepartureOptions & LeaveOptions & { notifySelf?: boolean; gone?: string } = {},
+  options: DepartureOptions & LeaveOptions & { notifySelf?: boolean } = {},
 ): Promise<void> {
   const jid = `${session.user}/${session.resource}`;
-  const notPushedFrom = options.gone
-    ? sequenceFloor(sequenceTime(options.gone) - FANOUT_WINDOW_MS)
-    : options.notPushedFrom;
-  const last = await ctx.store.lastRoomSeq(room, notPushedFrom);
+  const last = await ctx.store.lastRoomSeq(room, options.notPushedFrom);
   const removed = await ctx.store.removeOccupant(room, jid, session.connectionId);
   await ctx.store.removeJoinedRoom(session.connectionId, room);
   if (!removed) {
-    if (options.gone) await ctx.store.lowerPushedMarker(room, session.user, last ?? BEFORE_ANY_MESSAGE);
+    if (options.notPushedFrom)
+      await ctx.store.lowerPushedMarker(room, session.user, last ?? BEFORE_ANY_MESSAGE);
     return;
   }
   if (options.notifySelf) await ctx.gateway.post(session.connectionId, departure(removed, options)(removed));
@@ -403,10 +397,12 @@ export async function handleRoomMessage(link: Link, stanza: Element, to: Jid): P
     expiresAt: Math.floor(now / 1000) + ctx.config.retentionDays * DAY_SECONDS,
   });
   ctx.metrics?.count('MessagesStored');
-  // A gone occupant leaves before its connection is forgotten, so that its marker stays
-  // before this message and the rejoin drain brings it.
+  // A gone occupant leaves this room before its connection is forgotten (its room pool may
+  // already be gone with a parallel fan-out's leave), with its marker before every message
+  // of the fan-out window: parallel fan-outs of the room may have failed for it too.
+  const notPushedFrom = sequenceFloor(now - FANOUT_WINDOW_MS);
   await fanOut(ctx, occupants, (occupant) => addressedTo(reflected, occupant.jid), {
-    beforeForgetting: (occupant) => leaveRoom(ctx, sessionOf(occupant), room, { gone: seq }),
+    beforeForgetting: (occupant) => leaveRoom(ctx, sessionOf(occupant), room, { notPushedFrom }),
   });
 }
 

@@ -953,16 +953,17 @@ export class DynamoStore implements Store {
   }
 
   async lastRoomSeq(room: string, before?: string): Promise<string | undefined> {
-    if (!before) {
-      const [newest] = await this.roomHistory(room, 1);
-      return newest?.seq;
-    }
-    // BETWEEN includes `before` itself: the second item is then the one wanted.
+    // Keys only, newest first. BETWEEN includes `before` itself: the next item is then the
+    // one wanted. ('MSG$' sorts after every MSG# key.)
     const { Items = [] } = await this.client.send(
       new QueryCommand({
         TableName: this.tableName,
         KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
-        ExpressionAttributeValues: { ':pk': `ROOM#${room}`, ':from': 'MSG#', ':to': `MSG#${before}` },
+        ExpressionAttributeValues: {
+          ':pk': `ROOM#${room}`,
+          ':from': 'MSG#',
+          ':to': before ? `MSG#${before}` : 'MSG$',
+        },
         ProjectionExpression: 'sk',
         ScanIndexForward: false,
         ConsistentRead: true,

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { fanOut, sessionOf } from '../../lib/muc/fanout.ts';
-import { occupantPresence } from '../../lib/muc/room.ts';
+import { leaveRoom, occupantPresence } from '../../lib/muc/room.ts';
 import type { Context, Occupant, Store } from '../../lib/ports.ts';
 
 const occupant = (index: number): Occupant => ({
@@ -93,5 +93,37 @@ describe('room fan-out', () => {
         ?.getChildren('status')
         .some((status) => status.attrs.code === '110'),
     );
+  });
+});
+
+describe('leaving a room the occupant already left', () => {
+  function recordingContext() {
+    const calls: string[] = [];
+    const store: Partial<Store> = {
+      lastRoomSeq: async (_room, before) => (before ? 'before-window' : 'newest'),
+      removeOccupant: async () => undefined, // another leave came first
+      removeJoinedRoom: async () => {},
+      lowerPushedMarker: async (_room, user, seq) => {
+        calls.push(`lower ${user} ${seq}`);
+      },
+      setPushedMarker: async (_room, user, seq) => {
+        calls.push(`set ${user} ${seq}`);
+      },
+    };
+    const ctx = { store: store as Store, logger: console } as unknown as Context;
+    return { ctx, calls };
+  }
+  const session = { connectionId: 'c1', user: 'erin@localhost', resource: 'phone' };
+
+  test('messages that may not have arrived: the marker is lowered to before them', async () => {
+    const { ctx, calls } = recordingContext();
+    await leaveRoom(ctx, session, 'room@conference.localhost', { notPushedFrom: 'window' });
+    assert.deepEqual(calls, ['lower erin@localhost before-window']);
+  });
+
+  test('a plain leave changes nothing the first leave wrote', async () => {
+    const { ctx, calls } = recordingContext();
+    await leaveRoom(ctx, session, 'room@conference.localhost');
+    assert.deepEqual(calls, []);
   });
 });

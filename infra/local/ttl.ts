@@ -13,6 +13,7 @@ import {
   ScanCommand,
 } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
+import { isTtlDeletion } from '../../functions/expired.ts';
 import { TABLE_SCHEMA, TTL_DELETION } from '../../lib/store/schema.ts';
 
 export interface LocalTimeToLiveOptions {
@@ -31,9 +32,7 @@ export function passesExpiryFilter(record: DynamoDBRecord): boolean {
   const sk = record.dynamodb?.Keys?.sk?.S ?? '';
   const { equal, prefix } = TABLE_SCHEMA.expiryStream.sortKeys;
   return (
-    record.eventName === TTL_DELETION.eventName &&
-    record.userIdentity?.type === TTL_DELETION.userIdentity.type &&
-    record.userIdentity?.principalId === TTL_DELETION.userIdentity.principalId &&
+    isTtlDeletion(record) &&
     ((equal as readonly string[]).includes(sk) || prefix.some((start) => sk.startsWith(start)))
   );
 }
@@ -48,20 +47,26 @@ export class LocalTimeToLive {
   private sequence = 0;
   private timer?: NodeJS.Timeout;
   private running: Promise<unknown> = Promise.resolve();
-  private busy = false;
   private stopped = false;
 
   constructor(private readonly options: LocalTimeToLiveOptions) {}
 
+  /** Passes every `intervalMs`, each timed from the end of the last, so they never pile up. */
   start(): void {
     const interval = this.options.intervalMs ?? 10_000;
-    // A tick while a pass is still running is skipped, as passes would otherwise pile up.
-    if (interval > 0) this.timer = setInterval(() => this.busy || void this.sweep().catch(report), interval);
+    if (interval <= 0) return;
+    const next = () => {
+      this.timer = setTimeout(async () => {
+        await this.sweep().catch(report);
+        if (!this.stopped) next();
+      }, interval);
+    };
+    next();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.timer);
+    clearTimeout(this.timer);
     await this.running.catch(() => {});
   }
 
@@ -70,16 +75,7 @@ export class LocalTimeToLive {
    * A pass that started finishes, delivery included, also when the system stops meanwhile.
    */
   sweep(): Promise<number> {
-    const pass = this.running
-      .catch(() => {})
-      .then(async () => {
-        this.busy = true;
-        try {
-          return this.stopped ? 0 : await this.pass();
-        } finally {
-          this.busy = false;
-        }
-      });
+    const pass = this.running.catch(() => {}).then(() => (this.stopped ? 0 : this.pass()));
     this.running = pass;
     return pass;
   }

@@ -252,19 +252,8 @@ export class XmppStack extends Stack {
         resources: [this.table.tableArn, `${this.table.tableArn}/index/${orderIndex.name}`],
       }),
     );
-    // PostToConnection and DeleteConnection (lib/gateway/management-api.ts), on this stage only.
-    this.framesFunction.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['execute-api:ManageConnections'],
-        resources: ['POST', 'DELETE'].map((method) =>
-          this.formatArn({
-            service: 'execute-api',
-            resource: this.webSocketApi.apiId,
-            resourceName: `${parameters.stageName}/${method}/@connections/*`,
-          }),
-        ),
-      }),
-    );
+    // PostToConnection and DeleteConnection (lib/gateway/management-api.ts).
+    this.grantManageConnections(this.framesFunction, ['POST', 'DELETE']);
     this.frames.queue.grant(this.framesFunction, 'sqs:SendMessage');
 
     this.expiryFailures = new Queue(this, 'ExpiryFailures', {
@@ -272,7 +261,7 @@ export class XmppStack extends Stack {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
     });
-    this.expiredFunction = this.addExpiredFunction(environment, logs, parameters.stageName);
+    this.expiredFunction = this.addExpiredFunction(environment, logs);
 
     this.observability = new Observability(this, 'Observability', {
       serviceName: this.stackName,
@@ -326,7 +315,6 @@ export class XmppStack extends Stack {
   private addExpiredFunction(
     environment: Record<string, string>,
     logs: { logRetention: RetentionDays; logRemovalPolicy: RemovalPolicy },
-    stageName: string,
   ): XmppFunction {
     const fn = new XmppFunction(this, 'ExpiredFunction', {
       entry: 'functions/expired.ts',
@@ -352,8 +340,8 @@ export class XmppStack extends Stack {
         retryAttempts: 10,
         onFailure: new SqsDlq(this.expiryFailures),
         filters: [
-          FilterCriteria.filter(ttlDeletion(FilterRule.isEqual(equal[0]))),
-          FilterCriteria.filter(ttlDeletion(FilterRule.beginsWith(prefix[0]))),
+          ...equal.map((sk) => FilterCriteria.filter(ttlDeletion(FilterRule.isEqual(sk)))),
+          ...prefix.map((sk) => FilterCriteria.filter(ttlDeletion(FilterRule.beginsWith(sk)))),
         ],
       }),
     );
@@ -361,19 +349,36 @@ export class XmppStack extends Stack {
       new PolicyStatement({ actions: [...FRAMES_TABLE_ACTIONS], resources: [this.table.tableArn] }),
     );
     // PostToConnection only: unavailable presence to contacts and room occupants.
+    this.grantManageConnections(fn, ['POST']);
+    return fn;
+  }
+
+  /**
+   * The Management API on this stage's connections, for the given methods. Connection ids are
+   * made at run time, so the grant ends in a wildcard, which cdk-nag is told about here.
+   */
+  private grantManageConnections(fn: XmppFunction, methods: readonly ('POST' | 'DELETE')[]): void {
+    const resourceName = (method: string) => `${this.stage.stageName}/${method}/@connections/*`;
     fn.addToRolePolicy(
       new PolicyStatement({
         actions: ['execute-api:ManageConnections'],
-        resources: [
+        resources: methods.map((method) =>
           this.formatArn({
             service: 'execute-api',
             resource: this.webSocketApi.apiId,
-            resourceName: `${stageName}/POST/@connections/*`,
+            resourceName: resourceName(method),
           }),
-        ],
+        ),
       }),
     );
-    return fn;
+    // The same resources, as cdk-nag spells them.
+    const apiId = this.resolve(this.getLogicalId(this.webSocketApi.node.defaultChild as CfnElement));
+    for (const method of methods) {
+      Validations.of(fn.role as IRole).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<${apiId}>/${resourceName(method)}]`,
+        reason: `Connection ids are made by API Gateway at run time: ${method} on any connection of this API's stage (${method === 'POST' ? 'PostToConnection' : 'DeleteConnection'})`,
+      });
+    }
   }
 
   /**
@@ -419,16 +424,6 @@ export class XmppStack extends Stack {
       reason:
         'This queue is itself a dead-letter queue: the on-failure destination of the stream event source mapping, which cdk-nag does not recognise as one',
     });
-    // The ManageConnections grant, as cdk-nag spells its resources.
-    const apiId = this.resolve(this.getLogicalId(this.webSocketApi.node.defaultChild as CfnElement));
-    const connectionsGrant = (fn: XmppFunction, method: 'POST' | 'DELETE') =>
-      Validations.of(fn.role as IRole).acknowledge({
-        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<${apiId}>/${this.stage.stageName}/${method}/@connections/*]`,
-        reason: `Connection ids are made by API Gateway at run time: ${method} on any connection of this API's stage (${method === 'POST' ? 'PostToConnection' : 'DeleteConnection'})`,
-      });
-    connectionsGrant(this.framesFunction, 'POST');
-    connectionsGrant(this.framesFunction, 'DELETE');
-    connectionsGrant(this.expiredFunction, 'POST');
   }
 }
 

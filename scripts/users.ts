@@ -1,14 +1,10 @@
 // `npm run users -- add|passwd|delete|list`: manages accounts in the local system or,
 // with --table and --region, in a deployed stack. Only SCRAM keys are stored.
-import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../infra/local/dynamodb.ts';
 import { DEFAULTS } from '../lib/config.ts';
 import { parseJid } from '../lib/jid.ts';
-import { makeCredentials } from '../lib/scram.ts';
 import { DynamoStore } from '../lib/store/dynamo.ts';
+import { openTable, setPassword, type TableTarget, UsageError } from './accounts.ts';
 
 const USAGE = `Usage: npm run users -- <command> [options]
   add JID PASSWORD      create a user, or set the password of an existing one
@@ -48,33 +44,18 @@ function fail(message: string): never {
 
 const { values, positionals } = parseCommandLine();
 
-function target(): { client: DynamoDBClient; tableName: string } {
-  if (values.table) {
-    const region = values.region ?? process.env.AWS_REGION;
-    if (!region && !values.endpoint) fail('--region is needed with --table');
-    return {
-      client: new DynamoDBClient({
-        region: region ?? LOCAL_REGION,
-        ...(values.endpoint ? { endpoint: values.endpoint, credentials: LOCAL_CREDENTIALS } : {}),
-      }),
-      tableName: values.table,
-    };
+function target(): TableTarget {
+  try {
+    return openTable({
+      table: values.table,
+      region: values.region,
+      endpoint: values.endpoint,
+      dataDir: values['data-dir'],
+    });
+  } catch (error) {
+    if (error instanceof UsageError) fail(error.message);
+    throw error;
   }
-  const runtimeFile = resolve(values['data-dir'], 'local.json');
-  if (!existsSync(runtimeFile))
-    fail('No local system is running (start it with `npm start`), and no --table was given.');
-  const local = JSON.parse(readFileSync(runtimeFile, 'utf8')) as {
-    dynamoEndpoint: string;
-    tableName: string;
-  };
-  return {
-    client: new DynamoDBClient({
-      endpoint: local.dynamoEndpoint,
-      region: LOCAL_REGION,
-      credentials: LOCAL_CREDENTIALS,
-    }),
-    tableName: local.tableName,
-  };
 }
 
 function userJid(text: string | undefined): string {
@@ -100,14 +81,8 @@ try {
     case 'passwd': {
       const user = userJid(jidText);
       if (!password) fail('a password is needed');
-      const existing = await store.getUser(user);
-      if (command === 'passwd' && !existing) fail(`no such user: ${user}`);
-      await store.putUser({
-        user,
-        scram: makeCredentials(password, iterations),
-        createdAt: existing?.createdAt ?? Date.now(),
-      });
-      console.log(`${existing ? 'updated' : 'added'} ${user}`);
+      if (command === 'passwd' && !(await store.getUser(user))) fail(`no such user: ${user}`);
+      console.log(`${await setPassword(store, user, password, iterations)} ${user}`);
       break;
     }
     case 'delete': {

@@ -16,10 +16,16 @@ import { DynamoStore } from '../lib/store/dynamo.ts';
 export interface RuntimeSettings {
   readonly config: Config;
   readonly tableName: string;
-  /** The Management API endpoint: `https://{api}.execute-api.{region}.amazonaws.com/{stage}`. */
-  readonly managementEndpoint: string;
+  /**
+   * The Management API endpoint: `https://{api}.execute-api.{region}.amazonaws.com/{stage}`.
+   * Only functions that post to connections have it (not $connect).
+   */
+  readonly managementEndpoint?: string;
   readonly region?: string;
-  /** Only for DynamoDB Local. */
+  /**
+   * DynamoDB Local, for the in-process local system. A process gets it the SDK's standard way
+   * instead (AWS_ENDPOINT_URL_DYNAMODB), as the bundles do in infra/local/lambda-process.ts.
+   */
   readonly dynamoEndpoint?: string;
   readonly logLevel?: LogLevel;
   /** The frames FIFO queue, where long drains continue. */
@@ -41,10 +47,9 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): RuntimeSe
   return {
     config: configFromEnv(env),
     tableName,
-    managementEndpoint: env.MANAGEMENT_ENDPOINT ?? '',
+    managementEndpoint: env.MANAGEMENT_ENDPOINT || undefined,
     region: env.AWS_REGION,
-    dynamoEndpoint: env.DYNAMODB_ENDPOINT || undefined,
-    framesQueueUrl: env.FRAMES_QUEUE_URL,
+    framesQueueUrl: env.FRAMES_QUEUE_URL || undefined,
     metricsNamespace: env.POWERTOOLS_METRICS_NAMESPACE || undefined,
     serviceName: env.POWERTOOLS_SERVICE_NAME || undefined,
     logLevel: (LEVELS as string[]).includes(env.LOG_LEVEL ?? '') ? (env.LOG_LEVEL as LogLevel) : 'info',
@@ -110,29 +115,39 @@ export function endInvocation(ctx: Context): void {
 /** Local endpoints need explicit fake credentials; on AWS the role's are used. */
 const localCredentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 
-/** `continuations` replaces the SQS queue (the local emulator queues its own). */
+/**
+ * `continuations` replaces the SQS queue (the in-process local system queues its own). Each adapter
+ * and its SDK client is built on first use, so a function needs only the settings of what it uses:
+ * $connect has no MANAGEMENT_ENDPOINT nor FRAMES_QUEUE_URL, the expired function no queue.
+ */
 export function createContext(settings: RuntimeSettings, continuations?: Continuations): Context {
   const logger = new JsonLogger(settings.logLevel, settings.serviceName);
-  const dynamo = new DynamoDBClient({
-    region: settings.region,
-    ...(settings.dynamoEndpoint ? { endpoint: settings.dynamoEndpoint, credentials: localCredentials } : {}),
-  });
-  if (settings.capacityMeter) meterCapacity(dynamo, settings.capacityMeter);
   const local = settings.dynamoEndpoint !== undefined;
-  const management = new ApiGatewayManagementApiClient({
-    region: settings.region,
-    endpoint: settings.managementEndpoint,
-    ...(local ? { credentials: localCredentials } : {}),
-  });
-  const queueUrl = settings.framesQueueUrl;
   return {
-    store: new DynamoStore(dynamo, settings.tableName),
-    gateway: new ManagementApiGateway(management, logger),
+    store: onFirstUse(() => {
+      const dynamo = new DynamoDBClient({
+        region: settings.region,
+        ...(local ? { endpoint: settings.dynamoEndpoint, credentials: localCredentials } : {}),
+      });
+      if (settings.capacityMeter) meterCapacity(dynamo, settings.capacityMeter);
+      return new DynamoStore(dynamo, settings.tableName);
+    }),
+    gateway: onFirstUse(() => {
+      const management = new ApiGatewayManagementApiClient({
+        region: settings.region,
+        endpoint: settings.managementEndpoint ?? missing('MANAGEMENT_ENDPOINT'),
+        ...(local ? { credentials: localCredentials } : {}),
+      });
+      return new ManagementApiGateway(management, logger);
+    }),
     continuations:
       continuations ??
-      new SqsContinuations(
-        new SQSClient({ region: settings.region }),
-        queueUrl ?? missing('FRAMES_QUEUE_URL'),
+      onFirstUse(
+        () =>
+          new SqsContinuations(
+            new SQSClient({ region: settings.region }),
+            settings.framesQueueUrl ?? missing('FRAMES_QUEUE_URL'),
+          ),
       ),
     config: settings.config,
     logger,
@@ -145,6 +160,29 @@ export function createContext(settings: RuntimeSettings, continuations?: Continu
 
 function missing(name: string): never {
   throw new Error(`${name} is not set`);
+}
+
+/**
+ * Stands for the adapter `build` makes, and makes it when one of its members is first used:
+ * a setting that is missing fails that use, not the function's start.
+ */
+export function onFirstUse<T extends object>(build: () => T): T {
+  let adapter: T | undefined;
+  const target = () => {
+    adapter ??= build();
+    return adapter;
+  };
+  const bound = new Map<PropertyKey, unknown>();
+  return new Proxy({} as T, {
+    get(_, name) {
+      const value = Reflect.get(target(), name);
+      if (typeof value !== 'function') return value;
+      if (!bound.has(name)) bound.set(name, value.bind(target()));
+      return bound.get(name);
+    },
+    has: (_, name) => Reflect.has(target(), name),
+    getPrototypeOf: () => Object.getPrototypeOf(target()),
+  });
 }
 
 /** One context per container, built on first use. */

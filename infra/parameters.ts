@@ -1,6 +1,7 @@
 // Deployment parameters: CDK context (`cdk.json` or `npx cdk deploy -c domain=chat.example.com`),
 // parsed and validated in one place so that a typo fails the synth instead of the deployment.
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { MAX_FRAME_BYTES } from '../lib/config.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 export type RemovalChoice = 'retain' | 'destroy';
@@ -14,7 +15,7 @@ export interface XmppParameters {
   readonly mucDomain: string;
   /** The WebSocket API stage, the last path segment of the `wss://` URL. */
   readonly stageName: string;
-  /** Largest frame the server accepts, in bytes. */
+  /** Largest frame the server accepts, in bytes (10000 to API Gateway's frame limit, 32768). */
   readonly maxStanzaBytes: number;
   /** Log level of the functions. */
   readonly logLevel: LogLevel;
@@ -68,7 +69,7 @@ export const PARAMETER_KEYS = [
 export const PARAMETER_DEFAULTS = {
   domain: 'localhost',
   stageName: 'prod',
-  maxStanzaBytes: 65536,
+  maxStanzaBytes: MAX_FRAME_BYTES,
   logLevel: 'info',
   throttleRate: 500,
   throttleBurst: 1000,
@@ -85,8 +86,8 @@ type OptionalParameter = 'alarmEmail' | 'customDomainName' | 'certificateArn';
 
 /** RFC 6120 §13.12: a server must accept stanzas of at least 10000 bytes. */
 const MIN_STANZA_BYTES = 10000;
-/** API Gateway closes a WebSocket connection whose message exceeds 128 KB. */
-const MAX_STANZA_BYTES = 128 * 1024;
+/** API Gateway closes a WebSocket connection whose frame exceeds 32 KB (lib/config.ts). */
+const MAX_STANZA_BYTES = MAX_FRAME_BYTES;
 
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
 const REMOVAL_CHOICES: readonly RemovalChoice[] = ['retain', 'destroy'];

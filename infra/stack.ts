@@ -50,7 +50,7 @@ export interface XmppStackProps extends StackProps {
   readonly mucDomain?: string;
   /** The WebSocket API stage. @default 'prod' */
   readonly stageName?: string;
-  /** Largest frame accepted, in bytes (10000 to 131072). @default 65536 */
+  /** Largest frame accepted, in bytes (10000 to 32768, API Gateway's frame limit). @default 32768 */
   readonly maxStanzaBytes?: number;
   /** @default 'info' */
   readonly logLevel?: LogLevel;

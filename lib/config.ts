@@ -6,7 +6,10 @@ export interface Config {
   readonly domain: string;
   /** The XEP-0045 service domain, `conference.` + domain by default. */
   readonly mucDomain: string;
-  /** Largest frame accepted, in bytes (API Gateway's own limit is 128 KB). */
+  /**
+   * Largest frame accepted, in bytes: at most API Gateway's WebSocket frame limit (32 KB),
+   * the largest that reaches the handlers intact; a bigger frame closes the connection.
+   */
   readonly maxStanzaBytes: number;
   /** SCRAM iteration count for new passwords (RFC 7677 asks for at least 4096). */
   readonly scramIterations: number;
@@ -28,9 +31,15 @@ export interface Config {
 
 export type MessagePolicy = 'open' | 'roster';
 
+/**
+ * API Gateway closes a WebSocket connection (1009) whose frame exceeds 32 KB, and browsers
+ * and most libraries send each message as one frame: nothing bigger reaches the handlers.
+ */
+export const MAX_FRAME_BYTES = 32 * 1024;
+
 export const DEFAULTS = {
   domain: 'localhost',
-  maxStanzaBytes: 65536,
+  maxStanzaBytes: MAX_FRAME_BYTES,
   scramIterations: 4096,
   maxConnectionSeconds: 7200,
   offlineQuota: 10_000,
@@ -51,7 +60,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     domain,
     mucDomain: env.MUC_DOMAIN || `conference.${domain}`,
-    maxStanzaBytes: positiveInt(env.MAX_STANZA_BYTES, DEFAULTS.maxStanzaBytes),
+    // Clamped rather than refused: nothing over the frame limit arrives anyway (the stack's
+    // parameters refuse such a value at synth time).
+    maxStanzaBytes: Math.min(positiveInt(env.MAX_STANZA_BYTES, DEFAULTS.maxStanzaBytes), MAX_FRAME_BYTES),
     scramIterations: positiveInt(env.SCRAM_ITERATIONS, DEFAULTS.scramIterations),
     maxConnectionSeconds: positiveInt(env.MAX_CONNECTION_SECONDS, DEFAULTS.maxConnectionSeconds),
     offlineQuota: positiveInt(env.OFFLINE_QUOTA, DEFAULTS.offlineQuota),

@@ -23,8 +23,19 @@ export interface LocalWebSocketApiOptions {
   /** The WebSocket path, `/xmpp-websocket`. */
   readonly path?: string;
   readonly stage?: string;
-  /** AWS: 128 KB per message; bigger closes the socket with 1009. */
+  /** AWS: 128 KB per message (and per post); bigger closes the socket with 1009. */
   readonly maxMessageBytes?: number;
+  /**
+   * AWS: 32 KB per WebSocket frame; a bigger frame closes the socket with 1009. A message
+   * up to `maxMessageBytes` passes only when the client splits it into frames (browsers and
+   * `ws` send each message as one frame).
+   */
+  readonly maxFrameBytes?: number;
+  /**
+   * Fault injection for posts (PostToConnection): return a status to answer a post with it
+   * instead of delivering (429 LimitExceededException, 500, 413 PayloadTooLargeException).
+   */
+  readonly postFault?: (connectionId: string, body: string) => PostFault | undefined;
   /** AWS: 10 minutes without a frame either way. */
   readonly idleTimeoutMs?: number;
   /** AWS: 2 hours. */
@@ -38,11 +49,23 @@ export interface LocalWebSocketApiOptions {
   readonly log?: (message: string, fields?: Record<string, unknown>) => void;
 }
 
+/** The statuses `postFault` may answer a post with. */
+export type PostFault = 429 | 500 | 413;
+
+/** What the Management API answers with each injected status (x-amzn-ErrorType). */
+const POST_FAULT_ERRORS: Record<PostFault, string> = {
+  429: 'LimitExceededException',
+  500: 'InternalServerErrorException',
+  413: 'PayloadTooLargeException',
+};
+
 interface QueuedRecord {
   readonly messageId: string;
   readonly body: string;
   readonly eventType: 'MESSAGE' | 'DISCONNECT' | 'CONTINUE';
   readonly isBinary: boolean;
+  /** When it was queued: SQS's SentTimestamp (the rate limits count frames by it). */
+  readonly sentAt: number;
   receiveCount: number;
 }
 
@@ -72,9 +95,16 @@ export class LocalWebSocketApi {
   private inFlight = 0;
   readonly deadLetters: QueuedRecord[] = [];
   /** Handler invocations and records handled, as Lambda would bill and SQS would count them. */
-  readonly counters = { connectInvocations: 0, framesInvocations: 0, queuedRecords: 0, posts: 0 };
-  private readonly options: Required<Omit<LocalWebSocketApiOptions, 'log'>> &
-    Pick<LocalWebSocketApiOptions, 'log'>;
+  readonly counters = {
+    connectInvocations: 0,
+    framesInvocations: 0,
+    queuedRecords: 0,
+    posts: 0,
+    /** Posts answered by `postFault` instead of being delivered. */
+    failedPosts: 0,
+  };
+  private readonly options: Required<Omit<LocalWebSocketApiOptions, 'log' | 'postFault'>> &
+    Pick<LocalWebSocketApiOptions, 'log' | 'postFault'>;
 
   constructor(options: LocalWebSocketApiOptions) {
     this.options = {
@@ -83,6 +113,7 @@ export class LocalWebSocketApi {
       path: '/xmpp-websocket',
       stage: 'local',
       maxMessageBytes: 128 * 1024,
+      maxFrameBytes: 32 * 1024,
       idleTimeoutMs: 10 * 60 * 1000,
       maxConnectionMs: 2 * 60 * 60 * 1000,
       batchSize: 10,
@@ -222,7 +253,39 @@ export class LocalWebSocketApi {
       ([name]) => name.toLowerCase() === 'sec-websocket-protocol',
     );
     request.headers['x-selected-protocol'] = protocol ? String(protocol[1]) : undefined;
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.onOpen(connectionId, ws));
+    this.wss.handleUpgrade(request, socket, head, (ws) => {
+      this.limitFrames(ws);
+      this.onOpen(connectionId, ws);
+    });
+  }
+
+  /**
+   * API Gateway's limits are per frame (32 KB) and per message (128 KB, the sum of its
+   * fragments); `ws` only knows the second. Its receiver reads each frame's header in
+   * `haveLength` (ws 8.x), where `_payloadLength` is the frame's length and
+   * `_totalPayloadLength` the message's so far: checking there closes the connection with
+   * 1009 before the frame's payload is read, as API Gateway does.
+   */
+  private limitFrames(ws: WebSocket): void {
+    const receiver = (ws as unknown as { _receiver?: FrameReceiver })._receiver;
+    if (!receiver || typeof receiver.haveLength !== 'function') {
+      throw new Error('ws internals changed: the frame limit cannot be enforced');
+    }
+    const { maxFrameBytes, maxMessageBytes } = this.options;
+    const haveLength = receiver.haveLength;
+    receiver.haveLength = function (this: FrameReceiver, callback: (error?: Error) => void) {
+      const dataFrame = this._opcode < 0x08;
+      const tooBig =
+        this._payloadLength > maxFrameBytes ||
+        this._totalPayloadLength + this._payloadLength > maxMessageBytes;
+      if (dataFrame && tooBig) {
+        const reason = this._payloadLength > maxFrameBytes ? 'Frame too big' : 'Message too big';
+        return callback(
+          this.createError(RangeError, reason, false, 1009, 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'),
+        );
+      }
+      return haveLength.call(this, callback);
+    };
   }
 
   private onOpen(id: string, socket: WebSocket): void {
@@ -279,10 +342,10 @@ export class LocalWebSocketApi {
 
   private enqueue(
     connection: LocalConnection,
-    record: Omit<QueuedRecord, 'messageId' | 'receiveCount'>,
+    record: Omit<QueuedRecord, 'messageId' | 'receiveCount' | 'sentAt'>,
   ): void {
     this.counters.queuedRecords++;
-    connection.queue.push({ ...record, messageId: randomUUID(), receiveCount: 0 });
+    connection.queue.push({ ...record, messageId: randomUUID(), receiveCount: 0, sentAt: Date.now() });
     void this.drain(connection);
   }
 
@@ -341,7 +404,7 @@ export class LocalWebSocketApi {
       body: record.body,
       attributes: {
         ApproximateReceiveCount: String(record.receiveCount),
-        SentTimestamp: now,
+        SentTimestamp: String(record.sentAt),
         SenderId: 'apigateway',
         ApproximateFirstReceiveTimestamp: now,
         MessageGroupId: connection.id,
@@ -380,6 +443,11 @@ export class LocalWebSocketApi {
       if (!connection || !open) return this.reply(response, 410, 'GoneException');
       if (body.length > this.options.maxMessageBytes)
         return this.reply(response, 413, 'PayloadTooLargeException');
+      const fault = this.options.postFault?.(connectionId, body.toString('utf8'));
+      if (fault) {
+        this.counters.failedPosts++;
+        return this.reply(response, fault, POST_FAULT_ERRORS[fault]);
+      }
       this.counters.posts++;
       if (!zombie) {
         connection.socket.send(body.toString('utf8'));
@@ -415,4 +483,19 @@ export class LocalWebSocketApi {
     response.writeHead(status, headers);
     response.end(errorType ? JSON.stringify({ message: errorType }) : undefined);
   }
+}
+
+/** The parts of ws's (internal) Receiver that `limitFrames` uses. */
+interface FrameReceiver {
+  _opcode: number;
+  _payloadLength: number;
+  _totalPayloadLength: number;
+  haveLength(callback: (error?: Error) => void): void;
+  createError(
+    ctor: typeof RangeError,
+    message: string,
+    prefix: boolean,
+    statusCode: number,
+    errorCode: string,
+  ): Error;
 }

@@ -94,6 +94,7 @@ async function handleFrame(link: Link, frame: Frame, handlers: StanzaHandlers): 
   if (parsed.kind === 'empty') return;
   if (parsed.kind === 'restricted') return link.fail('restricted-xml', `${parsed.reason} not allowed`);
   if (parsed.kind === 'malformed') return link.fail('not-well-formed');
+  if (parsed.kind === 'too-deep') return link.fail('policy-violation', parsed.reason);
   for (const element of parsed.elements) {
     if (link.closed) return;
     if (element.name === 'open') await handleOpen(link, element);

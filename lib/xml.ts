@@ -33,7 +33,16 @@ export type ParsedFrame =
   | { kind: 'elements'; elements: Element[] }
   | { kind: 'empty' }
   | { kind: 'restricted'; reason: string }
-  | { kind: 'malformed'; reason: string };
+  | { kind: 'malformed'; reason: string }
+  | { kind: 'too-deep'; reason: string };
+
+/**
+ * Elements nested deeper than this are refused (a policy-violation stream error). Real
+ * stanzas stay under 20 levels (XHTML-IM, pubsub payloads); a frame of 30 KB can nest
+ * thousands, and the recursive walks over a tree (serialising, copying) would overflow the
+ * stack: the frame would fail on every retry and hold its connection's queue.
+ */
+export const MAX_ELEMENT_DEPTH = 100;
 
 // RFC 6120 §11.1: comments, processing instructions and DTDs are not allowed (entity
 // references other than the predefined ones are caught by the parser below).
@@ -48,7 +57,7 @@ function findRestrictedXml(text: string): string | undefined {
 
 class FrameError extends Error {
   constructor(
-    readonly kind: 'restricted' | 'malformed',
+    readonly kind: 'restricted' | 'malformed' | 'too-deep',
     reason: string,
   ) {
     super(reason);
@@ -59,7 +68,8 @@ class FrameError extends Error {
  * RFC 7395 §3.3.3: a frame carries complete top-level elements. More than one is
  * accepted and handled in order; text between them must be whitespace. saxes checks
  * well-formedness strictly (ltx's own parser forgives mismatched tags); the tree is
- * built as ltx elements. Namespace prefixes are kept as written, as ltx does.
+ * built as ltx elements. Namespace prefixes are kept as written, as ltx does. Parsing stops
+ * at the first element deeper than MAX_ELEMENT_DEPTH.
  */
 export function parseFrame(text: string): ParsedFrame {
   if (text.trim() === '') return { kind: 'empty' };
@@ -69,6 +79,7 @@ export function parseFrame(text: string): ParsedFrame {
   const parser = new SaxesParser({ fragment: true });
   const elements: Element[] = [];
   let current: Element | undefined;
+  let depth = 0;
   parser.on('error', (error) => {
     const undefinedEntity = error.message.includes('undefined entity');
     throw new FrameError(
@@ -77,12 +88,16 @@ export function parseFrame(text: string): ParsedFrame {
     );
   });
   parser.on('opentag', (tag) => {
+    if (++depth > MAX_ELEMENT_DEPTH) {
+      throw new FrameError('too-deep', `elements are nested at most ${MAX_ELEMENT_DEPTH} deep`);
+    }
     const element = createElement(tag.name, tag.attributes as Record<string, string>);
     if (current) current.cnode(element);
     else elements.push(element);
     current = element;
   });
   parser.on('closetag', () => {
+    depth--;
     current = current?.parent ?? undefined;
   });
   const onText = (value: string) => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type Element, type ParsedFrame, parseFrame, xml } from '../../lib/xml.ts';
+import { type Element, MAX_ELEMENT_DEPTH, type ParsedFrame, parseFrame, xml } from '../../lib/xml.ts';
 
 function elementsOf(frame: ParsedFrame): Element[] {
   if (frame.kind !== 'elements') assert.fail(`expected elements, got ${JSON.stringify(frame)}`);
@@ -163,5 +163,31 @@ describe('xml()', () => {
     const built = xml('message', { xmlns: 'jabber:client', id: 'm1' }, xml('body', {}, 'a & b < c'));
     const [parsed] = elementsOf(parseFrame(built.toString()));
     assert.equal(parsed?.toString(), built.toString());
+  });
+});
+
+describe('parseFrame: nesting depth', () => {
+  const nested = (depth: number) => `${'<a>'.repeat(depth)}${'</a>'.repeat(depth)}`;
+
+  test(`${MAX_ELEMENT_DEPTH} levels are accepted`, () => {
+    assert.equal(parseFrame(nested(MAX_ELEMENT_DEPTH)).kind, 'elements');
+  });
+
+  test('one level more is refused', () => {
+    assert.equal(parseFrame(nested(MAX_ELEMENT_DEPTH + 1)).kind, 'too-deep');
+  });
+
+  test('10,000 levels are refused, closed or not', () => {
+    for (const text of [nested(10_000), '<message>'.repeat(10_000)]) {
+      assert.deepEqual(parseFrame(text), {
+        kind: 'too-deep',
+        reason: `elements are nested at most ${MAX_ELEMENT_DEPTH} deep`,
+      });
+    }
+  });
+
+  test('depth counts open elements, not elements seen', () => {
+    const wide = `<a>${'<b><c/></b>'.repeat(1000)}</a>`;
+    assert.equal(parseFrame(wide).kind, 'elements');
   });
 });

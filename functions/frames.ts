@@ -39,14 +39,25 @@ export function createFramesHandler(context: () => Context) {
   };
 }
 
+/**
+ * A record starts only with this much of the invocation left. A timeout would fail the whole
+ * batch, several connections' frames, and replay those already handled; a record not started
+ * goes back to the queue instead (it counts one receive) and runs in a later invocation. One
+ * frame's own work (a room fan-out, posts with their retries) takes well under this; a drain
+ * stops by itself earlier (lib/offline.ts).
+ */
+export const RECORD_START_MARGIN_MS = 5_000;
+
 /** Handles the records in order; returns those SQS must deliver again. */
 async function handleBatch(ctx: Context, event: SQSEvent): Promise<SQSBatchResponse['batchItemFailures']> {
   const failedGroups = new Set<string>();
   const batchItemFailures: SQSBatchResponse['batchItemFailures'] = [];
+  let outOfTime = false;
   for (const record of event.Records) {
     const group = record.attributes.MessageGroupId ?? '';
+    outOfTime ||= ctx.remainingMs !== undefined && ctx.remainingMs() < RECORD_START_MARGIN_MS;
     // FIFO: once a frame of a connection fails, its later frames must wait for the retry.
-    if (failedGroups.has(group)) {
+    if (outOfTime || failedGroups.has(group)) {
       batchItemFailures.push({ itemIdentifier: record.messageId });
       continue;
     }
@@ -61,6 +72,11 @@ async function handleBatch(ctx: Context, event: SQSEvent): Promise<SQSBatchRespo
       failedGroups.add(group);
       batchItemFailures.push({ itemIdentifier: record.messageId });
     }
+  }
+  if (outOfTime) {
+    ctx.logger.warn('invocation short of time: records left for a later one', {
+      left: batchItemFailures.length,
+    });
   }
   return batchItemFailures;
 }

@@ -102,13 +102,19 @@ export class EmfMetrics implements Metrics {
   }
 }
 
-/** Called by the handlers as an invocation starts: log lines carry its request id from now on. */
+/**
+ * Called by the handlers as an invocation starts: log lines carry its request id from now on,
+ * and the core knows the time left (Context.remainingMs; a container runs one invocation at a
+ * time, so the per-container context can carry it).
+ */
 export function startInvocation(ctx: Context, invocation?: LambdaContext): void {
   if (invocation && ctx.logger instanceof JsonLogger) ctx.logger.powertools.addContext(invocation);
+  if (invocation) ctx.remainingMs = () => invocation.getRemainingTimeInMillis();
 }
 
 /** Called by the handlers as an invocation ends, also when it failed: publishes its metrics. */
 export function endInvocation(ctx: Context): void {
+  ctx.remainingMs = undefined;
   if (ctx.metrics instanceof EmfMetrics) ctx.metrics.flush();
 }
 
@@ -136,6 +142,8 @@ export function createContext(settings: RuntimeSettings, continuations?: Continu
       const management = new ApiGatewayManagementApiClient({
         region: settings.region,
         endpoint: settings.managementEndpoint ?? missing('MANAGEMENT_ENDPOINT'),
+        // ManagementApiGateway retries each post itself, within a bounded time.
+        maxAttempts: 1,
         ...(local ? { credentials: localCredentials } : {}),
       });
       return new ManagementApiGateway(management, logger);

@@ -22,8 +22,24 @@ export const FRAME_ATTRIBUTE_NAMES = { connectionId: 'connectionId', eventType: 
 /** SQS rejects an empty body, and `$disconnect` has none: its message carries this instead. */
 export const DISCONNECT_BODY = 'DISCONNECT';
 
-/** Lambda's advice for an SQS event source: visibility timeout at least 6× the function timeout. */
-const VISIBILITY_FACTOR = 6;
+/**
+ * How long a received frame stays invisible beyond the consumer's timeout. SQS FIFO hands a
+ * message group's next frames out only when none of its frames is in flight, and Lambda refuses
+ * a queue whose visibility timeout is shorter than the function's timeout; the margin covers the
+ * time between the poller's receive and the invocation's start. A frame that keeps failing
+ * is received again every (timeout + margin) and reaches the dead-letter queue after
+ * maxReceiveCount receives: 3 × 20 s ≈ 1 minute with the stack's 15 s timeout, during which
+ * its connection's later frames wait.
+ *
+ * Lambda advises 6× the timeout so that records whose invocation is throttled (the poller
+ * retries for up to the visibility timeout) are not received again meanwhile; with the short
+ * timeout here, a throttled frame may use up receives and reach the dead-letter queue untried
+ * (an alarm fires; the sender got no server receipt and resends, README "Delivery semantics").
+ */
+const VISIBILITY_MARGIN = Duration.seconds(5);
+
+/** Receives of a failing frame before the dead-letter queue (see VISIBILITY_MARGIN). */
+export const DEFAULT_MAX_RECEIVE_COUNT = 3;
 
 /**
  * The SendMessage request (SQS query protocol, form-encoded) API Gateway builds for each frame.
@@ -49,12 +65,12 @@ export function sendMessageTemplate(messageBody: string): string {
 export interface OrderedRoutesProps {
   /** The API whose `$default` and `$disconnect` routes this construct adds. */
   readonly webSocketApi: WebSocketApi;
-  /** Timeout of the function that consumes the queue; the visibility timeout is 6× this. */
+  /** Timeout of the function that consumes the queue; the visibility timeout is 5 s more. */
   readonly consumerTimeout: Duration;
   /**
    * Receives before a frame that keeps failing moves to the dead-letter queue (and stops
    * blocking the frames after it).
-   * @default 5
+   * @default 3
    */
   readonly maxReceiveCount?: number;
 }
@@ -85,8 +101,11 @@ export class OrderedRoutes extends Construct {
       fifoThroughputLimit: FifoThroughputLimit.PER_MESSAGE_GROUP_ID,
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
-      visibilityTimeout: Duration.seconds(props.consumerTimeout.toSeconds() * VISIBILITY_FACTOR),
-      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount ?? 5 },
+      visibilityTimeout: props.consumerTimeout.plus(VISIBILITY_MARGIN),
+      deadLetterQueue: {
+        queue: this.deadLetterQueue,
+        maxReceiveCount: props.maxReceiveCount ?? DEFAULT_MAX_RECEIVE_COUNT,
+      },
     });
 
     this.role = new Role(this, 'SendMessageRole', {

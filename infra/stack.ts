@@ -85,10 +85,13 @@ export interface XmppStackProps extends StackProps {
 /** $connect does one PutItem; API Gateway would wait 29 s, a client not nearly as long. */
 const CONNECT_TIMEOUT = Duration.seconds(5);
 /**
- * A batch of up to 10 frames, or a drain of up to DRAIN_PER_INVOCATION (1,000) pushes. The frame
- * queue's visibility timeout is 6× this.
+ * A batch of up to 10 frames. Short, so that a frame that keeps failing reaches the dead-letter
+ * queue within about a minute (the queue's visibility timeout is this + 5 s, 3 receives:
+ * infra/ordered-route.ts). The work fits with margin: functions/frames.ts starts no record with
+ * less than 5 s left (the rest go back to the queue), a drain hands on to the next invocation
+ * with 8 s left (lib/offline.ts), and a post settles in under 2 s (lib/gateway/management-api.ts).
  */
-const FRAMES_TIMEOUT = Duration.seconds(30);
+export const FRAMES_TIMEOUT = Duration.seconds(15);
 
 /**
  * What the frames function does to the table: exactly the commands of lib/store/dynamo.ts on the

@@ -282,10 +282,21 @@ export interface Store {
   deleteJoinedRooms(connectionId: string): Promise<void>;
 }
 
-export type PostResult = 'ok' | 'gone';
+/**
+ * What became of one post. Only 'gone' says the connection is over; after 'too-large' and
+ * 'failed' the connection lives on and only this frame was not delivered.
+ */
+export type PostResult =
+  | 'ok'
+  | 'gone' // 410: the connection no longer exists
+  | 'too-large' // 413: over API Gateway's 128 KB per message
+  | 'failed'; // throttled (429) or a server error (5xx) on every try, or refused otherwise
 
 export interface Gateway {
-  /** Sends one text frame; 'gone' when the connection no longer exists (410). */
+  /**
+   * Sends one text frame. Throttling and server errors are retried a few times within a
+   * bounded time (lib/gateway/management-api.ts); the result is never thrown.
+   */
   post(connectionId: string, frame: string): Promise<PostResult>;
   /** Closes the WebSocket (DeleteConnection). Closing a gone connection is not an error. */
   close(connectionId: string): Promise<void>;
@@ -328,4 +339,10 @@ export interface Context {
   /** Absent where nothing collects metrics (the local system). */
   readonly metrics?: Metrics;
   readonly now: () => number;
+  /**
+   * Milliseconds left in this invocation (Lambda's getRemainingTimeInMillis), for work that
+   * stops early and continues later (the drain); absent means no limit. Set and cleared per
+   * invocation by functions/runtime.ts.
+   */
+  remainingMs?: (() => number) | undefined;
 }

@@ -117,7 +117,7 @@ export class LocalWebSocketApi {
       idleTimeoutMs: 10 * 60 * 1000,
       maxConnectionMs: 2 * 60 * 60 * 1000,
       batchSize: 10,
-      maxReceiveCount: 5,
+      maxReceiveCount: 3,
       retryDelayMs: 200,
       ...options,
     };

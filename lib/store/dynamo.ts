@@ -53,7 +53,7 @@
 // request path. Items that may go stale (connections, sessions) carry `expiresAt`, the
 // end of API Gateway's 2-hour connection limit, and reads ignore expired ones.
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
@@ -88,6 +88,16 @@ import type {
 } from '../ports.ts';
 import { TABLE_SCHEMA } from './schema.ts';
 
+/**
+ * A client's message id is part of a sort key, which DynamoDB limits to 1,024 bytes, while
+ * an id may be any length (RFC 6120 §8.1.3): a long one is keyed by its SHA-256 (the item
+ * keeps the id itself). Without this a long id failed the frame on every retry.
+ */
+const idKey = (id: string) =>
+  Buffer.byteLength(id, 'utf8') <= 256
+    ? id
+    : `#sha256:${createHash('sha256').update(id).digest('base64url')}`;
+
 const key = {
   connection: (connectionId: string) => ({ pk: `CONN#${connectionId}`, sk: '#CONN' }),
   user: (user: string) => ({ pk: `USER#${user}`, sk: '#USER' }),
@@ -95,7 +105,7 @@ const key = {
   secret: () => ({ pk: 'SERVER', sk: '#SECRET' }),
   message: (recipient: string, sender: string, id: string) => ({
     pk: `INBOX#${recipient}`,
-    sk: `MSG#${sender}#${id}`,
+    sk: `MSG#${sender}#${idKey(id)}`,
   }),
   offlineCount: (recipient: string) => ({ pk: `INBOX#${recipient}`, sk: '#COUNT' }),
   rosterItem: (user: string, contact: string) => ({ pk: `ROSTER#${user}`, sk: `ITEM#${contact}` }),

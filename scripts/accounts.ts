@@ -4,8 +4,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../infra/local/dynamodb.ts';
+import type { Store } from '../lib/ports.ts';
 import { makeCredentials } from '../lib/scram.ts';
-import type { DynamoStore } from '../lib/store/dynamo.ts';
 
 /** A mistake in what the command was asked to do: the command prints it with its usage. */
 export class UsageError extends Error {}
@@ -66,7 +66,7 @@ export function openTable(options: TableOptions): TableTarget {
  * Only SCRAM keys are stored, never the password.
  */
 export async function setPassword(
-  store: DynamoStore,
+  store: Pick<Store, 'getUser' | 'putUser'>,
   user: string,
   password: string,
   iterations: number,

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { Element } from 'ltx';
 import { WebSocket } from 'ws';
 import { DEFAULTS } from '../lib/config.ts';
-import type { DynamoStore } from '../lib/store/dynamo.ts';
+import type { Store } from '../lib/ports.ts';
 import { setPassword } from './accounts.ts';
 
 // @xmpp/client uses the global WebSocket (Node 20 has none).
@@ -36,7 +36,7 @@ export interface SmokeOptions {
   /** Default conference.<domain>. */
   readonly mucDomain?: string;
   /** The table the temporary users are created in and deleted from. */
-  readonly store: DynamoStore;
+  readonly store: Pick<Store, 'getUser' | 'putUser' | 'deleteUser'>;
   /** Longest wait for any one answer (default 20 s: a cold Lambda behind a queue is slow). */
   readonly waitMs?: number;
   /** Deadline of the whole run, cleanup excepted (default 180 s). */
@@ -78,7 +78,10 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** What a client received, in arrival order; `take` waits for a stanza without polling. */
+/**
+ * What a client received, in arrival order; `take` waits for a stanza without polling. No
+ * stanza of a healthy run is an error, so an error stanza ends the wait at once.
+ */
 class Inbox {
   private readonly stanzas: Element[] = [];
   private readonly waiters = new Set<() => void>();
@@ -91,16 +94,23 @@ class Inbox {
   /** Removes and returns the first stanza that matches, waiting at most `ms`. */
   async take(match: (stanza: Element) => boolean, ms: number, what: string): Promise<Element> {
     const found = () => {
+      const error = this.stanzas.findIndex((stanza) => stanza.attrs.type === 'error');
+      if (error !== -1)
+        throw new Error(`waiting for ${what}, got an error: ${this.stanzas.splice(error, 1)[0]}`);
       const index = this.stanzas.findIndex(match);
       return index === -1 ? undefined : this.stanzas.splice(index, 1)[0];
     };
     const now = found();
     if (now) return now;
     let wake = () => {};
-    const arrived = new Promise<Element>((resolve) => {
+    const arrived = new Promise<Element>((resolve, reject) => {
       wake = () => {
-        const stanza = found();
-        if (stanza) resolve(stanza);
+        try {
+          const stanza = found();
+          if (stanza) resolve(stanza);
+        } catch (error) {
+          reject(error);
+        }
       };
       this.waiters.add(wake);
     });
@@ -236,8 +246,8 @@ export async function runSmoke(options: SmokeOptions): Promise<CheckResult[]> {
   const joined = new Set<Account>();
   async function join(who: Account): Promise<void> {
     await send(who, xml('presence', { to: occupant(who) }, xml('x', { xmlns: NS.muc })));
-    joined.add(who);
     await take(who, isSelfPresence(who), `self-presence in ${room}`);
+    joined.add(who);
     await take(who, isSubject, `subject of ${room}`);
   }
   async function leave(who: Account, ms = clock.budget()): Promise<void> {

@@ -7,6 +7,8 @@ import { useLocalSystem } from '../helpers.ts';
 
 describe('npm run smoke', () => {
   const system = useLocalSystem();
+  const smokeUsers = async () =>
+    (await system().context.store.listUsers()).filter((user) => user.startsWith('smoke-'));
 
   test('every check passes against the local system, and the users are deleted', async () => {
     const results = await runSmoke({
@@ -30,10 +32,24 @@ describe('npm run smoke', () => {
         'delete the users',
       ],
     );
-    const users = await system().context.store.listUsers();
-    assert.deepEqual(
-      users.filter((user) => user.startsWith('smoke-')),
-      [],
-    );
+    assert.deepEqual(await smokeUsers(), []);
+  });
+
+  test('a failing check fails the run, and the users are deleted all the same', async () => {
+    const results = await runSmoke({
+      url: system().url,
+      domain: system().config.domain,
+      mucDomain: 'nowhere.localhost',
+      store: system().context.store,
+      waitMs: 30_000,
+      totalMs: 300_000,
+    });
+    assert.equal(passed(results), false);
+    const room = results.find((result) => result.check.startsWith('room'));
+    assert.equal(room?.result, 'failed', formatResults(results));
+    assert.match(room?.detail ?? '', /got an error/);
+    assert.equal(results.at(-1)?.check, 'delete the users');
+    assert.equal(results.at(-1)?.result, 'ok', formatResults(results));
+    assert.deepEqual(await smokeUsers(), []);
   });
 });

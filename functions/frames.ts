@@ -23,6 +23,8 @@ async function handleRecord(context: Context, record: SQSRecord): Promise<void> 
     connectionId,
     body: record.body,
     isBinary: attribute(record, 'isBinary') === 'true',
+    // When the frame reached the queue: the rate limits count by it (lib/limits.ts).
+    receivedAt: Number(record.attributes.SentTimestamp),
   });
   context.metrics?.count('StanzasHandled');
 }

@@ -9,6 +9,7 @@ import type { Context as LambdaContext } from 'aws-lambda';
 import { type Config, configFromEnv } from '../lib/config.ts';
 import { ManagementApiGateway } from '../lib/gateway/management-api.ts';
 import { SqsContinuations } from '../lib/gateway/sqs-continuations.ts';
+import { SqsDeadlines } from '../lib/gateway/sqs-deadlines.ts';
 import type { Context, Continuations, Logger, MetricName, Metrics } from '../lib/ports.ts';
 import { type CapacityMeter, meterCapacity } from '../lib/store/capacity.ts';
 import { DynamoStore } from '../lib/store/dynamo.ts';
@@ -30,6 +31,8 @@ export interface RuntimeSettings {
   readonly logLevel?: LogLevel;
   /** The frames FIFO queue, where long drains continue. */
   readonly framesQueueUrl?: string;
+  /** The authentication deadline queue ($connect only): without it no deadline is scheduled. */
+  readonly authDeadlineQueueUrl?: string;
   /** Sums the capacity units every DynamoDB request consumes (benchmarks). */
   readonly capacityMeter?: CapacityMeter;
   /** CloudWatch namespace of the metrics; without it nothing is published (the local system). */
@@ -50,6 +53,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): RuntimeSe
     managementEndpoint: env.MANAGEMENT_ENDPOINT || undefined,
     region: env.AWS_REGION,
     framesQueueUrl: env.FRAMES_QUEUE_URL || undefined,
+    authDeadlineQueueUrl: env.AUTH_DEADLINE_QUEUE_URL || undefined,
     metricsNamespace: env.POWERTOOLS_METRICS_NAMESPACE || undefined,
     serviceName: env.POWERTOOLS_SERVICE_NAME || undefined,
     logLevel: (LEVELS as string[]).includes(env.LOG_LEVEL ?? '') ? (env.LOG_LEVEL as LogLevel) : 'info',
@@ -129,6 +133,7 @@ const localCredentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 export function createContext(settings: RuntimeSettings, continuations?: Continuations): Context {
   const logger = new JsonLogger(settings.logLevel, settings.serviceName);
   const local = settings.dynamoEndpoint !== undefined;
+  const deadlineQueueUrl = settings.authDeadlineQueueUrl;
   return {
     store: onFirstUse(() => {
       const dynamo = new DynamoDBClient({
@@ -157,6 +162,13 @@ export function createContext(settings: RuntimeSettings, continuations?: Continu
             settings.framesQueueUrl ?? missing('FRAMES_QUEUE_URL'),
           ),
       ),
+    ...(deadlineQueueUrl
+      ? {
+          deadlines: onFirstUse(
+            () => new SqsDeadlines(new SQSClient({ region: settings.region }), deadlineQueueUrl),
+          ),
+        }
+      : {}),
     config: settings.config,
     logger,
     ...(settings.metricsNamespace

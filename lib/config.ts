@@ -27,6 +27,14 @@ export interface Config {
   readonly rosterLimit: number;
   /** `open`: anyone on the domain may message anyone; `roster`: only those the recipient approved. */
   readonly messagePolicy: MessagePolicy;
+  /** Frames one connection may send per second (lib/limits.ts); over it: policy-violation. */
+  readonly maxFramesPerSecond: number;
+  /** Bytes one connection may send per second (lib/limits.ts); over it: policy-violation. */
+  readonly maxBytesPerSecond: number;
+  /** Sessions (bound resources) one user may have at once; over it bind gets resource-constraint. */
+  readonly maxSessionsPerUser: number;
+  /** Seconds from $connect to the end of SASL; a connection not authenticated by then is closed. */
+  readonly authTimeoutSeconds: number;
 }
 
 export type MessagePolicy = 'open' | 'roster';
@@ -48,6 +56,10 @@ export const DEFAULTS = {
   drainPerInvocation: 1000,
   rosterLimit: 1000,
   messagePolicy: 'open' as MessagePolicy,
+  maxFramesPerSecond: 100,
+  maxBytesPerSecond: 262_144,
+  maxSessionsPerUser: 10,
+  authTimeoutSeconds: 30,
 } as const;
 
 export function defaultConfig(domain: string = DEFAULTS.domain): Config {
@@ -71,6 +83,10 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
     drainPerInvocation: positiveInt(env.DRAIN_PER_INVOCATION, DEFAULTS.drainPerInvocation),
     rosterLimit: positiveInt(env.ROSTER_LIMIT, DEFAULTS.rosterLimit),
     messagePolicy: messagePolicy(env.MESSAGE_POLICY),
+    maxFramesPerSecond: positiveInt(env.MAX_FRAMES_PER_SECOND, DEFAULTS.maxFramesPerSecond),
+    maxBytesPerSecond: positiveInt(env.MAX_BYTES_PER_SECOND, DEFAULTS.maxBytesPerSecond),
+    maxSessionsPerUser: positiveInt(env.MAX_SESSIONS_PER_USER, DEFAULTS.maxSessionsPerUser),
+    authTimeoutSeconds: positiveInt(env.AUTH_TIMEOUT_SECONDS, DEFAULTS.authTimeoutSeconds),
   };
 }
 

@@ -307,6 +307,15 @@ export interface Continuations {
   continueDrain(connectionId: string, after: string): Promise<void>;
 }
 
+/**
+ * Work due after a delay, outside the connection's order (lib/limits.ts): a delayed message
+ * on a standard SQS queue on AWS (gateway/sqs-deadlines.ts), a timer locally.
+ */
+export interface Deadlines {
+  /** Has `closeIfUnauthenticated` run for the connection `seconds` from now (1 to 900). */
+  authDeadline(connectionId: string, seconds: number): Promise<void>;
+}
+
 export interface Logger {
   debug(message: string, fields?: Record<string, unknown>): void;
   info(message: string, fields?: Record<string, unknown>): void;
@@ -334,6 +343,8 @@ export interface Context {
   readonly store: Store;
   readonly gateway: Gateway;
   readonly continuations: Continuations;
+  /** Absent where nothing comes back later (the core called directly, as benchmarks do). */
+  readonly deadlines?: Deadlines;
   readonly config: Config;
   readonly logger: Logger;
   /** Absent where nothing collects metrics (the local system). */

@@ -5,6 +5,7 @@ import { blockingHandlers } from './blocking.ts';
 import { discoHandlers } from './disco.ts';
 import { streamError } from './errors.ts';
 import { sequenceFloor } from './ids.ts';
+import { admitFrame, closeIfUnauthenticated, failFlooding, scheduleAuthDeadline } from './limits.ts';
 import { closeElement, forgetConnection, Link } from './link.ts';
 import { handleMessage } from './message.ts';
 import { mucIqHandlers } from './muc/admin.ts';
@@ -55,6 +56,7 @@ export async function onConnect(ctx: Context, request: ConnectRequest): Promise<
     connectedAt: now,
     expiresAt: Math.ceil(now / 1000) + ctx.config.maxConnectionSeconds + 60,
   });
+  await scheduleAuthDeadline(ctx, request.connectionId);
   const subprotocol = request.subprotocols.includes(SUBPROTOCOL) ? SUBPROTOCOL : undefined;
   return { statusCode: 200, subprotocol };
 }
@@ -63,10 +65,15 @@ export interface Frame {
   readonly connectionId: string;
   readonly body: string;
   readonly isBinary?: boolean;
+  /** Epoch ms the frame reached the queue (SQS SentTimestamp): the rate limits count by it. */
+  readonly receivedAt?: number;
 }
 
 /** One WebSocket message from a client. */
 export async function onFrame(ctx: Context, frame: Frame, handlers = stanzaHandlers()): Promise<void> {
+  const admission = admitFrame(ctx, frame);
+  // Queued behind the frame that closed the stream for flooding: dropped, nothing read.
+  if (admission === 'closed') return;
   const record = await ctx.store.getConnection(frame.connectionId);
   if (!record) {
     // Forgotten (replaced, expired or already disconnected): tell the client to start over.
@@ -78,7 +85,8 @@ export async function onFrame(ctx: Context, frame: Frame, handlers = stanzaHandl
   }
   const link = new Link(ctx, record);
   try {
-    await handleFrame(link, frame, handlers);
+    if (admission === 'exceeded') await failFlooding(link);
+    else await handleFrame(link, frame, handlers);
   } finally {
     if (link.dirty) await ctx.store.saveConnection(record);
   }
@@ -116,6 +124,12 @@ export async function onDisconnect(ctx: Context, connectionId: string): Promise<
   if (!record) return;
   await forgetConnection(ctx, record);
   ctx.logger.info('disconnected', { connectionId, user: record.user });
+}
+
+/** The authentication deadline of a connection passed (lib/limits.ts). */
+export async function onAuthDeadline(ctx: Context, connectionId: string): Promise<void> {
+  const record = await ctx.store.getConnection(connectionId);
+  if (record) await closeIfUnauthenticated(new Link(ctx, record));
 }
 
 /** A drain handed on by an earlier invocation (offline.ts), in the connection's order. */

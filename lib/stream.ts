@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { streamError } from './errors.ts';
 import { validResource } from './jid.ts';
+import { sessionLimitReached } from './limits.ts';
 import { closeElement, type Link, openElement } from './link.ts';
 import { NS } from './ns.ts';
 import type { SessionRecord } from './ports.ts';
@@ -63,6 +64,11 @@ async function bind(link: Link, iq: Element, request: Element): Promise<void> {
     return;
   }
   const resource = requested ? requested.normalize('NFKC') : newId();
+  // RFC 6120 §7.6.2.1: the account has as many sessions as it may have.
+  if (await sessionLimitReached(ctx, user, resource)) {
+    await link.send(iqError(iq, 'wait', 'resource-constraint'));
+    return;
+  }
   const session: SessionRecord = {
     user,
     resource,

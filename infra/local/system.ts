@@ -2,6 +2,7 @@
 // in front of the real Lambda handlers, and TTL deletions feeding the expiry handler.
 // Used by `npm start`, the tests and the benchmarks.
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { createAuthDeadlineHandler } from '../../functions/auth-deadline.ts';
 import { createConnectHandler } from '../../functions/connect.ts';
 import { createExpiredHandler } from '../../functions/expired.ts';
 import { createFramesHandler } from '../../functions/frames.ts';
@@ -9,6 +10,7 @@ import { createContext, type RuntimeSettings } from '../../functions/runtime.ts'
 import { type Config, defaultConfig } from '../../lib/config.ts';
 import type { Context } from '../../lib/ports.ts';
 import type { CapacityMeter } from '../../lib/store/capacity.ts';
+import { LocalDeadlines } from './deadlines.ts';
 import {
   ensureTable,
   LOCAL_CREDENTIALS,
@@ -45,6 +47,8 @@ export interface LocalSystem {
   readonly dynamo: LocalDynamo;
   /** DynamoDB's TTL process and the stream into functions/expired.ts (`sweep()` runs one pass). */
   readonly expiry: LocalTimeToLive;
+  /** The authentication deadline queue, played by timers into functions/auth-deadline.ts. */
+  readonly deadlines: LocalDeadlines;
   readonly context: Context;
   readonly tableName: string;
   readonly config: Config;
@@ -90,7 +94,9 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
         continueDrain: async (connectionId, after) => api.enqueueContinuation(connectionId, after),
       },
     );
-    context = options.wrapContext ? options.wrapContext(base) : base;
+    const deadlines = new LocalDeadlines(createAuthDeadlineHandler(handlerContext), options.api?.log);
+    const withDeadlines: Context = { ...base, deadlines };
+    context = options.wrapContext ? options.wrapContext(withDeadlines) : withDeadlines;
     const expiry = new LocalTimeToLive({
       dynamo: admin,
       tableName,
@@ -103,12 +109,14 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       api,
       dynamo,
       expiry,
+      deadlines,
       context,
       tableName,
       config,
       async stop() {
         // A TTL pass under way still posts to connections: it ends before the API does.
         await expiry.stop();
+        await deadlines.stop();
         await api.close();
         admin.destroy();
         await dynamo.stop();

@@ -17,6 +17,7 @@
 // - The authentication deadline (RFC 6120 §4.9.3.14 policy-violation): $connect asks the
 //   Deadlines port to come back after `authTimeoutSeconds` (a delayed SQS message on AWS, a
 //   timer locally); a connection that has not finished SASL by then is closed.
+import type { Config } from './config.ts';
 import type { Link } from './link.ts';
 import type { ConnectionRecord, Context } from './ports.ts';
 
@@ -97,14 +98,17 @@ export class FrameRateLimiter {
   }
 }
 
-/** One limiter per Context, that is per container (functions/runtime.ts builds one each). */
-const limiters = new WeakMap<Context, FrameRateLimiter>();
+/**
+ * One limiter per container. Keyed by the settings object, which every context of a container
+ * shares, however the core wraps its context for one invocation (session.ts).
+ */
+const limiters = new WeakMap<Config, FrameRateLimiter>();
 
 export function frameRateLimiter(ctx: Context): FrameRateLimiter {
-  let limiter = limiters.get(ctx);
+  let limiter = limiters.get(ctx.config);
   if (!limiter) {
     limiter = new FrameRateLimiter();
-    limiters.set(ctx, limiter);
+    limiters.set(ctx.config, limiter);
   }
   return limiter;
 }

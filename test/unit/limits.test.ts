@@ -87,3 +87,11 @@ test('the limiter remembers a bounded number of connections, the least recently 
   }
   assert.equal(limiter.admit('b', rates, 2, 1), 'exceeded');
 });
+
+test('one limiter per container: a context wrapped for one invocation shares it, another system does not', () => {
+  const ctx = { config: defaultConfig() } as unknown as Context;
+  const wrapped = { ...ctx, gateway: undefined } as unknown as Context;
+  assert.equal(frameRateLimiter(wrapped), frameRateLimiter(ctx));
+  const other = { config: defaultConfig() } as unknown as Context;
+  assert.notEqual(frameRateLimiter(other), frameRateLimiter(ctx));
+});

@@ -113,12 +113,18 @@ export class EmfMetrics implements Metrics {
  */
 export function startInvocation(ctx: Context, invocation?: LambdaContext): void {
   if (invocation && ctx.logger instanceof JsonLogger) ctx.logger.powertools.addContext(invocation);
-  if (invocation) ctx.remainingMs = () => invocation.getRemainingTimeInMillis();
+  if (!invocation) return;
+  const remainingMs = () => invocation.getRemainingTimeInMillis();
+  invocationClocks.add(remainingMs);
+  ctx.remainingMs = remainingMs;
 }
+
+/** The clocks startInvocation set, which endInvocation removes (a test may set its own). */
+const invocationClocks = new WeakSet<() => number>();
 
 /** Called by the handlers as an invocation ends, also when it failed: publishes its metrics. */
 export function endInvocation(ctx: Context): void {
-  ctx.remainingMs = undefined;
+  if (ctx.remainingMs && invocationClocks.has(ctx.remainingMs)) ctx.remainingMs = undefined;
   if (ctx.metrics instanceof EmfMetrics) ctx.metrics.flush();
 }
 

@@ -24,6 +24,8 @@ export async function pushToSessions(
     sessions.map(async (session) => {
       const result = await ctx.gateway.post(session.connectionId, frame(session));
       if (result === 'ok') return session;
+      // Too large, or failed after retries: not delivered, and the session lives on.
+      if (result !== 'gone') return undefined;
       ctx.metrics?.count('GoneConnections');
       ctx.logger.info('push met a gone connection', {
         connectionId: session.connectionId,

@@ -1,5 +1,5 @@
 // One frame's view of its connection: the stored record and a way to answer on it.
-import { type StreamErrorCondition, streamError } from './errors.ts';
+import { StanzaError, type StreamErrorCondition, stanzaErrorReply, streamError } from './errors.ts';
 import { type LeaveOptions, leaveAllRooms } from './muc/room.ts';
 import { NS } from './ns.ts';
 import type { ConnectionRecord, Context } from './ports.ts';
@@ -39,6 +39,14 @@ export class Link {
       this.ctx.metrics?.count('GoneConnections');
       this.closed = true;
       await forgetConnection(this.ctx, this.record);
+    }
+    // Over API Gateway's 128 KB (a roster near its limit): the request gets an error instead
+    // (RFC 6120 §8.3.3.18), without the payload that did not fit. Other failures of a post
+    // were logged by the gateway; the connection lives on.
+    if (result === 'too-large' && element.name === 'iq' && element.attrs.type === 'result') {
+      const request = xml('iq', { id: element.attrs.id, from: element.attrs.to });
+      const error = new StanzaError('resource-constraint', 'the answer exceeds the 128 KB a message may have');
+      await this.send(stanzaErrorReply(request, error, element.attrs.from));
     }
   }
 

@@ -43,7 +43,8 @@ export async function fanOut(
     while (next < occupants.length) {
       const occupant = occupants[next++] as Occupant;
       const result = await ctx.gateway.post(occupant.connectionId, frame(occupant));
-      if (result === 'ok') continue;
+      // Too large, or failed after retries: this occupant misses it, its session lives on.
+      if (result !== 'gone') continue;
       gone.push(occupant);
       ctx.metrics?.count('GoneConnections');
       ctx.logger.info('room push met a gone connection', {

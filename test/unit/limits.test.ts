@@ -1,7 +1,15 @@
 // lib/limits.ts: the token bucket per connection and the cache that keeps them.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BURST_SECONDS, type Bucket, FrameRateLimiter, takeFrame } from '../../lib/limits.ts';
+import { defaultConfig } from '../../lib/config.ts';
+import {
+  BURST_SECONDS,
+  type Bucket,
+  FrameRateLimiter,
+  frameRateLimiter,
+  takeFrame,
+} from '../../lib/limits.ts';
+import type { Context } from '../../lib/ports.ts';
 
 const rates = { framesPerSecond: 10, bytesPerSecond: 1000 };
 

@@ -45,7 +45,10 @@ export class Link {
     // were logged by the gateway; the connection lives on.
     if (result === 'too-large' && element.name === 'iq' && element.attrs.type === 'result') {
       const request = xml('iq', { id: element.attrs.id, from: element.attrs.to });
-      const error = new StanzaError('resource-constraint', 'the answer exceeds the 128 KB a message may have');
+      const error = new StanzaError(
+        'resource-constraint',
+        'the answer exceeds the 128 KB a message may have',
+      );
       await this.send(stanzaErrorReply(request, error, element.attrs.from));
     }
   }

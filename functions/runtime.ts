@@ -35,6 +35,8 @@ export interface RuntimeSettings {
   readonly authDeadlineQueueUrl?: string;
   /** Sums the capacity units every DynamoDB request consumes (benchmarks). */
   readonly capacityMeter?: CapacityMeter;
+  /** Called with the DynamoDB client once built: the local system's fault injection (infra/local/faults.ts). */
+  readonly instrumentDynamo?: (client: DynamoDBClient) => void;
   /** CloudWatch namespace of the metrics; without it nothing is published (the local system). */
   readonly metricsNamespace?: string;
   /** The `service` key of log lines and dimension of metrics (the stack's name on AWS). */
@@ -128,6 +130,16 @@ export function endInvocation(ctx: Context): void {
   if (ctx.metrics instanceof EmfMetrics) ctx.metrics.flush();
 }
 
+/**
+ * DynamoDB throttling (ThrottlingException, ProvisionedThroughputExceededException) and 500s
+ * are retried by the SDK: standard mode, exponential backoff with full jitter (100 ms base,
+ * 500 ms for throttling, so a throttled call waits up to 0.5, 1, 2 s), 4 tries in all, and a
+ * retry quota per client that stops retrying when most calls fail. A call still failing
+ * fails its frame, and SQS delivers the frame again (the handlers are idempotent per frame):
+ * a retry that takes longer belongs to the queue, not to a Lambda's 15 s.
+ */
+export const DYNAMO_RETRIES = { retryMode: 'standard', maxAttempts: 4 } as const;
+
 /** Local endpoints need explicit fake credentials; on AWS the role's are used. */
 const localCredentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 
@@ -144,9 +156,11 @@ export function createContext(settings: RuntimeSettings, continuations?: Continu
     store: onFirstUse(() => {
       const dynamo = new DynamoDBClient({
         region: settings.region,
+        ...DYNAMO_RETRIES,
         ...(local ? { endpoint: settings.dynamoEndpoint, credentials: localCredentials } : {}),
       });
       if (settings.capacityMeter) meterCapacity(dynamo, settings.capacityMeter);
+      settings.instrumentDynamo?.(dynamo);
       return new DynamoStore(dynamo, settings.tableName);
     }),
     gateway: onFirstUse(() => {

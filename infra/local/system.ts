@@ -18,6 +18,15 @@ import {
   type LocalDynamo,
   startDynamoLocal,
 } from './dynamodb.ts';
+import {
+  type FaultCounters,
+  type FaultSettings,
+  injectDynamoFaults,
+  killInvocations,
+  newFaultCounters,
+  postFaults,
+  seededRandom,
+} from './faults.ts';
 import { LocalTimeToLive } from './ttl.ts';
 import { LocalWebSocketApi, type LocalWebSocketApiOptions } from './websocket-api.ts';
 
@@ -39,6 +48,8 @@ export interface LocalSystemOptions {
   readonly ttlSweepMs?: number;
   /** Lets a test wrap the context the handlers get (fault injection, metering). */
   readonly wrapContext?: (context: Context) => Context;
+  /** DynamoDB errors, failed posts and killed invocations, each a share (infra/local/faults.ts). */
+  readonly faults?: FaultSettings;
 }
 
 export interface LocalSystem {
@@ -47,6 +58,8 @@ export interface LocalSystem {
   readonly dynamo: LocalDynamo;
   /** DynamoDB's TTL process and the stream into functions/expired.ts (`sweep()` runs one pass). */
   readonly expiry: LocalTimeToLive;
+  /** What `faults` injected so far. */
+  readonly faults: FaultCounters;
   /** The authentication deadline queue, played by timers into functions/auth-deadline.ts. */
   readonly deadlines: LocalDeadlines;
   readonly context: Context;
@@ -72,12 +85,22 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       if (!context) throw new Error('the local system is not started');
       return context;
     };
+    const faults = newFaultCounters();
+    const faultSettings = options.faults;
+    const faultRandom = (stream: number) => seededRandom((faultSettings?.seed ?? 1) * 7919 + stream);
+    const postFault = postFaults(faultSettings?.post ?? 0, faultRandom(1), faults);
     const api = new LocalWebSocketApi({
       ...options.api,
+      ...(postFault ? { postFault } : {}),
       port: options.port ?? 0,
       host: options.host ?? '127.0.0.1',
       connectHandler: createConnectHandler(handlerContext),
-      framesHandler: createFramesHandler(handlerContext),
+      framesHandler: killInvocations(
+        createFramesHandler(handlerContext),
+        faultSettings?.kill ?? 0,
+        faultRandom(2),
+        faults,
+      ),
     });
     await api.listen();
     const base = createContext(
@@ -89,6 +112,8 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
         dynamoEndpoint: dynamo.endpoint,
         logLevel: options.logLevel ?? 'warn',
         capacityMeter: options.capacityMeter,
+        instrumentDynamo: (client) =>
+          injectDynamoFaults(client, faultSettings?.ddb ?? 0, faultRandom(3), faults),
       },
       {
         continueDrain: async (connectionId, after) => api.enqueueContinuation(connectionId, after),
@@ -109,6 +134,7 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       api,
       dynamo,
       expiry,
+      faults,
       deadlines,
       context,
       tableName,

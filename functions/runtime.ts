@@ -152,7 +152,7 @@ export function createContext(settings: RuntimeSettings, continuations?: Continu
   const logger = new JsonLogger(settings.logLevel, settings.serviceName);
   const local = settings.dynamoEndpoint !== undefined;
   const deadlineQueueUrl = settings.authDeadlineQueueUrl;
-  return {
+  const context: Context = {
     store: onFirstUse(() => {
       const dynamo = new DynamoDBClient({
         region: settings.region,
@@ -171,7 +171,8 @@ export function createContext(settings: RuntimeSettings, continuations?: Continu
         maxAttempts: 1,
         ...(local ? { credentials: localCredentials } : {}),
       });
-      return new ManagementApiGateway(management, logger);
+      // Retries stop near the end of the invocation (startInvocation sets remainingMs).
+      return new ManagementApiGateway(management, logger, { timeLeft: () => context.remainingMs?.() });
     }),
     continuations:
       continuations ??
@@ -196,6 +197,7 @@ export function createContext(settings: RuntimeSettings, continuations?: Continu
       : {}),
     now: Date.now,
   };
+  return context;
 }
 
 function missing(name: string): never {

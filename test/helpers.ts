@@ -24,7 +24,11 @@ export function useLocalSystem(options: LocalSystemOptions = {}): () => LocalSys
   };
 }
 
-export async function addUser(system: LocalSystem, user: string, password: string): Promise<void> {
+export async function addUser(
+  system: Pick<LocalSystem, 'context'>,
+  user: string,
+  password: string,
+): Promise<void> {
   await system.context.store.putUser({ user, scram: makeCredentials(password, 4096), createdAt: Date.now() });
 }
 
@@ -136,7 +140,7 @@ type XmppClient = ReturnType<typeof import('@xmpp/client').client>;
 
 /** A real @xmpp/client, started; `stanzas` collects what it receives. */
 export async function connectClient(
-  system: LocalSystem,
+  system: Pick<LocalSystem, 'url' | 'config'>,
   user: string,
   password: string,
   resource?: string,
@@ -161,7 +165,12 @@ export function waitForStanza(
 }
 
 /** Connects, sends initial presence and waits until the server has handled it. */
-export async function goOnline(system: LocalSystem, user: string, password: string, resource?: string) {
+export async function goOnline(
+  system: Pick<LocalSystem, 'url' | 'config'>,
+  user: string,
+  password: string,
+  resource?: string,
+) {
   const session = await connectClient(system, user, password, resource);
   const { xml } = await import('@xmpp/client');
   await session.xmpp.send(xml('presence'));

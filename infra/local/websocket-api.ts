@@ -47,6 +47,11 @@ export interface LocalWebSocketApiOptions {
   /** SQS visibility timeout, shortened locally: the wait before a failed record is retried. */
   readonly retryDelayMs?: number;
   readonly log?: (message: string, fields?: Record<string, unknown>) => void;
+  /**
+   * Other AWS services on this HTTP server, asked first: true when it answered the request (the
+   * local SQS of infra/local/sqs.ts, for functions that run in processes of their own).
+   */
+  readonly services?: (request: IncomingMessage, response: ServerResponse) => Promise<boolean>;
 }
 
 /** The statuses `postFault` may answer a post with. */
@@ -103,8 +108,8 @@ export class LocalWebSocketApi {
     /** Posts answered by `postFault` instead of being delivered. */
     failedPosts: 0,
   };
-  private readonly options: Required<Omit<LocalWebSocketApiOptions, 'log' | 'postFault'>> &
-    Pick<LocalWebSocketApiOptions, 'log' | 'postFault'>;
+  private readonly options: Required<Omit<LocalWebSocketApiOptions, 'log' | 'postFault' | 'services'>> &
+    Pick<LocalWebSocketApiOptions, 'log' | 'postFault' | 'services'>;
 
   constructor(options: LocalWebSocketApiOptions) {
     this.options = {
@@ -426,6 +431,7 @@ export class LocalWebSocketApi {
   // Management API ---------------------------------------------------------------------
 
   private async onHttp(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    if (await this.options.services?.(request, response)) return;
     const url = new URL(request.url ?? '/', 'http://localhost');
     const prefix = `/${this.options.stage}/@connections/`;
     if (!url.pathname.startsWith(prefix)) return this.reply(response, 404, 'NotFoundException');

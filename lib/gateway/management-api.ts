@@ -22,10 +22,20 @@ export interface PostRetryPolicy {
   readonly baseDelayMs: number;
   /** No retry starts later than this after the first try. */
   readonly maxElapsedMs: number;
+  /**
+   * No retry starts with less than this left of the invocation: in a throttling storm a fan-out
+   * of 1,000 posts would otherwise outlast the function's timeout (each post gets one try then).
+   */
+  readonly minTimeLeftMs: number;
 }
 
 /** At most 150 + 300 + 600 ms of pauses: a throttled post settles in well under 2 s. */
-export const POST_RETRY: PostRetryPolicy = { attempts: 4, baseDelayMs: 150, maxElapsedMs: 1500 };
+export const POST_RETRY: PostRetryPolicy = {
+  attempts: 4,
+  baseDelayMs: 150,
+  maxElapsedMs: 1500,
+  minTimeLeftMs: 6_000,
+};
 
 interface SdkError {
   readonly name?: string;
@@ -51,6 +61,8 @@ export interface ManagementApiGatewayOptions {
   /** For tests: the pause between tries, and the random source of the jitter. */
   readonly sleep?: (ms: number) => Promise<void>;
   readonly random?: () => number;
+  /** The time left in the current invocation (Context.remainingMs), when known. */
+  readonly timeLeft?: () => number | undefined;
 }
 
 const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -59,6 +71,7 @@ export class ManagementApiGateway implements Gateway {
   private readonly retry: PostRetryPolicy;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
+  private readonly timeLeft: () => number | undefined;
 
   constructor(
     private readonly client: ApiGatewayManagementApiClient,
@@ -68,6 +81,7 @@ export class ManagementApiGateway implements Gateway {
     this.retry = options.retry ?? POST_RETRY;
     this.sleep = options.sleep ?? pause;
     this.random = options.random ?? Math.random;
+    this.timeLeft = options.timeLeft ?? (() => undefined);
   }
 
   async post(connectionId: string, frame: string): Promise<PostResult> {
@@ -92,7 +106,12 @@ export class ManagementApiGateway implements Gateway {
           return 'failed';
         }
         const delay = this.random() * this.retry.baseDelayMs * 2 ** (attempt - 1);
-        if (attempt >= this.retry.attempts || Date.now() - started + delay > this.retry.maxElapsedMs) {
+        const left = this.timeLeft();
+        if (
+          attempt >= this.retry.attempts ||
+          Date.now() - started + delay > this.retry.maxElapsedMs ||
+          (left !== undefined && left < this.retry.minTimeLeftMs)
+        ) {
           this.logger?.warn('post failed after retries', fields);
           return 'failed';
         }

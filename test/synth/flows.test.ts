@@ -1,0 +1,262 @@
+// The tier that runs what `cdk deploy` ships (infra/local/synth-system.ts): the stack synthesised
+// with its esbuild bundles, each function's bundle in processes of its own with exactly the
+// environment its template gives it (references resolved to local stand-ins, endpoints through the
+// SDK's standard settings). The core flows with real clients, and checks that a function whose
+// template environment lacks what its code reads fails here, as it would on AWS.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { xml } from '@xmpp/client';
+import type { SQSBatchResponse } from 'aws-lambda';
+import type { Element } from 'ltx';
+import { LambdaProcess } from '../../infra/local/lambda-process.ts';
+import { type SynthesizedSystem, startSynthesizedSystem } from '../../infra/local/synth-system.ts';
+import { sequenceId } from '../../lib/ids.ts';
+import { addUser, eventually, goOnline, RawClient, waitForStanza } from '../helpers.ts';
+
+const ACK = 'urn:serverless-xmpp:ack:0';
+const RECEIPTS = 'urn:xmpp:receipts';
+const MUC = 'http://jabber.org/protocol/muc';
+/** A slow, shared machine: waits are generous, never assertions about time. */
+const WAIT = 30_000;
+
+const bodyIs = (body: string) => (stanza: Element) => stanza.getChildText('body') === body;
+const presenceFrom = (from: string, type?: string) => (stanza: Element) =>
+  stanza.name === 'presence' && stanza.attrs.from === from && stanza.attrs.type === type;
+
+describe('the synthesised stack, each bundle in its own process', () => {
+  let running: SynthesizedSystem | undefined;
+  const system = () => running ?? assert.fail('the synthesised system is not started');
+  const errors: string[] = [];
+
+  before(async () => {
+    running = await startSynthesizedSystem({
+      ttlSweepMs: 0, // the expiry test says when TTL comes by
+      // Every line a function logs at warn or error is a finding of this tier.
+      onOutput: (fn, line) => {
+        const json = line.startsWith('{');
+        if (!json || /"level":"(ERROR|WARN)"/.test(line)) errors.push(`${fn}: ${line}`);
+      },
+    });
+    for (const user of ['alice', 'bob', 'carol', 'dave']) await addUser(system(), `${user}@localhost`, 'pw');
+  });
+  after(async () => {
+    await running?.stop();
+  });
+
+  test('the functions run their bundles: Node.js with no loader, nothing but the template and Lambda', () => {
+    const { stack, environments } = system();
+    assert.equal(stack.functions.length, environments.size);
+    for (const fn of stack.functions) {
+      assert.ok(readdirSync(fn.assetDir).includes('index.mjs'), fn.logicalId);
+      const environment = environments.get(fn.logicalId) ?? {};
+      assert.deepEqual(Object.keys(environment).sort(), Object.keys(fn.environment).sort(), fn.logicalId);
+      // No project-specific endpoint switch: the endpoints come through AWS_ENDPOINT_URL_*.
+      assert.equal(environment.DYNAMODB_ENDPOINT, undefined);
+    }
+  });
+
+  test('login, a message with its server receipt and delivery receipt', async () => {
+    const alice = await goOnline(system(), 'alice@localhost', 'pw', 'desk');
+    const bob = await goOnline(system(), 'bob@localhost', 'pw', 'phone');
+    await alice.xmpp.send(
+      xml(
+        'message',
+        { type: 'chat', to: 'bob@localhost', id: 'm1' },
+        xml('body', {}, 'hello from the bundle'),
+        xml('request', { xmlns: RECEIPTS }),
+      ),
+    );
+    await waitForStanza(alice.stanzas, (s) => s.getChild('ack', ACK)?.attrs.id === 'm1', WAIT);
+    const received = await waitForStanza(bob.stanzas, bodyIs('hello from the bundle'), WAIT);
+    assert.equal(received.attrs.from, 'alice@localhost/desk');
+    await bob.xmpp.send(
+      xml(
+        'message',
+        { to: received.attrs.from, type: 'chat' },
+        xml('received', { xmlns: RECEIPTS, id: 'm1' }),
+      ),
+    );
+    await waitForStanza(alice.stanzas, (s) => s.getChild('received', RECEIPTS)?.attrs.id === 'm1', WAIT);
+    await alice.xmpp.stop();
+    await bob.xmpp.stop();
+  });
+
+  test('a backlog of more than one invocation drains in order, continued through SQS SendMessage', async () => {
+    // DRAIN_PER_INVOCATION is not a stack parameter: the template's functions drain 1,000 each.
+    const count = 1_050;
+    const { store } = system().context;
+    const now = Date.now();
+    for (let start = 0; start < count; start += 50) {
+      await Promise.all(
+        Array.from({ length: Math.min(50, count - start) }, (_, offset) => {
+          const index = start + offset;
+          return store.storeMessage({
+            recipient: 'carol@localhost',
+            sender: 'dave@localhost',
+            id: `backlog-${index}`,
+            seq: sequenceId(now + index),
+            stanza: `<message xmlns="jabber:client" type="chat" from="dave@localhost/x" to="carol@localhost" id="backlog-${index}"><body>${index}</body></message>`,
+            storedAt: now + index,
+            receiptRequested: false,
+            expiresAt: Math.floor(now / 1000) + 3600,
+          });
+        }),
+      );
+    }
+    const framesQueue = `/000000000000/${system().stack.framesQueueId}.fifo`;
+    const sentBefore = system().sqs.counters.get(framesQueue) ?? 0;
+    const carol = await goOnline(system(), 'carol@localhost', 'pw');
+    const bodies = () => carol.stanzas.filter((s) => s.getChild('body'));
+    await eventually(() => bodies().length >= count, 120_000);
+    await system().api.idle();
+    assert.deepEqual(
+      bodies().map((s) => Number(s.getChildText('body'))),
+      Array.from({ length: count }, (_, index) => index),
+    );
+    assert.ok((system().sqs.counters.get(framesQueue) ?? 0) > sentBefore, 'a continuation went through SQS');
+    await carol.xmpp.stop();
+  });
+
+  test('a room: created, joined, a message reflected to every occupant', async () => {
+    const room = 'synth@conference.localhost';
+    const alice = await goOnline(system(), 'alice@localhost', 'pw', 'room');
+    const bob = await goOnline(system(), 'bob@localhost', 'pw', 'room');
+    await alice.xmpp.send(xml('presence', { to: `${room}/Alice` }, xml('x', { xmlns: MUC })));
+    await waitForStanza(alice.stanzas, (s) => s.getChild('subject') !== undefined, WAIT);
+    await alice.xmpp.iqCaller.request(
+      xml(
+        'iq',
+        { type: 'set', to: room },
+        xml('query', { xmlns: `${MUC}#owner` }, xml('x', { xmlns: 'jabber:x:data', type: 'submit' })),
+      ),
+      WAIT,
+    );
+    await bob.xmpp.send(xml('presence', { to: `${room}/Bob` }, xml('x', { xmlns: MUC })));
+    await waitForStanza(bob.stanzas, (s) => s.getChild('subject') !== undefined, WAIT);
+    await alice.xmpp.send(xml('message', { to: room, type: 'groupchat' }, xml('body', {}, 'to the room')));
+    for (const occupant of [alice, bob]) {
+      const reflected = await waitForStanza(occupant.stanzas, bodyIs('to the room'), WAIT);
+      assert.equal(reflected.attrs.from, `${room}/Alice`);
+    }
+    await alice.xmpp.stop();
+    await bob.xmpp.stop();
+  });
+
+  test('a session whose $disconnect never came ends by expiry, through the expired bundle', async () => {
+    const { store } = system().context;
+    for (const [user, contact] of [
+      ['alice@localhost', 'bob@localhost'],
+      ['bob@localhost', 'alice@localhost'],
+    ] as const) {
+      await store.saveRosterItem(
+        user,
+        { contact, groups: [], subscription: 'both', askOut: false, pendingIn: false, listed: true },
+        { adds: true, limit: 100 },
+      );
+    }
+    const alice = await goOnline(system(), 'alice@localhost', 'pw', 'watch');
+    const bob = await goOnline(system(), 'bob@localhost', 'pw', 'gone');
+    await waitForStanza(alice.stanzas, presenceFrom('bob@localhost/gone'), WAIT);
+    const session = (await store.getSessions('bob@localhost')).find((s) => s.resource === 'gone');
+    assert.ok(session);
+    system().api.killSilently(session.connectionId);
+    bob.xmpp.stop().catch(() => {});
+    const connection = await store.getConnection(session.connectionId);
+    assert.ok(connection);
+    await store.saveConnection({ ...connection, expiresAt: Math.floor(Date.now() / 1000) - 1 });
+    const invocations = system().functions.get(system().stack.expired.logicalId)?.counters.invocations ?? 0;
+    await system().expiry.sweep();
+    await waitForStanza(alice.stanzas, presenceFrom('bob@localhost/gone', 'unavailable'), WAIT);
+    assert.deepEqual(system().expiry.failed, []);
+    assert.ok(
+      (system().functions.get(system().stack.expired.logicalId)?.counters.invocations ?? 0) > invocations,
+    );
+    await alice.xmpp.stop();
+  });
+
+  test('nothing the functions logged was a warning or an error', async () => {
+    await system().api.idle();
+    assert.deepEqual(errors, []);
+  });
+
+  describe('a template environment that lacks what the code reads fails in this tier', () => {
+    /** The bundle of `role` in a container of its own, with its environment minus `without`. */
+    function bundleWithout(role: 'connect' | 'frames', without: string) {
+      const fn = system().stack[role];
+      const { [without]: _dropped, ...environment } = system().environments.get(fn.logicalId) ?? {};
+      const lines: string[] = [];
+      const process = new LambdaProcess({
+        functionName: `${fn.logicalId}-without-${without}`,
+        assetDir: fn.assetDir,
+        handler: fn.handler,
+        environment,
+        runtimeEnvironment: {
+          AWS_REGION: 'us-east-1',
+          AWS_ACCESS_KEY_ID: 'local',
+          AWS_SECRET_ACCESS_KEY: 'local',
+          AWS_ENDPOINT_URL_DYNAMODB: system().dynamo.endpoint,
+          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+        },
+        timeoutSeconds: fn.timeoutSeconds,
+        memorySize: fn.memorySize,
+        maxContainers: 1,
+        onOutput: (_, line) => lines.push(line),
+      });
+      return { process, lines };
+    }
+
+    test('$connect without TABLE_NAME: the upgrade fails', async () => {
+      const { process } = bundleWithout('connect', 'TABLE_NAME');
+      try {
+        await assert.rejects(
+          process.invoke({
+            requestContext: { connectionId: 'no-table', routeKey: '$connect', eventType: 'CONNECT' },
+          }),
+          /TABLE_NAME is not set/,
+        );
+      } finally {
+        await process.close();
+      }
+    });
+
+    test('frames without MANAGEMENT_ENDPOINT: the frame fails and goes back to the queue', async () => {
+      const raw = await RawClient.connect(system().url);
+      const connectionId = system().api.connectionIds.at(-1) ?? '';
+      const { process, lines } = bundleWithout('frames', 'MANAGEMENT_ENDPOINT');
+      try {
+        const result = await process.invoke<SQSBatchResponse>({
+          Records: [
+            {
+              messageId: 'frame-1',
+              body: '<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/>',
+              attributes: { MessageGroupId: connectionId, SentTimestamp: String(Date.now()) },
+              messageAttributes: {
+                connectionId: { dataType: 'String', stringValue: connectionId },
+                eventType: { dataType: 'String', stringValue: 'MESSAGE' },
+              },
+            },
+          ],
+        });
+        assert.deepEqual(result.batchItemFailures, [{ itemIdentifier: 'frame-1' }]);
+        assert.ok(lines.some((line) => line.includes('MANAGEMENT_ENDPOINT is not set')));
+      } finally {
+        await process.close();
+        raw.close();
+      }
+    });
+
+    test('every variable functions/runtime.ts reads is one the template or Lambda sets', () => {
+      const source = readFileSync(new URL('../../functions/runtime.ts', import.meta.url), 'utf8');
+      const read = new Set(
+        [...source.matchAll(/\benv\.([A-Z][A-Z0-9_]+)/g)].map((match) => match[1] as string),
+      );
+      const { stack } = system();
+      const inTemplate = new Set(stack.functions.flatMap((fn) => Object.keys(fn.environment)));
+      const byLambda = new Set(['AWS_REGION']);
+      const unset = [...read].filter((name) => !inTemplate.has(name) && !byLambda.has(name));
+      assert.deepEqual(unset, [], 'read by functions/runtime.ts, set by no function of the template');
+      for (const fn of stack.functions) assert.ok('TABLE_NAME' in fn.environment, fn.logicalId);
+    });
+  });
+});

@@ -2,6 +2,8 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { hasFaults, parseFaults } from '../infra/local/faults.ts';
+import { startSynthesizedSystem } from '../infra/local/synth-system.ts';
 import { startLocalSystem } from '../infra/local/system.ts';
 
 const { values } = parseArgs({
@@ -15,6 +17,8 @@ const { values } = parseArgs({
     'in-memory': { type: 'boolean', default: false },
     'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
     'message-policy': { type: 'string', default: process.env.MESSAGE_POLICY ?? 'open' },
+    faults: { type: 'string', default: process.env.FAULTS ?? '' },
+    'from-synth': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -29,7 +33,11 @@ if (values.help) {
   --data-dir DIR      where data is kept (default .data, env DATA_DIR)
   --in-memory         keep nothing on disk
   --log-level LEVEL   debug, info, warn, error (default info, env LOG_LEVEL)
-  --message-policy P  open, or roster: chats only from approved contacts (default open, env MESSAGE_POLICY)`);
+  --from-synth        run what cdk deploy ships: synthesise the stack, run each function's bundle
+                      in its own process with its template environment (infra/local/synth-system.ts)
+  --message-policy P  open, or roster: chats only from approved contacts (default open, env MESSAGE_POLICY)
+  --faults LIST       inject faults, e.g. ddb=0.05,post=0.05,kill=0.02 (shares of DynamoDB calls,
+                      posts and frames invocations that fail; seed=N; env FAULTS; none by default)`);
   process.exit(0);
 }
 
@@ -38,17 +46,39 @@ if (messagePolicy !== 'open' && messagePolicy !== 'roster') {
   console.error(`--message-policy must be open or roster, not "${messagePolicy}"`);
   process.exit(2);
 }
+let faults: ReturnType<typeof parseFaults>;
+try {
+  faults = parseFaults(values.faults);
+} catch (error) {
+  console.error((error as Error).message);
+  process.exit(2);
+}
 const dataDir = resolve(values['data-dir']);
 const domain = values.domain.toLowerCase();
-const system = await startLocalSystem({
-  port: Number(values.port),
-  host: values.host,
-  dynamoPort: Number(values['dynamodb-port']),
-  dataDir: values['in-memory'] ? undefined : resolve(dataDir, 'dynamodb'),
-  config: { domain, mucDomain: values['muc-domain'] ?? `conference.${domain}`, messagePolicy },
-  logLevel: values['log-level'] as 'info',
-  api: { log: (message, fields) => console.error(JSON.stringify({ level: 'WARN', message, ...fields })) },
-});
+const logWarning = (message: string, fields?: Record<string, unknown>) =>
+  console.error(JSON.stringify({ level: 'WARN', message, ...fields }));
+const system = values['from-synth']
+  ? await startSynthesizedSystem({
+      port: Number(values.port),
+      host: values.host,
+      dynamoPort: Number(values['dynamodb-port']),
+      dataDir: values['in-memory'] ? undefined : resolve(dataDir, 'dynamodb'),
+      stack: { domain, mucDomain: values['muc-domain'] ?? `conference.${domain}`, messagePolicy },
+      logLevel: values['log-level'] as 'info',
+      api: { log: logWarning },
+      // Each function's log lines (JSON, as CloudWatch Logs would get them), after its name.
+      onOutput: (fn, line) => console.error(`${fn} ${line}`),
+    })
+  : await startLocalSystem({
+      port: Number(values.port),
+      host: values.host,
+      dynamoPort: Number(values['dynamodb-port']),
+      dataDir: values['in-memory'] ? undefined : resolve(dataDir, 'dynamodb'),
+      config: { domain, mucDomain: values['muc-domain'] ?? `conference.${domain}`, messagePolicy },
+      logLevel: values['log-level'] as 'info',
+      api: { log: (message, fields) => console.error(JSON.stringify({ level: 'WARN', message, ...fields })) },
+      ...(hasFaults(faults) ? { faults } : {}),
+    });
 
 // `npm run users` finds the running system through this file.
 mkdirSync(dataDir, { recursive: true });
@@ -63,7 +93,7 @@ console.log(`serverless-xmpp is running
   XMPP domain:    ${system.config.domain}
   Group chat:     ${system.config.mucDomain}
   DynamoDB Local: ${system.dynamo.endpoint} (table ${system.tableName}${values['in-memory'] ? ', in memory' : `, data in ${dataDir}`})
-Add a user:  npm run users -- add alice@${system.config.domain} secret
+${hasFaults(faults) ? `  Faults:         ${values.faults} (infra/local/faults.ts)\n` : ''}Add a user:  npm run users -- add alice@${system.config.domain} secret
 Stop:        Ctrl-C`);
 
 let stopping = false;

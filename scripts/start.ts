@@ -3,7 +3,6 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { hasFaults, parseFaults } from '../infra/local/faults.ts';
-import { startSynthesizedSystem } from '../infra/local/synth-system.ts';
 import { startLocalSystem } from '../infra/local/system.ts';
 
 const { values } = parseArgs({
@@ -18,7 +17,6 @@ const { values } = parseArgs({
     'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
     'message-policy': { type: 'string', default: process.env.MESSAGE_POLICY ?? 'open' },
     faults: { type: 'string', default: process.env.FAULTS ?? '' },
-    'from-synth': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -33,8 +31,6 @@ if (values.help) {
   --data-dir DIR      where data is kept (default .data, env DATA_DIR)
   --in-memory         keep nothing on disk
   --log-level LEVEL   debug, info, warn, error (default info, env LOG_LEVEL)
-  --from-synth        run what cdk deploy ships: synthesise the stack, run each function's bundle
-                      in its own process with its template environment (infra/local/synth-system.ts)
   --message-policy P  open, or roster: chats only from approved contacts (default open, env MESSAGE_POLICY)
   --faults LIST       inject faults, e.g. ddb=0.05,post=0.05,kill=0.02 (shares of DynamoDB calls,
                       posts and frames invocations that fail; seed=N; env FAULTS; none by default)`);
@@ -55,30 +51,16 @@ try {
 }
 const dataDir = resolve(values['data-dir']);
 const domain = values.domain.toLowerCase();
-const logWarning = (message: string, fields?: Record<string, unknown>) =>
-  console.error(JSON.stringify({ level: 'WARN', message, ...fields }));
-const system = values['from-synth']
-  ? await startSynthesizedSystem({
-      port: Number(values.port),
-      host: values.host,
-      dynamoPort: Number(values['dynamodb-port']),
-      dataDir: values['in-memory'] ? undefined : resolve(dataDir, 'dynamodb'),
-      stack: { domain, mucDomain: values['muc-domain'] ?? `conference.${domain}`, messagePolicy },
-      logLevel: values['log-level'] as 'info',
-      api: { log: logWarning },
-      // Each function's log lines (JSON, as CloudWatch Logs would get them), after its name.
-      onOutput: (fn, line) => console.error(`${fn} ${line}`),
-    })
-  : await startLocalSystem({
-      port: Number(values.port),
-      host: values.host,
-      dynamoPort: Number(values['dynamodb-port']),
-      dataDir: values['in-memory'] ? undefined : resolve(dataDir, 'dynamodb'),
-      config: { domain, mucDomain: values['muc-domain'] ?? `conference.${domain}`, messagePolicy },
-      logLevel: values['log-level'] as 'info',
-      api: { log: (message, fields) => console.error(JSON.stringify({ level: 'WARN', message, ...fields })) },
-      ...(hasFaults(faults) ? { faults } : {}),
-    });
+const system = await startLocalSystem({
+  port: Number(values.port),
+  host: values.host,
+  dynamoPort: Number(values['dynamodb-port']),
+  dataDir: values['in-memory'] ? undefined : resolve(dataDir, 'dynamodb'),
+  config: { domain, mucDomain: values['muc-domain'] ?? `conference.${domain}`, messagePolicy },
+  logLevel: values['log-level'] as 'info',
+  api: { log: (message, fields) => console.error(JSON.stringify({ level: 'WARN', message, ...fields })) },
+  ...(hasFaults(faults) ? { faults } : {}),
+});
 
 // `npm run users` finds the running system through this file.
 mkdirSync(dataDir, { recursive: true });

@@ -122,12 +122,12 @@ export class Observability extends Construct {
     this.alarm(
       'DeadLetters',
       deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }),
-      'Frames failed repeatedly and were moved to the dead-letter queue',
+      'Frames failed on 3 receives (about a minute) and were moved to the dead-letter queue; their connections went on with the next frames. Runbook: docs/architecture.md, "Dead letters"',
     );
     this.alarm(
       'ExpiryFailures',
       expiryFailures.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }),
-      'Expired sessions could not be ended (their contacts may still see them online): see the expiry failure queue',
+      'Expired sessions could not be ended (their contacts may still see them online). The expiry failure queue holds only batch metadata (shard, sequence numbers), not the items, and the stream keeps records for 24 hours: act within a day. Runbook: docs/architecture.md, "Expiry failures"',
     );
     this.alarm(
       'TableThrottles',

@@ -311,7 +311,7 @@ export class XmppStack extends Stack {
 
   /**
    * A connection whose $disconnect never came and that nobody posts to is only found when TTL
-   * deletes its items (hours late at most). The table's stream, filtered to TTL deletions of
+   * deletes its items (typically within a few days; AWS: usually within 48 hours). The table's stream, filtered to TTL deletions of
    * connections and room occupants (TABLE_SCHEMA.expiryStream), invokes functions/expired.ts,
    * which ends the session as $disconnect would. Other writes invoke nothing.
    */
@@ -430,7 +430,13 @@ export class XmppStack extends Stack {
   }
 }
 
-/** One JSON line per request in the access log: what happened to which connection. */
+/**
+ * One JSON line per request in the access log: what happened to which connection. Only variables
+ * that API Gateway lists for WebSocket APIs ("Configure logging for WebSocket APIs"): it refuses
+ * to deploy a stage whose format names another ("The following context variables are not
+ * supported"), and `$context.integrationErrorMessage` is a REST and HTTP API variable. A frame
+ * SQS refused shows as status 500 with error "Internal server error" (docs/architecture.md, runbook).
+ */
 export const ACCESS_LOG_FORMAT = {
   requestId: '$context.requestId',
   requestTime: '$context.requestTimeEpoch',
@@ -438,7 +444,8 @@ export const ACCESS_LOG_FORMAT = {
   eventType: '$context.eventType',
   routeKey: '$context.routeKey',
   status: '$context.status',
-  integrationError: '$context.integrationErrorMessage',
+  integrationLatency: '$context.integrationLatency',
   error: '$context.error.message',
+  errorType: '$context.error.responseType',
   sourceIp: '$context.identity.sourceIp',
 } as const;

@@ -7,8 +7,8 @@ import type { Context, Occupant } from '../ports.ts';
 export const FANOUT_CONCURRENCY = 32;
 
 /**
- * How long after a room message is stored its fan-out may still be posting: one frames
- * invocation (30 s on AWS). Room messages of one room are fanned out by different
+ * How long after a room message is stored its fan-out may still be posting: at most one
+ * frames invocation (15 s on AWS), doubled for margin. Room messages of one room are fanned out by different
  * invocations at once, so when a post meets a gone connection, any message of this window
  * may have failed for it too (see leaveRoom).
  */

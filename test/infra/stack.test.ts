@@ -527,11 +527,14 @@ test('the stage writes a JSON access log line per request to its own log group',
     eventType: '$context.eventType',
     routeKey: '$context.routeKey',
     status: '$context.status',
-    integrationError: '$context.integrationErrorMessage',
+    integrationLatency: '$context.integrationLatency',
+    error: '$context.error.message',
   })) {
     assert.equal(format[key], variable);
   }
   assert.deepEqual(format, ACCESS_LOG_FORMAT);
+  // A REST and HTTP API variable: API Gateway refuses a WebSocket stage that names it.
+  assert.doesNotMatch(settings.Format, /integrationErrorMessage/);
 });
 
 test('API Gateway gets its account-wide CloudWatch Logs role (kept), unless told one exists', () => {

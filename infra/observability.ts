@@ -32,7 +32,7 @@ export const HANDLER_ERRORS_METRIC = 'HandlerErrors';
 export interface ObservabilityProps {
   /** The `service` dimension of the service's metrics and log lines (the stack name). */
   readonly serviceName: string;
-  readonly functions: Readonly<Record<'Connect' | 'Frames' | 'Expired', XmppFunction>>;
+  readonly functions: Readonly<Record<'Connect' | 'Frames' | 'Expired' | 'AuthDeadline', XmppFunction>>;
   readonly stage: WebSocketStage;
   readonly framesQueue: Queue;
   readonly deadLetterQueue: Queue;

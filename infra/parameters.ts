@@ -1,7 +1,7 @@
 // Deployment parameters: CDK context (`cdk.json` or `npx cdk deploy -c domain=chat.example.com`),
 // parsed and validated in one place so that a typo fails the synth instead of the deployment.
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { MAX_FRAME_BYTES } from '../lib/config.ts';
+import { DEFAULTS, MAX_FRAME_BYTES } from '../lib/config.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 export type RemovalChoice = 'retain' | 'destroy';
@@ -33,6 +33,14 @@ export interface XmppParameters {
   readonly retentionDays: number;
   /** `open`: anyone on the domain may message anyone; `roster`: only contacts the recipient approved. */
   readonly messagePolicy: MessagePolicy;
+  /** Frames one connection may send per second (bursts of twice that); over it: policy-violation. */
+  readonly maxFramesPerSecond: number;
+  /** Bytes one connection may send per second, at least `maxStanzaBytes`; over it: policy-violation. */
+  readonly maxBytesPerSecond: number;
+  /** Sessions one user may have at once; one more bind gets resource-constraint. */
+  readonly maxSessionsPerUser: number;
+  /** Seconds a new connection has to finish SASL before it is closed (SQS delays at most 900). */
+  readonly authTimeoutSeconds: number;
   /** Where alarm notifications go (an SNS e-mail subscription); none when absent. */
   readonly alarmEmail?: string;
   /** A custom domain for the WebSocket API (`wss://chat.example.com`); needs `certificateArn`. */
@@ -60,6 +68,10 @@ export const PARAMETER_KEYS = [
   'offlineQuota',
   'retentionDays',
   'messagePolicy',
+  'maxFramesPerSecond',
+  'maxBytesPerSecond',
+  'maxSessionsPerUser',
+  'authTimeoutSeconds',
   'alarmEmail',
   'customDomainName',
   'certificateArn',
@@ -78,6 +90,11 @@ export const PARAMETER_DEFAULTS = {
   offlineQuota: 10_000,
   retentionDays: 30,
   messagePolicy: 'open',
+  // The abuse limits: the core's defaults (lib/config.ts).
+  maxFramesPerSecond: DEFAULTS.maxFramesPerSecond,
+  maxBytesPerSecond: DEFAULTS.maxBytesPerSecond,
+  maxSessionsPerUser: DEFAULTS.maxSessionsPerUser,
+  authTimeoutSeconds: DEFAULTS.authTimeoutSeconds,
   apiGatewayCloudWatchRole: true,
 } as const satisfies Omit<XmppParameters, 'mucDomain' | OptionalParameter>;
 
@@ -125,16 +142,17 @@ export function parseParameters(context: (key: string) => unknown): XmppParamete
       'context parameters customDomainName and certificateArn: set both (a custom domain needs its certificate) or neither',
     );
   }
+  const maxStanzaBytes = integer(
+    'maxStanzaBytes',
+    context('maxStanzaBytes') ?? PARAMETER_DEFAULTS.maxStanzaBytes,
+    MIN_STANZA_BYTES,
+    MAX_STANZA_BYTES,
+  );
   return {
     domain,
     mucDomain: dnsName('mucDomain', context('mucDomain') ?? `conference.${domain}`),
     stageName: matching('stageName', context('stageName') ?? PARAMETER_DEFAULTS.stageName, STAGE_NAME),
-    maxStanzaBytes: integer(
-      'maxStanzaBytes',
-      context('maxStanzaBytes') ?? PARAMETER_DEFAULTS.maxStanzaBytes,
-      MIN_STANZA_BYTES,
-      MAX_STANZA_BYTES,
-    ),
+    maxStanzaBytes,
     logLevel: oneOf('logLevel', context('logLevel') ?? PARAMETER_DEFAULTS.logLevel, LOG_LEVELS),
     throttleRate: positiveNumber('throttleRate', context('throttleRate') ?? PARAMETER_DEFAULTS.throttleRate),
     throttleBurst: integer(
@@ -170,6 +188,7 @@ export function parseParameters(context: (key: string) => unknown): XmppParamete
       context('messagePolicy') ?? PARAMETER_DEFAULTS.messagePolicy,
       MESSAGE_POLICIES,
     ),
+    ...limits(context, maxStanzaBytes),
     ...definedOnly({
       alarmEmail: optional(context('alarmEmail'), (value) => matching('alarmEmail', value, EMAIL)),
       customDomainName,
@@ -178,6 +197,36 @@ export function parseParameters(context: (key: string) => unknown): XmppParamete
     apiGatewayCloudWatchRole: boolean(
       'apiGatewayCloudWatchRole',
       context('apiGatewayCloudWatchRole') ?? PARAMETER_DEFAULTS.apiGatewayCloudWatchRole,
+    ),
+  };
+}
+
+/** SQS delays a message by at most 15 minutes (lib/gateway/sqs-deadlines.ts). */
+const MAX_AUTH_TIMEOUT_SECONDS = 900;
+
+/** The abuse limits (lib/limits.ts). A connection must always be able to send one largest frame. */
+function limits(
+  context: (key: string) => unknown,
+  maxStanzaBytes: number,
+): Pick<
+  XmppParameters,
+  'maxFramesPerSecond' | 'maxBytesPerSecond' | 'maxSessionsPerUser' | 'authTimeoutSeconds'
+> {
+  const value = (key: keyof typeof PARAMETER_DEFAULTS) => context(key) ?? PARAMETER_DEFAULTS[key];
+  return {
+    maxFramesPerSecond: integer('maxFramesPerSecond', value('maxFramesPerSecond'), 1, 10_000),
+    maxBytesPerSecond: integer(
+      'maxBytesPerSecond',
+      value('maxBytesPerSecond'),
+      maxStanzaBytes,
+      100 * 1024 * 1024,
+    ),
+    maxSessionsPerUser: integer('maxSessionsPerUser', value('maxSessionsPerUser'), 1, 1000),
+    authTimeoutSeconds: integer(
+      'authTimeoutSeconds',
+      value('authTimeoutSeconds'),
+      1,
+      MAX_AUTH_TIMEOUT_SECONDS,
     ),
   };
 }

@@ -1,6 +1,7 @@
-// The deployable system (docs DESIGN §2, §7): one WebSocket API, three functions, one table, the
+// The deployable system (docs DESIGN §2, §7): one WebSocket API, four functions, one table, the
 // FIFO queue that keeps each connection's frames in order (infra/ordered-route.ts), the table's
-// stream that ends sessions TTL deleted, and what an operator needs to run it
+// stream that ends sessions TTL deleted, the queue of authentication deadlines (lib/limits.ts),
+// and what an operator needs to run it
 // (infra/observability.ts). Parameters: infra/parameters.ts.
 import {
   type CfnElement,
@@ -72,6 +73,14 @@ export interface XmppStackProps extends StackProps {
   readonly retentionDays?: number;
   /** Who may message whom: `open` or `roster`. @default 'open' */
   readonly messagePolicy?: MessagePolicy;
+  /** Frames one connection may send per second (lib/limits.ts). @default 100 */
+  readonly maxFramesPerSecond?: number;
+  /** Bytes one connection may send per second, at least maxStanzaBytes. @default 262144 */
+  readonly maxBytesPerSecond?: number;
+  /** Sessions one user may have at once. @default 10 */
+  readonly maxSessionsPerUser?: number;
+  /** Seconds a connection has to finish SASL (1 to 900). @default 30 */
+  readonly authTimeoutSeconds?: number;
   /** Alarm notifications by e-mail. @default - the alarm topic has no subscription */
   readonly alarmEmail?: string;
   /** Custom domain of the WebSocket API, with `certificateArn`. @default - the execute-api URL */
@@ -110,6 +119,13 @@ export const FRAMES_TABLE_ACTIONS = [
 export const CONNECT_TABLE_ACTIONS = ['dynamodb:PutItem'] as const;
 /** A batch of expired items, each a session's end (presence to its contacts, its rooms left). */
 const EXPIRED_TIMEOUT = Duration.seconds(60);
+/** A batch of up to 10 deadlines: a read each, and a stream error and a close for the late ones. */
+const AUTH_DEADLINE_TIMEOUT = Duration.seconds(10);
+/**
+ * The authentication deadline function reads the connection, and deletes it when a post finds it
+ * gone (lib/session.ts): nothing else of the table.
+ */
+export const AUTH_DEADLINE_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:DeleteItem'] as const;
 
 export class XmppStack extends Stack {
   public readonly table: TableV2;
@@ -125,6 +141,13 @@ export class XmppStack extends Stack {
   public readonly expiredFunction: XmppFunction;
   /** Stream records the expired function failed on after its retries. */
   public readonly expiryFailures: Queue;
+  /**
+   * Each new connection's authentication deadline: a standard queue, whose messages $connect
+   * delays by authTimeoutSeconds (FIFO queues cannot delay single messages).
+   */
+  public readonly authDeadlines: Queue;
+  /** Closes the connections that did not authenticate in time (functions/auth-deadline.ts). */
+  public readonly authDeadlineFunction: XmppFunction;
   /** Alarms (to an SNS topic) and the dashboard. */
   public readonly observability: Observability;
   /** The custom domain, when `customDomainName` is set. */
@@ -178,16 +201,32 @@ export class XmppStack extends Stack {
 
     // $connect answers synchronously (it accepts or refuses, and negotiates the subprotocol), so it
     // stays a Lambda integration. It never posts to connections: no stage URL, no Management API.
+    // API Gateway's throttling knows no connection and no user: these limits do (lib/limits.ts).
+    this.authDeadlines = new Queue(this, 'AuthDeadlines', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      // A deadline is worth nothing once its connection is gone; a failing one is retried until then.
+      retentionPeriod: Duration.hours(1),
+      visibilityTimeout: Duration.seconds(AUTH_DEADLINE_TIMEOUT.toSeconds() * 6),
+    });
+    const authTimeout = { AUTH_TIMEOUT_SECONDS: String(parameters.authTimeoutSeconds) };
+
     this.connectFunction = new XmppFunction(this, 'ConnectFunction', {
       entry: 'functions/connect.ts',
       description: 'XMPP $connect: records the connection, negotiates the xmpp subprotocol',
       timeout: CONNECT_TIMEOUT,
-      environment,
+      environment: {
+        ...environment,
+        // Each new connection's deadline goes on this queue, delayed by the timeout.
+        ...authTimeout,
+        AUTH_DEADLINE_QUEUE_URL: this.authDeadlines.queueUrl,
+      },
       ...logs,
     });
     this.connectFunction.addToRolePolicy(
       new PolicyStatement({ actions: [...CONNECT_TABLE_ACTIONS], resources: [this.table.tableArn] }),
     );
+    this.authDeadlines.grant(this.connectFunction, 'sqs:SendMessage');
 
     this.webSocketApi = new WebSocketApi(this, 'WebSocketApi', {
       description: `XMPP over WebSocket (RFC 7395) for ${parameters.domain}`,
@@ -237,6 +276,9 @@ export class XmppStack extends Stack {
         MANAGEMENT_ENDPOINT: this.stage.callbackUrl,
         // A long offline drain continues in the connection's own message group (lib/offline.ts).
         FRAMES_QUEUE_URL: this.frames.queue.queueUrl,
+        MAX_FRAMES_PER_SECOND: String(parameters.maxFramesPerSecond),
+        MAX_BYTES_PER_SECOND: String(parameters.maxBytesPerSecond),
+        MAX_SESSIONS_PER_USER: String(parameters.maxSessionsPerUser),
       },
       ...logs,
     });
@@ -265,6 +307,7 @@ export class XmppStack extends Stack {
       enforceSSL: true,
     });
     this.expiredFunction = this.addExpiredFunction(environment, logs);
+    this.authDeadlineFunction = this.addAuthDeadlineFunction({ ...environment, ...authTimeout }, logs);
 
     this.observability = new Observability(this, 'Observability', {
       serviceName: this.stackName,
@@ -272,6 +315,7 @@ export class XmppStack extends Stack {
         Connect: this.connectFunction,
         Frames: this.framesFunction,
         Expired: this.expiredFunction,
+        AuthDeadline: this.authDeadlineFunction,
       },
       stage: this.stage,
       framesQueue: this.frames.queue,
@@ -357,6 +401,33 @@ export class XmppStack extends Stack {
   }
 
   /**
+   * $connect puts each connection's id on the deadline queue, delayed by authTimeoutSeconds; this
+   * function gets it once the deadline has passed and closes the connection unless it finished
+   * SASL meanwhile (lib/limits.ts). One message and one read per connection, batched by 10.
+   */
+  private addAuthDeadlineFunction(
+    environment: Record<string, string>,
+    logs: { logRetention: RetentionDays; logRemovalPolicy: RemovalPolicy },
+  ): XmppFunction {
+    const fn = new XmppFunction(this, 'AuthDeadlineFunction', {
+      entry: 'functions/auth-deadline.ts',
+      description: 'XMPP authentication deadline: closes connections that have not finished SASL in time',
+      timeout: AUTH_DEADLINE_TIMEOUT,
+      environment: { ...environment, MANAGEMENT_ENDPOINT: this.stage.callbackUrl },
+      ...logs,
+    });
+    fn.addEventSource(
+      new SqsEventSource(this.authDeadlines, { batchSize: 10, reportBatchItemFailures: true }),
+    );
+    fn.addToRolePolicy(
+      new PolicyStatement({ actions: [...AUTH_DEADLINE_TABLE_ACTIONS], resources: [this.table.tableArn] }),
+    );
+    // The stream error, <close/>, and DeleteConnection.
+    this.grantManageConnections(fn, ['POST', 'DELETE']);
+    return fn;
+  }
+
+  /**
    * The Management API on this stage's connections, for the given methods. Connection ids are
    * made at run time, so the grant ends in a wildcard, which cdk-nag is told about here.
    */
@@ -415,7 +486,12 @@ export class XmppStack extends Stack {
       reason:
         'XMPP authenticates inside the stream, with SASL SCRAM or PLAIN over wss:// (RFC 6120 §6), after the WebSocket is open: clients send no credentials with the upgrade, and WebSocket APIs allow an authorizer only on $connect',
     });
-    for (const fn of [this.connectFunction, this.framesFunction, this.expiredFunction]) {
+    for (const fn of [
+      this.connectFunction,
+      this.framesFunction,
+      this.expiredFunction,
+      this.authDeadlineFunction,
+    ]) {
       Validations.of(fn).acknowledge({
         id: 'AwsSolutions-L1',
         reason:
@@ -426,6 +502,11 @@ export class XmppStack extends Stack {
       id: 'AwsSolutions-SQS3',
       reason:
         'This queue is itself a dead-letter queue: the on-failure destination of the stream event source mapping, which cdk-nag does not recognise as one',
+    });
+    Validations.of(this.authDeadlines).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        'A deadline is worth nothing once its connection is gone: a failing one is retried until its 1-hour retention ends, and the function errors alarm reports it; a dead-letter queue would keep only stale connection ids',
     });
   }
 }

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { FRAME_ATTRIBUTES } from '../../functions/frames.ts';
+import { FRAME_ATTRIBUTES, FRAME_BODY_PREFIX } from '../../functions/frames.ts';
 import { HANDLER_ERRORS_METRIC } from '../../infra/observability.ts';
 import {
   PARAMETER_DEFAULTS,
@@ -15,7 +15,12 @@ import {
   ParameterError,
   parseParameters,
 } from '../../infra/parameters.ts';
-import { ACCESS_LOG_FORMAT, FRAMES_TABLE_ACTIONS, XmppStack } from '../../infra/stack.ts';
+import {
+  ACCESS_LOG_FORMAT,
+  AUTH_DEADLINE_TABLE_ACTIONS,
+  FRAMES_TABLE_ACTIONS,
+  XmppStack,
+} from '../../infra/stack.ts';
 import { METRIC_NAMES, METRIC_NAMESPACE } from '../../lib/metrics.ts';
 import { TABLE_SCHEMA } from '../../lib/store/schema.ts';
 
@@ -55,6 +60,10 @@ const EVERY_PARAMETER = {
   offlineQuota: '500',
   retentionDays: '7',
   messagePolicy: 'roster',
+  maxFramesPerSecond: '50',
+  maxBytesPerSecond: 65536,
+  maxSessionsPerUser: '5',
+  authTimeoutSeconds: '60',
   alarmEmail: 'ops@example.com',
   customDomainName: 'xmpp.example.com',
   certificateArn: 'arn:aws:acm:eu-west-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0',
@@ -98,6 +107,9 @@ function functionNamed(t: Template, entryDescription: RegExp): [string, Resource
 const connectFunction = (t: Template) => functionNamed(t, /\$connect/);
 const framesFunction = (t: Template) => functionNamed(t, /frames/);
 const expiredFunction = (t: Template) => functionNamed(t, /TTL deleted/);
+const authDeadlineFunction = (t: Template) => functionNamed(t, /authentication deadline/);
+/** The standard queue of authentication deadlines (delayed messages). */
+const authDeadlines = (t: Template) => only(t, 'AWS::SQS::Queue', { MessageRetentionPeriod: 3600 });
 /** The frames queue's dead-letter queue (FIFO) and the expired function's failure queue. */
 const framesDeadLetters = (t: Template) =>
   only(t, 'AWS::SQS::Queue', { MessageRetentionPeriod: 14 * 24 * 3600, FifoQueue: true });
@@ -234,16 +246,20 @@ test('frames go through a high-throughput FIFO queue with a dead-letter FIFO que
   // A frame that keeps failing is received again every visibility timeout: it reaches the
   // dead-letter queue, and unblocks its connection, within about a minute.
   assert.ok(3 * visibility <= 60, `a poison frame waits ${3 * visibility} s`);
-  // enforceSSL on every queue: these two and the expiry failure queue.
+  // enforceSSL on every queue: these two, the expiry failure queue and the deadline queue.
   const policies = Object.values(t.findResources('AWS::SQS::QueuePolicy'));
-  assert.equal(policies.length, 3);
+  assert.equal(policies.length, 4);
   for (const policy of policies) {
     assert.match(JSON.stringify(policy.Properties.PolicyDocument), /"aws:SecureTransport":"false"/);
   }
 });
 
 for (const [routeKey, body] of [
-  ['$default', 'MessageBody=$util.urlEncode($input.body)'],
+  // The frame in base64 after a prefix: SQS takes any frame then, empty or with any character.
+  [
+    '$default',
+    `MessageBody=${encodeURIComponent(FRAME_BODY_PREFIX)}$util.urlEncode($util.base64Encode($input.body))`,
+  ],
   ['$disconnect', 'MessageBody=DISCONNECT'],
 ] as const) {
   test(`${routeKey} sends an SQS message in the connection's message group`, () => {
@@ -295,11 +311,12 @@ test('$connect is a Lambda proxy integration of the connect function, with no ro
 
 test('every function: Node.js 22 on arm64, timeouts sized to the work, no reserved concurrency', () => {
   const t = template();
-  t.resourceCountIs('AWS::Lambda::Function', 3);
+  t.resourceCountIs('AWS::Lambda::Function', 4);
   for (const [[, fn], timeout] of [
     [connectFunction(t), 5],
     [framesFunction(t), 15],
     [expiredFunction(t), 60],
+    [authDeadlineFunction(t), 10],
   ] as const) {
     assert.equal(fn.Properties.Runtime, 'nodejs22.x');
     assert.deepEqual(fn.Properties.Architectures, ['arm64']);
@@ -333,11 +350,23 @@ test('environment variables: only names and settings, the ones the handlers read
   };
   const variables = (fn: Resource) =>
     (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+  const [deadlinesId] = authDeadlines(t);
   const [, connect] = connectFunction(t);
-  assert.deepEqual(variables(connect), settings);
+  // $connect starts each connection's authentication deadline (lib/limits.ts).
+  assert.deepEqual(variables(connect), {
+    ...settings,
+    AUTH_TIMEOUT_SECONDS: '30',
+    AUTH_DEADLINE_QUEUE_URL: { Ref: deadlinesId },
+  });
   const [, frames] = framesFunction(t);
   const { MANAGEMENT_ENDPOINT, FRAMES_QUEUE_URL, ...rest } = variables(frames);
-  assert.deepEqual(rest, settings);
+  // The frames function applies the limits per connection and per user.
+  assert.deepEqual(rest, {
+    ...settings,
+    MAX_FRAMES_PER_SECOND: '100',
+    MAX_BYTES_PER_SECOND: '262144',
+    MAX_SESSIONS_PER_USER: '10',
+  });
   assert.match(JSON.stringify(MANAGEMENT_ENDPOINT), /^\{"Fn::Join":\["",\["https:\/\//);
   // Long drains continue through the frames queue.
   assert.match(JSON.stringify(FRAMES_QUEUE_URL), /^\{"Ref":"OrderedFrames/);
@@ -345,6 +374,53 @@ test('environment variables: only names and settings, the ones the handlers read
   const { MANAGEMENT_ENDPOINT: endpoint, ...others } = variables(expired);
   assert.deepEqual(others, settings);
   assert.deepEqual(endpoint, MANAGEMENT_ENDPOINT);
+  const [, deadline] = authDeadlineFunction(t);
+  assert.deepEqual(variables(deadline), { ...settings, AUTH_TIMEOUT_SECONDS: '30', MANAGEMENT_ENDPOINT });
+});
+
+test('authentication deadlines: a standard queue (delayed messages), consumed by its function in batches', () => {
+  const t = template();
+  const [queueId, queue] = authDeadlines(t);
+  // A FIFO queue cannot delay one message: the deadline queue is a standard one.
+  assert.equal(queue.Properties.FifoQueue, undefined);
+  assert.equal(queue.Properties.SqsManagedSseEnabled, true);
+  const [deadlineId, deadline] = authDeadlineFunction(t);
+  assert.equal(Number(queue.Properties.VisibilityTimeout), 6 * Number(deadline.Properties.Timeout));
+  const [, mapping] = only(t, 'AWS::Lambda::EventSourceMapping', {
+    EventSourceArn: { 'Fn::GetAtt': [queueId, 'Arn'] },
+  });
+  assert.deepEqual(mapping.Properties.FunctionName, { Ref: deadlineId });
+  assert.equal(mapping.Properties.BatchSize, 10);
+  assert.deepEqual(mapping.Properties.FunctionResponseTypes, ['ReportBatchItemFailures']);
+});
+
+test('IAM: the deadline function reads and deletes connection items, closes connections, reads its queue', () => {
+  const t = template();
+  const [tableId] = only(t, 'AWS::DynamoDB::GlobalTable');
+  const [queueId] = authDeadlines(t);
+  const [, deadline] = authDeadlineFunction(t);
+  const grants = [...grantsOf(t, roleOf(deadline))].filter((grant) => !grant.startsWith('logs:'));
+  const table = JSON.stringify(arnOf(tableId));
+  assert.deepEqual(
+    grants.filter((grant) => grant.startsWith('dynamodb:')).sort(),
+    AUTH_DEADLINE_TABLE_ACTIONS.map((action) => `${action} ${table}`).sort(),
+  );
+  const manage = grants.filter((grant) => grant.startsWith('execute-api:'));
+  assert.equal(manage.length, 2);
+  assert.match(manage[0] ?? '', /\/prod\/POST\/@connections\/\*"\]\]\}$/);
+  assert.match(manage[1] ?? '', /\/prod\/DELETE\/@connections\/\*"\]\]\}$/);
+  const queue = JSON.stringify(arnOf(queueId));
+  assert.deepEqual(
+    grants.filter((grant) => grant.startsWith('sqs:')).sort(),
+    [
+      'sqs:ChangeMessageVisibility',
+      'sqs:DeleteMessage',
+      'sqs:GetQueueAttributes',
+      'sqs:GetQueueUrl',
+      'sqs:ReceiveMessage',
+    ].map((action) => `${action} ${queue}`),
+  );
+  assert.equal(grants.length, AUTH_DEADLINE_TABLE_ACTIONS.length + manage.length + 5);
 });
 
 test('the frames function consumes the FIFO queue in batches and reports item failures', () => {
@@ -398,7 +474,7 @@ test('IAM: API Gateway may only send to the frame queue', () => {
 
 test('IAM: each function has its own role without managed policies, writing only its own logs', () => {
   const t = template();
-  for (const [, fn] of [connectFunction(t), framesFunction(t), expiredFunction(t)]) {
+  for (const [, fn] of [connectFunction(t), framesFunction(t), expiredFunction(t), authDeadlineFunction(t)]) {
     const role = t.findResources('AWS::IAM::Role')[roleOf(fn)];
     assert.ok(role);
     assert.equal(role.Properties.ManagedPolicyArns, undefined);
@@ -411,12 +487,16 @@ test('IAM: each function has its own role without managed policies, writing only
   }
 });
 
-test('IAM: connect may only put items in the table', () => {
+test('IAM: connect may only put items in the table and start authentication deadlines', () => {
   const t = template();
   const [tableId] = only(t, 'AWS::DynamoDB::GlobalTable');
+  const [queueId] = authDeadlines(t);
   const [, connect] = connectFunction(t);
   const grants = [...grantsOf(t, roleOf(connect))].filter((grant) => !grant.startsWith('logs:'));
-  assert.deepEqual(grants, [`dynamodb:PutItem ${JSON.stringify(arnOf(tableId))}`]);
+  assert.deepEqual(grants.sort(), [
+    `dynamodb:PutItem ${JSON.stringify(arnOf(tableId))}`,
+    `sqs:SendMessage ${JSON.stringify(arnOf(queueId))}`,
+  ]);
 });
 
 test('IAM: frames may use exactly the table commands of lib/store/dynamo.ts, the stage connections and its queue', () => {
@@ -625,7 +705,7 @@ test('alarms notify an SNS topic (SSL only): errors, throttles, logged errors, d
   const [, topicPolicy] = only(t, 'AWS::SNS::TopicPolicy');
   assert.match(JSON.stringify(topicPolicy.Properties.PolicyDocument), /"aws:SecureTransport":"false"/);
   const alarms = Object.values(t.findResources('AWS::CloudWatch::Alarm'));
-  assert.equal(alarms.length, 12);
+  assert.equal(alarms.length, 14);
   for (const alarm of alarms) {
     assert.deepEqual(alarm.Properties.AlarmActions, [{ Ref: topicId }]);
     assert.equal(alarm.Properties.Threshold, 1);
@@ -635,7 +715,8 @@ test('alarms notify an SNS topic (SSL only): errors, throttles, logged errors, d
   const [connectId] = connectFunction(t);
   const [framesId] = framesFunction(t);
   const [expiredId] = expiredFunction(t);
-  for (const fnId of [connectId, framesId, expiredId]) {
+  const [deadlineId] = authDeadlineFunction(t);
+  for (const fnId of [connectId, framesId, expiredId, deadlineId]) {
     for (const metricName of ['Errors', 'Throttles']) {
       t.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Namespace: 'AWS/Lambda',
@@ -685,8 +766,8 @@ test('alarms notify an SNS topic (SSL only): errors, throttles, logged errors, d
 test('logged errors of every function become a metric', () => {
   const t = template();
   const filters = Object.values(t.findResources('AWS::Logs::MetricFilter'));
-  assert.equal(filters.length, 3);
-  const logGroups = [connectFunction(t), framesFunction(t), expiredFunction(t)].map(
+  assert.equal(filters.length, 4);
+  const logGroups = [connectFunction(t), framesFunction(t), expiredFunction(t), authDeadlineFunction(t)].map(
     ([, fn]) => (fn.Properties.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup,
   );
   assert.deepEqual(
@@ -773,6 +854,15 @@ test('every context parameter reaches its place', () => {
         }),
       },
     });
+  }
+  const variables = (fn: Resource) =>
+    (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+  const frames = variables(framesFunction(t)[1]);
+  assert.equal(frames.MAX_FRAMES_PER_SECOND, '50');
+  assert.equal(frames.MAX_BYTES_PER_SECOND, '65536');
+  assert.equal(frames.MAX_SESSIONS_PER_USER, '5');
+  for (const [, fn] of [connectFunction(t), authDeadlineFunction(t)]) {
+    assert.equal(variables(fn).AUTH_TIMEOUT_SECONDS, '60');
   }
   t.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
     StageName: 'live',
@@ -867,6 +957,14 @@ test('parseParameters: invalid context values are rejected', () => {
     ['alarmEmail', 'ops'],
     ['alarmEmail', 'ops@example'],
     ['apiGatewayCloudWatchRole', 'yes'],
+    ['maxFramesPerSecond', 0],
+    ['maxFramesPerSecond', '2.5'],
+    // Below the largest frame (maxStanzaBytes): such a frame could never be sent.
+    ['maxBytesPerSecond', 1000],
+    ['maxSessionsPerUser', 0],
+    // SQS delays a message by at most 900 s.
+    ['authTimeoutSeconds', 901],
+    ['authTimeoutSeconds', 0],
   ];
   for (const [key, value] of invalid) {
     assert.throws(

@@ -1,38 +1,16 @@
 // XEP-0191: Blocking Command. The blocklist is read together with the recipient's
 // sessions (store: BLOCK# and BLOCKEDBY# entries in the user's partition), so checking
 // "blocked either way" costs no extra request on the message path.
+
 import { pushToSessions } from './delivery.ts';
 import { StanzaError } from './errors.ts';
 import { stanzaId } from './ids.ts';
 import { bare, parseJid } from './jid.ts';
 import { NS } from './ns.ts';
-import type { Account, Context } from './ports.ts';
+import type { Context } from './ports.ts';
 import { sendAvailablePresence, sendUnavailablePresence } from './presence.ts';
 import type { IqHandlers } from './router.ts';
 import { type Element, xml } from './xml.ts';
-
-/** XEP-0191 §3.5: what the sender of a stanza to someone they block gets. */
-export const blockedError = () =>
-  new StanzaError(
-    'not-acceptable',
-    'you block this contact',
-    undefined,
-    xml('blocked', { xmlns: NS.blockingErrors }),
-  );
-
-/**
- * The verdict for a stanza from `sender` to the owner of `recipient`: 'recipient-blocks'
- * means it must not arrive (XEP-0191 §3.4); 'sender-blocks' that the sender blocks the
- * recipient and gets `blockedError` (§3.5).
- */
-export function blockVerdict(
-  recipient: Account,
-  sender: string,
-): 'recipient-blocks' | 'sender-blocks' | undefined {
-  if (recipient.blocks.has(sender)) return 'recipient-blocks';
-  if (recipient.blockedBy.has(sender)) return 'sender-blocks';
-  return undefined;
-}
 
 function jidsOf(payload: Element): string[] {
   return payload.getChildren('item').map((item) => {

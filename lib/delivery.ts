@@ -1,7 +1,17 @@
 // RFC 6121 §8.5: which of a user's sessions get a stanza, and the pushes themselves.
-// A push that meets a gone connection (410) forgets that connection and does not count.
-import { forgetConnection } from './link.ts';
-import type { Context, SessionRecord } from './ports.ts';
+// A push that meets a gone connection (410) does not count (its session ends: session.ts).
+import { NS } from './ns.ts';
+import type { Context, SessionRecord, StoredMessage } from './ports.ts';
+import { parseStored, xml } from './xml.ts';
+
+/** How long a drain may hold live messages back (offline.ts): longer than one invocation, renewed by each continuation. */
+export const DRAIN_LEASE_MS = 120_000;
+
+export const drainLease = (ctx: Context) => ctx.now() + DRAIN_LEASE_MS;
+
+/** The session's offline drain is under way: messages reach it through the drain, in order. */
+export const isDraining = (ctx: Context, session: Pick<SessionRecord, 'drainingUntil'>) =>
+  session.drainingUntil !== undefined && session.drainingUntil > ctx.now();
 
 /**
  * To a full JID: that resource if it is connected, else as if to the bare JID (§8.5.3.2.1
@@ -23,17 +33,24 @@ export async function pushToSessions(
   const results = await Promise.all(
     sessions.map(async (session) => {
       const result = await ctx.gateway.post(session.connectionId, frame(session));
-      if (result === 'ok') return session;
-      // Too large, or failed after retries: not delivered, and the session lives on.
-      if (result !== 'gone') return undefined;
-      ctx.metrics?.count('GoneConnections');
-      ctx.logger.info('push met a gone connection', {
-        connectionId: session.connectionId,
-        user: session.user,
-      });
-      await forgetConnection(ctx, session);
-      return undefined;
+      return result === 'ok' ? session : undefined;
     }),
   );
   return results.filter((session): session is SessionRecord => session !== undefined);
+}
+
+/** The copy a recipient's session gets: with our stanza-id, and a delay when drained. */
+export function deliverable(ctx: Context, message: StoredMessage, delayed: boolean): string {
+  const stanza = parseStored(message.stanza);
+  stanza.cnode(xml('stanza-id', { xmlns: NS.stanzaId, by: message.recipient, id: message.seq }));
+  if (delayed) {
+    stanza.cnode(
+      xml('delay', {
+        xmlns: NS.delay,
+        from: ctx.config.domain,
+        stamp: new Date(message.storedAt).toISOString(),
+      }),
+    );
+  }
+  return stanza.toString();
 }

@@ -1,9 +1,10 @@
-// One frame's view of its connection: the stored record and a way to answer on it.
+// One frame's view of its connection: the stored record and a way to answer on it. A
+// handler that must end the stream only asks for it (`end`, `fail`): the lifecycle
+// (session.ts) takes the session out of every routing path first, then sends the last
+// frames and closes the socket, so that nothing can reach the client after its <close/>.
 import { StanzaError, type StreamErrorCondition, stanzaErrorReply, streamError } from './errors.ts';
-import { type LeaveOptions, leaveAllRooms } from './muc/room.ts';
 import { NS } from './ns.ts';
 import type { ConnectionRecord, Context } from './ports.ts';
-import { becomeUnavailable } from './presence.ts';
 import { type Element, xml } from './xml.ts';
 
 export const closeElement = () => xml('close', { xmlns: NS.framing });
@@ -12,10 +13,12 @@ export const openElement = (ctx: Context, streamId: string) =>
   xml('open', { xmlns: NS.framing, id: streamId, from: ctx.config.domain, version: '1.0', 'xml:lang': 'en' });
 
 export class Link {
-  /** True once the stream is closed; later elements of the same frame are ignored. */
+  /** True once the stream is closed or closing; later elements of the same frame are ignored. */
   closed = false;
   /** True when the handler changed the record and it must be saved. */
   dirty = false;
+  /** The frames to send once the session is out of every routing path, ending with <close/>. */
+  ending?: Element[];
 
   constructor(
     readonly ctx: Context,
@@ -32,14 +35,11 @@ export class Link {
     return user && resource ? `${user}/${resource}` : user;
   }
 
+  /** Posts one element; a connection found gone (410) ends its session (session.ts) and this link. */
   async send(element: Element): Promise<void> {
     if (this.closed) return;
     const result = await this.ctx.gateway.post(this.connectionId, element.toString());
-    if (result === 'gone') {
-      this.ctx.metrics?.count('GoneConnections');
-      this.closed = true;
-      await forgetConnection(this.ctx, this.record);
-    }
+    if (result === 'gone') this.closed = true;
     // Over API Gateway's 128 KB (a roster near its limit): the request gets an error instead
     // (RFC 6120 §8.3.3.18), without the payload that did not fit. Other failures of a post
     // were logged by the gateway; the connection lives on.
@@ -58,38 +58,23 @@ export class Link {
     this.dirty = true;
   }
 
+  /** RFC 7395 §3.6: the stream ends with `frames` (the last one a <close/>), then the socket closes. */
+  end(frames: Element[] = [closeElement()]): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ending = frames;
+  }
+
   /**
    * RFC 6120 §4.9 / RFC 7395 §3.6: stream error, then <close/>, then the socket is closed.
    * Before the stream is open the server opens it first, so that the client can read the error.
    */
-  async fail(condition: StreamErrorCondition, text?: string): Promise<void> {
-    if (this.closed) return;
+  fail(condition: StreamErrorCondition, text?: string): Promise<void> {
+    if (this.closed) return Promise.resolve();
     this.ctx.logger.info('stream error', { connectionId: this.connectionId, condition, text });
-    if (this.record.state === 'connected') {
-      await this.send(openElement(this.ctx, this.record.streamId ?? 'none'));
-    }
-    await this.send(streamError(condition, text));
-    await this.send(closeElement());
-    this.closed = true;
-    await this.ctx.gateway.close(this.connectionId);
+    const opening =
+      this.record.state === 'connected' ? [openElement(this.ctx, this.record.streamId ?? 'none')] : [];
+    this.end([...opening, streamError(condition, text), closeElement()]);
+    return Promise.resolve();
   }
-}
-
-/**
- * Removes what a connection left behind: its session (only while it is still this
- * connection's) and its record. Used on $disconnect, when a post meets 410 Gone, and when
- * TTL deleted the record.
- */
-export async function forgetConnection(
-  ctx: Context,
-  connection: Pick<ConnectionRecord, 'connectionId' | 'user' | 'resource'>,
-  options: LeaveOptions = {},
-): Promise<void> {
-  const { connectionId, user, resource } = connection;
-  if (user && resource) {
-    await ctx.store.deleteSession(user, resource, connectionId);
-    await becomeUnavailable(ctx, { user, resource, connectionId });
-    await leaveAllRooms(ctx, { user, resource, connectionId }, options);
-  }
-  await ctx.store.deleteConnection(connectionId);
 }

@@ -1,7 +1,7 @@
 // Messages between users: RFC 6121 §8 routing, the project's server receipt, storage
 // before delivery, XEP-0184 delivery receipts and XEP-0359 stanza ids (DESIGN.md §3).
-import { blockedError, blockVerdict } from './blocking.ts';
-import { pushToSessions, selectSessions } from './delivery.ts';
+import { blockedError, blockVerdict } from './blocks.ts';
+import { deliverable, isDraining, pushToSessions, selectSessions } from './delivery.ts';
 import { StanzaError } from './errors.ts';
 import { sequenceId, stanzaId } from './ids.ts';
 import { bare, type Jid, parseJid } from './jid.ts';
@@ -10,7 +10,7 @@ import { handleRoomMessage } from './muc/room.ts';
 import { NS } from './ns.ts';
 import type { Context, StoredMessage } from './ports.ts';
 import type { Target } from './router.ts';
-import { type Element, parseStored, xml } from './xml.ts';
+import { type Element, xml } from './xml.ts';
 
 const DAY_SECONDS = 24 * 60 * 60;
 
@@ -42,22 +42,6 @@ export function serverAck(ctx: Context, link: Link, id: string, serverId: string
     xml('ack', { xmlns: NS.ack, id }),
     xml('stanza-id', { xmlns: NS.stanzaId, by: link.record.user, id: serverId }),
   );
-}
-
-/** The copy a recipient's session gets: with our stanza-id, and a delay when drained. */
-export function deliverable(ctx: Context, message: StoredMessage, delayed: boolean): string {
-  const stanza = parseStored(message.stanza);
-  stanza.cnode(xml('stanza-id', { xmlns: NS.stanzaId, by: message.recipient, id: message.seq }));
-  if (delayed) {
-    stanza.cnode(
-      xml('delay', {
-        xmlns: NS.delay,
-        from: ctx.config.domain,
-        stamp: new Date(message.storedAt).toISOString(),
-      }),
-    );
-  }
-  return stanza.toString();
 }
 
 export async function handleMessage(link: Link, stanza: Element, target: Target): Promise<void> {
@@ -168,7 +152,9 @@ async function storeAndPush(
   if (targets.length === 0) {
     targets = selectSessions((await ctx.store.getAccount(recipient)).sessions, resource);
   }
-  const pushed = await pushToSessions(ctx, targets, () => deliverable(ctx, message, false));
+  // A session whose drain is under way gets the message from the drain, after the backlog.
+  const live = targets.filter((session) => !isDraining(ctx, session));
+  const pushed = await pushToSessions(ctx, live, () => deliverable(ctx, message, false));
   if (pushed.length > 0 && !message.receiptRequested) {
     await ctx.store.markDelivered(recipient, sender, message.id);
     ctx.metrics?.count('MessagesDelivered');

@@ -41,6 +41,11 @@ export interface SessionRecord {
   interested?: boolean;
   /** XEP-0191 §3.3: the session asked for the blocklist, so it gets blocklist pushes. */
   blocklistInterested?: boolean;
+  /**
+   * Epoch ms: until then the offline drain is under way and messages wait behind it
+   * (offline.ts). A lease, so that a drain that died does not hold messages back for long.
+   */
+  drainingUntil?: number;
   expiresAt: number;
 }
 
@@ -200,8 +205,10 @@ export interface Store {
     user: string,
     resource: string,
     connectionId: string,
-    changes: Pick<SessionRecord, 'available' | 'priority'>,
+    changes: Pick<SessionRecord, 'available' | 'priority' | 'drainingUntil'>,
   ): Promise<void>;
+  /** Sets or (with undefined) ends the drain lease, only while the session is this connection's. */
+  setDraining(user: string, resource: string, connectionId: string, until: number | undefined): Promise<void>;
   /** RFC 6121 §2.1.6 roster pushes, or XEP-0191 §3.3 blocklist pushes. */
   markInterested(
     user: string,

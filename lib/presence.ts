@@ -4,8 +4,8 @@
 // unanswered, then drains the messages that waited. Updates are broadcast; unavailable
 // presence — sent, or implied when the session ends — goes to the same contacts and to
 // everyone the session sent directed presence to.
-import { blockedError, blockVerdict } from './blocking.ts';
-import { pushToSessions, selectSessions } from './delivery.ts';
+import { blockedError, blockVerdict } from './blocks.ts';
+import { drainLease, pushToSessions, selectSessions } from './delivery.ts';
 import { StanzaError } from './errors.ts';
 import { bare } from './jid.ts';
 import type { Link } from './link.ts';
@@ -111,7 +111,13 @@ async function becomeAvailable(link: Link, presence: Element): Promise<void> {
   const previous = (presences.get(user) ?? []).find((entry) => entry.resource === resource);
 
   const stanza = xml('presence', { xmlns: NS.client, from: full }, ...presence.getChildElements());
-  await ctx.store.updateSession(user, resource, record.connectionId, { available: true, priority });
+  // Initial presence that starts the drain closes the drain gate in the same write (offline.ts).
+  const drains = initial && priority >= 0;
+  await ctx.store.updateSession(user, resource, record.connectionId, {
+    available: true,
+    priority,
+    ...(drains ? { drainingUntil: drainLease(ctx) } : {}),
+  });
   await ctx.store.setPresence(user, {
     resource,
     connectionId: record.connectionId,
@@ -136,32 +142,48 @@ async function becomeAvailable(link: Link, presence: Element): Promise<void> {
     await link.send(xml('presence', { xmlns: NS.client, type: 'subscribe', from: item.contact, to: user }));
   }
   // Initial presence (§4.2) with a non-negative priority starts the offline drain.
-  if (priority >= 0) await drain(ctx, session);
+  if (drains) await drain(ctx, session);
 }
 
 /**
  * The session is no longer available: explicit unavailable presence, or the end of the
- * session (close, $disconnect, a connection found gone). Contacts never see a ghost.
+ * session (session.ts). Contacts never see a ghost. The departure is announced while the
+ * presence entry still exists and the entry is removed after, so an end retried after a
+ * failure announces again (presence is state: a second unavailable is harmless).
  */
 export async function becomeUnavailable(
   ctx: Context,
   session: { user: string; resource: string; connectionId: string },
   presence?: Element,
 ): Promise<void> {
-  const removed = await ctx.store.removePresence(session.user, session.resource, session.connectionId);
-  if (!removed) return;
-  const full = `${session.user}/${session.resource}`;
   const { watchers } = await contactsOf(ctx, session.user);
-  const presences = await ctx.store.getPresences([session.user, ...watchers, ...removed.directed]);
-  const audience = pick(presences, [...watchers, ...removed.directed]);
+  const presences = await ctx.store.getPresences([session.user, ...watchers]);
+  const own = presences.get(session.user) ?? [];
+  let entry = own.find(
+    (candidate) => candidate.resource === session.resource && candidate.connectionId === session.connectionId,
+  );
+  // The batched read is eventually consistent: an entry written a moment ago may be missing
+  // from it. The conditional remove sees it; then the announcement comes after the removal.
+  const removedFirst = entry
+    ? undefined
+    : await ctx.store.removePresence(session.user, session.resource, session.connectionId);
+  entry ??= removedFirst;
+  if (!entry) return;
+  const directed = entry.directed.filter((contact) => !presences.has(contact));
+  if (directed.length > 0) {
+    for (const [contact, entries] of await ctx.store.getPresences(directed)) presences.set(contact, entries);
+  }
+  const audience = pick(presences, [...watchers, ...entry.directed]);
   audience.set(
     session.user,
-    (presences.get(session.user) ?? []).filter((entry) => entry.resource !== session.resource),
+    own.filter((other) => other.resource !== session.resource),
   );
+  const full = `${session.user}/${session.resource}`;
   const status = presence?.getChildElements() ?? [];
   await toResources(ctx, audience, (to) =>
     xml('presence', { xmlns: NS.client, type: 'unavailable', from: full, to }, ...status).toString(),
   );
+  if (!removedFirst) await ctx.store.removePresence(session.user, session.resource, session.connectionId);
 }
 
 /** RFC 6121 §4.6: presence sent to one contact or to someone outside the roster. */

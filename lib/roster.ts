@@ -1,7 +1,7 @@
 // RFC 6121 §2 (roster management, with §2.6 versioning) and §3 (subscriptions): the
 // roster get/set handlers, roster pushes to interested resources, and the routing of
 // subscribe / subscribed / unsubscribe / unsubscribed between two users of this domain.
-import { blockedError, blockVerdict } from './blocking.ts';
+import { blockedError, blockVerdict } from './blocks.ts';
 import { pushToSessions, selectSessions } from './delivery.ts';
 import { StanzaError } from './errors.ts';
 import { stanzaId } from './ids.ts';

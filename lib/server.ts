@@ -1,22 +1,25 @@
 // The entry points the WebSocket routes call ($connect, one frame, $disconnect), the
 // drain's continuation, and the end of what TTL deleted. Every frame of one connection
-// arrives here in order (docs/architecture.md, "Order").
+// arrives here in order (docs/architecture.md, "Order"). Each runs the core with a context
+// in which a post that meets a gone connection ends that session (session.ts), and a
+// stream a handler ended is closed only after its session left every routing path.
 import { blockingHandlers } from './blocking.ts';
 import { discoHandlers } from './disco.ts';
 import { streamError } from './errors.ts';
 import { sequenceFloor } from './ids.ts';
 import { admitFrame, closeIfUnauthenticated, failFlooding, scheduleAuthDeadline } from './limits.ts';
-import { closeElement, forgetConnection, Link } from './link.ts';
+import { closeElement, Link } from './link.ts';
 import { handleMessage } from './message.ts';
 import { mucIqHandlers } from './muc/admin.ts';
 import { handleRoomPresence, occupantExpired } from './muc/room.ts';
 import { NS } from './ns.ts';
 import { drain } from './offline.ts';
 import { pingHandlers } from './ping.ts';
-import type { Context, ExpiredItem } from './ports.ts';
+import type { ConnectionRecord, Context, ExpiredItem } from './ports.ts';
 import { handlePresence } from './presence.ts';
 import { handleSubscription, isSubscriptionStanza, rosterHandlers } from './roster.ts';
 import { routeStanza, type StanzaHandlers } from './router.ts';
+import { endSession, withSessionEnds } from './session.ts';
 import { handleClose, handleNegotiation, handleOpen, handleSessionIq } from './stream.ts';
 import { parseFrame } from './xml.ts';
 
@@ -70,7 +73,8 @@ export interface Frame {
 }
 
 /** One WebSocket message from a client. */
-export async function onFrame(ctx: Context, frame: Frame, handlers = stanzaHandlers()): Promise<void> {
+export async function onFrame(context: Context, frame: Frame, handlers = stanzaHandlers()): Promise<void> {
+  const ctx = withSessionEnds(context);
   const admission = admitFrame(ctx, frame);
   // Queued behind the frame that closed the stream for flooding: dropped, nothing read.
   if (admission === 'closed') return;
@@ -83,13 +87,23 @@ export async function onFrame(ctx: Context, frame: Frame, handlers = stanzaHandl
     await ctx.gateway.close(frame.connectionId);
     return;
   }
+  await onLink(ctx, record, (link) =>
+    admission === 'exceeded' ? failFlooding(link) : handleFrame(link, frame, handlers),
+  );
+}
+
+/**
+ * Runs `handle` on the connection, then saves what it changed, or, when it ended the
+ * stream, ends the session before the last frames go out (session.ts).
+ */
+async function onLink(ctx: Context, record: ConnectionRecord, handle: (link: Link) => Promise<void>) {
   const link = new Link(ctx, record);
   try {
-    if (admission === 'exceeded') await failFlooding(link);
-    else await handleFrame(link, frame, handlers);
+    await handle(link);
   } finally {
-    if (link.dirty) await ctx.store.saveConnection(record);
+    if (link.dirty && !link.ending) await ctx.store.saveConnection(record);
   }
+  if (link.ending) await endSession(ctx, record, { lastFrames: link.ending });
 }
 
 async function handleFrame(link: Link, frame: Frame, handlers: StanzaHandlers): Promise<void> {
@@ -119,21 +133,24 @@ async function handleFrame(link: Link, frame: Frame, handlers: StanzaHandlers): 
 }
 
 /** $disconnect (best effort on AWS; the connection's TTL covers the rest). */
-export async function onDisconnect(ctx: Context, connectionId: string): Promise<void> {
+export async function onDisconnect(context: Context, connectionId: string): Promise<void> {
+  const ctx = withSessionEnds(context);
   const record = await ctx.store.getConnection(connectionId);
   if (!record) return;
-  await forgetConnection(ctx, record);
+  await endSession(ctx, record);
   ctx.logger.info('disconnected', { connectionId, user: record.user });
 }
 
 /** The authentication deadline of a connection passed (lib/limits.ts). */
-export async function onAuthDeadline(ctx: Context, connectionId: string): Promise<void> {
+export async function onAuthDeadline(context: Context, connectionId: string): Promise<void> {
+  const ctx = withSessionEnds(context);
   const record = await ctx.store.getConnection(connectionId);
-  if (record) await closeIfUnauthenticated(new Link(ctx, record));
+  if (record) await onLink(ctx, record, closeIfUnauthenticated);
 }
 
 /** A drain handed on by an earlier invocation (offline.ts), in the connection's order. */
-export async function onContinueDrain(ctx: Context, connectionId: string, after: string): Promise<void> {
+export async function onContinueDrain(context: Context, connectionId: string, after: string): Promise<void> {
+  const ctx = withSessionEnds(context);
   const record = await ctx.store.getConnection(connectionId);
   if (record?.state !== 'bound' || !record.user || !record.resource) return;
   await drain(ctx, { connectionId, user: record.user, resource: record.resource }, after);
@@ -146,12 +163,13 @@ export async function onContinueDrain(ctx: Context, connectionId: string, after:
  * it never moves a marker past a message that was not pushed; at worst a departure is
  * announced twice.
  */
-export async function onExpired(ctx: Context, item: ExpiredItem): Promise<void> {
+export async function onExpired(context: Context, item: ExpiredItem): Promise<void> {
+  const ctx = withSessionEnds(context);
   if (item.kind === 'connection') {
     ctx.logger.info('connection expired', { connectionId: item.connection.connectionId });
     // Room messages posted since it expired were not pushed to it: its rooms drain them.
     const notPushedFrom = sequenceFloor(item.connection.expiresAt * 1000);
-    await forgetConnection(ctx, item.connection, { notPushedFrom });
+    await endSession(ctx, item.connection, { notPushedFrom });
   } else {
     ctx.logger.info('room occupant expired', {
       room: item.occupant.room,

@@ -8,6 +8,7 @@ import { closeElement, type Link, openElement } from './link.ts';
 import { NS } from './ns.ts';
 import type { SessionRecord } from './ports.ts';
 import { handleSasl, mechanismsFeature } from './sasl.ts';
+import { endSession } from './session.ts';
 import { type Element, xml } from './xml.ts';
 
 const newId = () => randomBytes(12).toString('base64url');
@@ -46,11 +47,12 @@ export async function handleOpen(link: Link, open: Element): Promise<void> {
   await link.send(features(link));
 }
 
-/** RFC 7395 §3.6: <close/> is answered with <close/>, then the socket is closed. */
-export async function handleClose(link: Link): Promise<void> {
-  await link.send(closeElement());
-  link.closed = true;
-  await link.ctx.gateway.close(link.connectionId);
+/**
+ * RFC 7395 §3.6: <close/> is answered with <close/>, then the socket is closed; the session
+ * leaves every routing path before the answer goes out (session.ts).
+ */
+export function handleClose(link: Link): void {
+  link.end([closeElement()]);
 }
 
 /** RFC 6120 §7.6: binds a resource; a second bind of the same full JID replaces the old session. */
@@ -78,7 +80,7 @@ async function bind(link: Link, iq: Element, request: Element): Promise<void> {
     expiresAt: record.expiresAt,
   };
   const replaced = await ctx.store.putSession(session);
-  if (replaced && replaced.connectionId !== record.connectionId) await evict(link, replaced.connectionId);
+  if (replaced && replaced.connectionId !== record.connectionId) await evict(link, replaced);
   link.update({ state: 'bound', resource });
   await link.send(
     xml(
@@ -90,14 +92,15 @@ async function bind(link: Link, iq: Element, request: Element): Promise<void> {
   ctx.logger.info('bound', { connectionId: record.connectionId, jid: `${user}/${resource}` });
 }
 
-/** RFC 6120 §7.7.2.2: the older session gets a <conflict/> stream error and is closed. */
-async function evict(link: Link, connectionId: string): Promise<void> {
-  const { gateway, store, logger } = link.ctx;
-  logger.info('session replaced', { connectionId, by: link.connectionId });
-  await gateway.post(connectionId, streamError('conflict', 'replaced by a new session').toString());
-  await gateway.post(connectionId, closeElement().toString());
-  await gateway.close(connectionId);
-  await store.deleteConnection(connectionId);
+/**
+ * RFC 6120 §7.7.2.2: the older session ends with a <conflict/> stream error. Its session item
+ * is the new connection's already; its presence entry and room occupants still name it and go.
+ */
+async function evict(link: Link, replaced: SessionRecord): Promise<void> {
+  link.ctx.logger.info('session replaced', { connectionId: replaced.connectionId, by: link.connectionId });
+  await endSession(link.ctx, replaced, {
+    lastFrames: [streamError('conflict', 'replaced by a new session'), closeElement()],
+  });
 }
 
 function iqError(iq: Element, type: string, condition: string): Element {

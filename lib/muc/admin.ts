@@ -1,28 +1,14 @@
-// XEP-0045 iqs and invitations: disco on the service and its rooms, the owner's
-// configuration form (instant room and real form), affiliations, kick and ban, and the
-// mediated invitation (stored like a message when the invitee is offline).
-import { pushToSessions, selectSessions } from '../delivery.ts';
+// XEP-0045 iqs: disco on the service and its rooms, the owner's configuration form (instant
+// room and real form), affiliations, kick and ban. Mediated invitations: invite.ts.
 import { StanzaError } from '../errors.ts';
-import { sequenceId, stanzaId } from '../ids.ts';
 import { bare, type Jid, parseJid } from '../jid.ts';
 import type { Link } from '../link.ts';
-import { deliverable } from '../message.ts';
 import { NS } from '../ns.ts';
-import type {
-  Affiliation,
-  Context,
-  Occupant,
-  RoomConfig,
-  RoomRecord,
-  RoomState,
-  StoredMessage,
-} from '../ports.ts';
+import type { Affiliation, Context, Occupant, RoomConfig, RoomRecord, RoomState } from '../ports.ts';
 import type { IqHandlers, StanzaRequest } from '../router.ts';
 import { type Element, xml } from '../xml.ts';
 import { fanOut, sessionOf } from './fanout.ts';
 import { leaveRoom, MAX_HISTORY_LENGTH, occupantPresence, roleFor } from './room.ts';
-
-const DAY_SECONDS = 24 * 60 * 60;
 
 function mucJid(request: StanzaRequest): Jid {
   if (request.target.kind !== 'user') throw new StanzaError('service-unavailable');
@@ -259,60 +245,6 @@ async function applyAffiliation(
   }
 }
 
-// Mediated invitation (§7.8.2) --------------------------------------------------------
-
-export async function mediatedInvite(link: Link, room: string, invite: Element): Promise<void> {
-  const { ctx } = link;
-  const state = await ctx.store.getRoomState(room);
-  if (!state.room) throw new StanzaError('item-not-found');
-  const sender = state.occupants.find((occupant) => occupant.jid === link.jid);
-  if (!sender) throw new StanzaError('not-acceptable', 'join the room first');
-  const invitee = parseJid(invite.attrs.to ?? '');
-  if (!invitee?.local || invitee.domain !== ctx.config.domain) throw new StanzaError('jid-malformed');
-  const recipient = bare(invitee);
-  const account = await ctx.store.getAccount(recipient, { consistent: false });
-  if (!account.exists) throw new StanzaError('item-not-found', 'no such user');
-  if (state.affiliations.get(recipient) === 'outcast') throw new StanzaError('forbidden');
-  // In a members-only room an invitation grants membership.
-  if (state.room.config.membersOnly && (state.affiliations.get(recipient) ?? 'none') === 'none') {
-    await ctx.store.setAffiliation(room, recipient, 'member');
-  }
-  const reason = invite.getChildText('reason');
-  const id = stanzaId();
-  const stanza = xml(
-    'message',
-    { xmlns: NS.client, from: room, to: recipient, id },
-    xml(
-      'x',
-      { xmlns: NS.mucUser },
-      xml(
-        'invite',
-        { from: link.record.user },
-        reason !== null && reason !== undefined && xml('reason', {}, reason),
-      ),
-    ),
-    xml('x', { xmlns: 'jabber:x:conference', jid: room, reason: reason ?? undefined }),
-  );
-  const now = ctx.now();
-  const message: StoredMessage = {
-    recipient,
-    sender: room,
-    id,
-    seq: sequenceId(now),
-    stanza: stanza.toString(),
-    storedAt: now,
-    receiptRequested: false,
-    expiresAt: Math.floor(now / 1000) + ctx.config.retentionDays * DAY_SECONDS,
-  };
-  const targets = selectSessions(account.sessions);
-  if (targets.length === 0 && !(await ctx.store.reserveOfflineSlot(recipient, ctx.config.offlineQuota)))
-    throw new StanzaError('resource-constraint');
-  await ctx.store.storeMessage(message);
-  const pushed = await pushToSessions(ctx, targets, () => deliverable(ctx, message, false));
-  if (pushed.length > 0) await ctx.store.markDelivered(recipient, room, id);
-}
-
-/** Keyed like IqHandlers, prefixed `muc `: the router uses them for the MUC service. */
 export const mucIqHandlers: IqHandlers = {
   [`muc get query ${NS.discoInfo}`]: discoInfo,
   [`muc get query ${NS.discoItems}`]: discoItems,

@@ -1,6 +1,5 @@
-// Posts to room occupants: bounded concurrency, and a gone connection is forgotten (its
-// session ends and it leaves every room it was in) as soon as a post meets it.
-import { forgetConnection } from '../link.ts';
+// Posts to room occupants, with bounded concurrency. A post that meets a gone connection
+// ends its session (session.ts: it leaves every room it was in); the fan-out reports it.
 import type { Context, Occupant } from '../ports.ts';
 
 /** Posts in flight at once for one fan-out. */
@@ -26,8 +25,8 @@ export function sessionOf(occupant: Pick<Occupant, 'jid' | 'connectionId'>) {
 
 export interface FanOutOptions {
   readonly concurrency?: number;
-  /** Runs for a gone occupant before its connection is forgotten. */
-  readonly beforeForgetting?: (occupant: Occupant) => Promise<void>;
+  /** Runs for an occupant whose connection was gone, after its session ended. */
+  readonly onGone?: (occupant: Occupant) => Promise<void>;
 }
 
 /** Posts `frame(occupant)` to each occupant; returns those whose connection was gone. */
@@ -35,7 +34,7 @@ export async function fanOut(
   ctx: Context,
   occupants: readonly Occupant[],
   frame: (occupant: Occupant) => string,
-  { concurrency = FANOUT_CONCURRENCY, beforeForgetting }: FanOutOptions = {},
+  { concurrency = FANOUT_CONCURRENCY, onGone }: FanOutOptions = {},
 ): Promise<Occupant[]> {
   const gone: Occupant[] = [];
   let next = 0;
@@ -43,16 +42,9 @@ export async function fanOut(
     while (next < occupants.length) {
       const occupant = occupants[next++] as Occupant;
       const result = await ctx.gateway.post(occupant.connectionId, frame(occupant));
-      // Too large, or failed after retries: this occupant misses it, its session lives on.
       if (result !== 'gone') continue;
       gone.push(occupant);
-      ctx.metrics?.count('GoneConnections');
-      ctx.logger.info('room push met a gone connection', {
-        connectionId: occupant.connectionId,
-        room: occupant.room,
-      });
-      await beforeForgetting?.(occupant);
-      await forgetConnection(ctx, sessionOf(occupant));
+      await onGone?.(occupant);
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, occupants.length) }, worker));

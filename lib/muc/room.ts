@@ -7,8 +7,8 @@ import type { Link } from '../link.ts';
 import { NS } from '../ns.ts';
 import type { Affiliation, Context, Occupant, Role, RoomConfig, RoomMessage, RoomRecord } from '../ports.ts';
 import { type Element, parseStored, xml } from '../xml.ts';
-import { mediatedInvite } from './admin.ts';
 import { FANOUT_WINDOW_MS, fanOut, sessionOf } from './fanout.ts';
+import { mediatedInvite } from './invite.ts';
 
 const DAY_SECONDS = 24 * 60 * 60;
 
@@ -237,14 +237,16 @@ function asJid(text: string): Jid {
 // Leave --------------------------------------------------------------------------------
 
 /**
- * Removes one session from a room and tells everyone. The member's marker is set to the
- * room's newest message first, so that a message posted meanwhile is drained at the next
- * join rather than lost (at worst it comes twice, with the same stanza-id).
+ * Takes one session out of a room. The others are told first and the occupant is removed
+ * after, so a leave retried after a failure announces again (presence is state).
  *
- * When messages from `notPushedFrom` (a seq, or a sequenceFloor) on may not have reached
- * the session, the marker ends up before them, whoever removed the occupant: another leave
- * that came first (a parallel fan-out, the $disconnect, the other TTL record) may have set
- * a later one, which is then lowered.
+ * The member's marker (where the rejoin drain starts) is written by the leave that removed
+ * the occupant: the room's newest message when the leave began, so that a message posted
+ * meanwhile is drained at the next join rather than lost (at worst it comes twice, with the
+ * same stanza-id). When messages from `notPushedFrom` (a seq, or a sequenceFloor) on may not
+ * have reached the session, the marker ends up before them, whoever removed the occupant:
+ * another leave that came first (a parallel fan-out, the end of the session, the other TTL
+ * record) may have set a later one, which is then lowered.
  */
 export async function leaveRoom(
   ctx: Context,
@@ -254,6 +256,12 @@ export async function leaveRoom(
 ): Promise<void> {
   const jid = `${session.user}/${session.resource}`;
   const last = await ctx.store.lastRoomSeq(room, options.notPushedFrom);
+  const occupants = await ctx.store.getOccupants(room);
+  const seen = occupants.find(
+    (occupant) => occupant.jid === jid && occupant.connectionId === session.connectionId,
+  );
+  const others = occupants.filter((occupant) => occupant !== seen);
+  if (seen) await tellDeparture(ctx, seen, others, options);
   const removed = await ctx.store.removeOccupant(room, jid, session.connectionId);
   await ctx.store.removeJoinedRoom(session.connectionId, room);
   if (!removed) {
@@ -261,8 +269,12 @@ export async function leaveRoom(
       await ctx.store.lowerPushedMarker(room, session.user, last ?? BEFORE_ANY_MESSAGE);
     return;
   }
-  if (options.notifySelf) await ctx.gateway.post(session.connectionId, departure(removed, options)(removed));
-  await announceDeparture(ctx, removed, last, options);
+  // The marker says "was here": before any message, it sorts below every seq.
+  await ctx.store.setPushedMarker(room, session.user, last ?? BEFORE_ANY_MESSAGE);
+  // The occupant list is read eventually consistently: one who joined a moment ago may be
+  // missing from it, and is announced now that it is removed.
+  if (!seen) await tellDeparture(ctx, removed, others, options);
+  if (others.length === 0) await closeIfTemporary(ctx, room);
 }
 
 /**
@@ -273,7 +285,10 @@ export async function leaveRoom(
  */
 export async function occupantExpired(ctx: Context, occupant: Occupant): Promise<void> {
   const last = await ctx.store.lastRoomSeq(occupant.room, sequenceFloor(occupant.expiresAt * 1000));
-  await announceDeparture(ctx, occupant, last, {});
+  await ctx.store.setPushedMarker(occupant.room, sessionOf(occupant).user, last ?? BEFORE_ANY_MESSAGE);
+  const others = await ctx.store.getOccupants(occupant.room);
+  await tellDeparture(ctx, occupant, others, {});
+  if (others.length === 0) await closeIfTemporary(ctx, occupant.room);
 }
 
 export interface LeaveOptions {
@@ -293,25 +308,24 @@ const departure = (removed: Occupant, options: DepartureOptions) => (to: Occupan
     extra: options.extra,
   }).toString();
 
-/** After an occupant is gone: the member's marker, the others told, a temporary room closed. */
-async function announceDeparture(
+/** XEP-0045 §7.14: the occupant's unavailable presence, to itself when asked and to the others. */
+async function tellDeparture(
   ctx: Context,
-  removed: Occupant,
-  last: string | undefined,
-  options: DepartureOptions,
+  leaving: Occupant,
+  others: readonly Occupant[],
+  options: DepartureOptions & { notifySelf?: boolean },
 ): Promise<void> {
-  const { room } = removed;
-  // The marker says "was here": before any message, it sorts below every seq.
-  await ctx.store.setPushedMarker(room, sessionOf(removed).user, last ?? BEFORE_ANY_MESSAGE);
-  const occupants = await ctx.store.getOccupants(room);
+  if (options.notifySelf) await ctx.gateway.post(leaving.connectionId, departure(leaving, options)(leaving));
   // Another resource of the same user still holds the nick: the occupant has not left.
-  if (!occupants.some((occupant) => occupant.nick === removed.nick))
-    await fanOut(ctx, occupants, departure(removed, options));
-  if (occupants.length === 0) {
-    const state = await ctx.store.getRoomState(room);
-    if (state.room && !state.room.config.persistent && state.occupants.length === 0)
-      await ctx.store.deleteRoom(room);
-  }
+  if (!others.some((occupant) => occupant.nick === leaving.nick))
+    await fanOut(ctx, others, departure(leaving, options));
+}
+
+/** A temporary room ends with its last occupant (XEP-0045 §10.1.3). */
+async function closeIfTemporary(ctx: Context, room: string): Promise<void> {
+  const state = await ctx.store.getRoomState(room);
+  if (state.room && !state.room.config.persistent && state.occupants.length === 0)
+    await ctx.store.deleteRoom(room);
 }
 
 /** The session ended or went unavailable: it leaves every room of its pool. */
@@ -397,12 +411,12 @@ export async function handleRoomMessage(link: Link, stanza: Element, to: Jid): P
     expiresAt: Math.floor(now / 1000) + ctx.config.retentionDays * DAY_SECONDS,
   });
   ctx.metrics?.count('MessagesStored');
-  // A gone occupant leaves this room before its connection is forgotten (its room pool may
-  // already be gone with a parallel fan-out's leave), with its marker before every message
-  // of the fan-out window: parallel fan-outs of the room may have failed for it too.
+  // A gone occupant's session has ended (session.ts), which left this room with the marker at
+  // the newest message. It is lowered to before every message of the fan-out window: this
+  // one, and those parallel fan-outs of the room may have failed to push too.
   const notPushedFrom = sequenceFloor(now - FANOUT_WINDOW_MS);
   await fanOut(ctx, occupants, (occupant) => addressedTo(reflected, occupant.jid), {
-    beforeForgetting: (occupant) => leaveRoom(ctx, sessionOf(occupant), room, { notPushedFrom }),
+    onGone: (occupant) => leaveRoom(ctx, sessionOf(occupant), room, { notPushedFrom }),
   });
 }
 

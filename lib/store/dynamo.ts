@@ -8,6 +8,8 @@
 // | User credentials  | USER#<bare JID>     | #USER              | get per login (0.5 RU); put/delete by the users command |
 // | Session           | USER#<bare JID>     | SESSION#<resource> | put on bind (1 WU, returns the replaced one); query all |
 // |                   |                     |                    | of a user's sessions in one request to route (0.5 RU)  |
+// |                   |                     |                    | `drainingUntil` set with initial presence, removed when |
+// |                   |                     |                    | the drain ends (1 WU per login)                         |
 // | Server secret     | SERVER              | #SECRET            | get once per container (decoy SCRAM salts)              |
 // | Message           | INBOX#<recipient>   | MSG#<sender>#<id>  | conditional put dedupes a retry (1 WU + 1 WU for the    |
 // |                   |                     |                    | index entry); marked delivered by removing `seq` and the|
@@ -410,18 +412,40 @@ export class DynamoStore implements Store {
     user: string,
     resource: string,
     connectionId: string,
-    changes: Pick<SessionRecord, 'available' | 'priority'>,
+    changes: Pick<SessionRecord, 'available' | 'priority' | 'drainingUntil'>,
   ): Promise<void> {
+    const draining = changes.drainingUntil !== undefined;
     await this.conditionally(
       new UpdateCommand({
         TableName: this.tableName,
         Key: key.session(user, resource),
-        UpdateExpression: 'SET available = :available, priority = :priority',
+        UpdateExpression: `SET available = :available, priority = :priority${draining ? ', drainingUntil = :until' : ''}`,
         ConditionExpression: 'connectionId = :connectionId',
         ExpressionAttributeValues: {
           ':available': changes.available,
           ':priority': changes.priority,
           ':connectionId': connectionId,
+          ...(draining ? { ':until': changes.drainingUntil } : {}),
+        },
+      }),
+    );
+  }
+
+  async setDraining(
+    user: string,
+    resource: string,
+    connectionId: string,
+    until: number | undefined,
+  ): Promise<void> {
+    await this.conditionally(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: key.session(user, resource),
+        UpdateExpression: until === undefined ? 'REMOVE drainingUntil' : 'SET drainingUntil = :until',
+        ConditionExpression: 'connectionId = :connectionId',
+        ExpressionAttributeValues: {
+          ':connectionId': connectionId,
+          ...(until === undefined ? {} : { ':until': until }),
         },
       }),
     );
@@ -1059,6 +1083,7 @@ function toSession(item: Record<string, unknown>): SessionRecord {
     priority: item.priority as number,
     ...(item.interested === true ? { interested: true } : {}),
     ...(item.blocklistInterested === true ? { blocklistInterested: true } : {}),
+    ...(typeof item.drainingUntil === 'number' ? { drainingUntil: item.drainingUntil } : {}),
     expiresAt: item.expiresAt as number,
   };
 }

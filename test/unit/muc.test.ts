@@ -1,4 +1,4 @@
-// The room fan-out: bounded concurrency, one post per occupant, gone connections forgotten.
+// The room fan-out: bounded concurrency, one post per occupant, gone connections reported.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { fanOut, sessionOf } from '../../lib/muc/fanout.ts';
@@ -19,16 +19,7 @@ function fakeContext(gone: Set<string>) {
   let inFlight = 0;
   let maxInFlight = 0;
   const posted: string[] = [];
-  const forgotten: string[] = [];
-  const store: Partial<Store> = {
-    deleteSession: async () => {},
-    removePresence: async () => undefined,
-    getJoinedRooms: async (connectionId) => {
-      forgotten.push(connectionId);
-      return [];
-    },
-    deleteConnection: async () => {},
-  };
+  const store: Partial<Store> = {};
   const quiet = () => {};
   const ctx = {
     store: store as Store,
@@ -46,7 +37,7 @@ function fakeContext(gone: Set<string>) {
     logger: { debug: quiet, info: quiet, warn: quiet, error: quiet },
     now: Date.now,
   } as unknown as Context;
-  return { ctx, posted, forgotten, maxInFlight: () => maxInFlight };
+  return { ctx, posted, maxInFlight: () => maxInFlight };
 }
 
 describe('room fan-out', () => {
@@ -62,12 +53,17 @@ describe('room fan-out', () => {
     assert.ok(fake.maxInFlight() <= 16 && fake.maxInFlight() > 1, `in flight: ${fake.maxInFlight()}`);
   });
 
-  test('a gone connection is forgotten as it is met, and the others still get the frame', async () => {
+  test('a gone connection is reported as it is met, and the others still get the frame', async () => {
     const fake = fakeContext(new Set(['c3', 'c7']));
     const occupants = Array.from({ length: 10 }, (_, index) => occupant(index));
-    const gone = await fanOut(fake.ctx, occupants, () => '<message/>');
+    const reported: string[] = [];
+    const gone = await fanOut(fake.ctx, occupants, () => '<message/>', {
+      onGone: async (occupant) => {
+        reported.push(occupant.connectionId);
+      },
+    });
     assert.deepEqual(gone.map((o) => o.connectionId).sort(), ['c3', 'c7']);
-    assert.deepEqual(fake.forgotten.sort(), ['c3', 'c7']);
+    assert.deepEqual(reported.sort(), ['c3', 'c7']);
     assert.equal(fake.posted.length, 10);
   });
 
@@ -101,6 +97,7 @@ describe('leaving a room the occupant already left', () => {
     const calls: string[] = [];
     const store: Partial<Store> = {
       lastRoomSeq: async (_room, before) => (before ? 'before-window' : 'newest'),
+      getOccupants: async () => [],
       removeOccupant: async () => undefined, // another leave came first
       removeJoinedRoom: async () => {},
       lowerPushedMarker: async (_room, user, seq) => {

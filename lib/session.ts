@@ -1,0 +1,85 @@
+// The end of a session, in one place: RFC 6120 §4.4 and RFC 7395 §3.6 (closing the stream),
+// RFC 6120 §7.7.2.2 (a session replaced by a new one of the same full JID), RFC 6121 §4.5.3
+// (contacts get unavailable presence when a session ends) and XEP-0045 §7.14 (an occupant
+// whose session ends leaves its rooms). Every way a session ends comes here: the client's
+// <close/>, a stream error, a replaced resource, $disconnect, a post that meets 410 Gone,
+// and DynamoDB's TTL deleting what a lost $disconnect left behind.
+//
+// Order matters (docs/architecture.md, "The end of a session"):
+// 1. The session item goes first, so messages sent from now on are stored for the next
+//    session instead of being pushed here.
+// 2. Presence and rooms announce the departure while their items still exist, then remove
+//    them. A retried end finds them again and announces again (presence is state), so an
+//    end that failed halfway is still announced.
+// 3. Only then the last frames (<close/>, or a stream error and <close/>) are posted and the
+//    socket is closed: nothing that reads the routing paths from now on can reach it.
+// 4. The connection item goes last: while it exists, a retry ends the session again.
+//
+// This module sits above the features (presence, rooms) and below the entry points
+// (server.ts): features never end sessions themselves. A post that meets 410 Gone is
+// turned into an end here, by the gateway `withSessionEnds` gives them.
+import { leaveAllRooms } from './muc/room.ts';
+import type { ConnectionRecord, Context, Gateway } from './ports.ts';
+import { becomeUnavailable } from './presence.ts';
+import type { Element } from './xml.ts';
+
+type Connection = Pick<ConnectionRecord, 'connectionId' | 'user' | 'resource'>;
+
+export interface EndOptions {
+  /** Room messages from this seq on were not pushed to the session (muc/room.ts leaveRoom). */
+  readonly notPushedFrom?: string;
+  /** The last frames to send before the socket is closed (absent when it is gone already). */
+  readonly lastFrames?: readonly Element[];
+}
+
+/** Ends the session of `connection` and forgets the connection, in the order above. */
+export async function endSession(
+  ctx: Context,
+  connection: Connection,
+  options: EndOptions = {},
+): Promise<void> {
+  const { connectionId, user, resource } = connection;
+  if (user && resource) {
+    const session = { user, resource, connectionId };
+    await ctx.store.deleteSession(user, resource, connectionId);
+    await becomeUnavailable(ctx, session);
+    await leaveAllRooms(ctx, session, { notPushedFrom: options.notPushedFrom });
+  }
+  if (options.lastFrames) {
+    for (const frame of options.lastFrames) {
+      if ((await ctx.gateway.post(connectionId, frame.toString())) === 'gone') break;
+    }
+    await ctx.gateway.close(connectionId);
+  }
+  await ctx.store.deleteConnection(connectionId);
+}
+
+/**
+ * The context the core runs with during one invocation: a post that meets a gone
+ * connection (410) ends that connection's session here, once per invocation, and reports
+ * 'gone' to the feature that posted (which counts it as not delivered).
+ */
+export function withSessionEnds(ctx: Context): Context {
+  const ended = new Set<string>();
+  const gateway: Gateway = {
+    post: async (connectionId, frame) => {
+      const result = await ctx.gateway.post(connectionId, frame);
+      if (result === 'gone' && !ended.has(connectionId)) {
+        ended.add(connectionId);
+        ctx.metrics?.count('GoneConnections');
+        ctx.logger.info('push met a gone connection', { connectionId });
+        await connectionGone(routed, connectionId);
+      }
+      return result;
+    },
+    close: (connectionId) => ctx.gateway.close(connectionId),
+  };
+  const routed: Context = { ...ctx, gateway };
+  return routed;
+}
+
+/** A post found the connection gone: its session ends, if it is still there. */
+async function connectionGone(ctx: Context, connectionId: string): Promise<void> {
+  const record = await ctx.store.getConnection(connectionId);
+  if (record) await endSession(ctx, record);
+}

@@ -1,0 +1,113 @@
+// session.ts: the order in which a session ends, and a gone connection turned into an end.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { ConnectionRecord, Context, Store } from '../../lib/ports.ts';
+import { endSession, withSessionEnds } from '../../lib/session.ts';
+import { xml } from '../../lib/xml.ts';
+
+const quiet = () => {};
+
+/** Records every store call and post in order; `gone` connections answer 410. */
+function recordingContext(gone: ReadonlySet<string> = new Set()) {
+  const calls: string[] = [];
+  const record: ConnectionRecord = {
+    connectionId: 'c1',
+    state: 'bound',
+    user: 'erin@localhost',
+    resource: 'phone',
+    connectedAt: 0,
+    expiresAt: Number.MAX_SAFE_INTEGER,
+  };
+  const entry = {
+    resource: 'phone',
+    connectionId: 'c1',
+    priority: 0,
+    stanza: '<presence/>',
+    expiresAt: 0,
+    directed: [],
+  };
+  const store: Partial<Store> = {
+    getConnection: async (id) => {
+      calls.push(`getConnection ${id}`);
+      return id === 'c1' ? record : undefined;
+    },
+    deleteSession: async () => {
+      calls.push('deleteSession');
+    },
+    getRoster: async () => ({
+      items: [
+        {
+          contact: 'ann@localhost',
+          subscription: 'both',
+          askOut: false,
+          pendingIn: false,
+          groups: [],
+          listed: true,
+        },
+      ],
+      version: 1,
+    }),
+    getPresences: async (users) => {
+      calls.push(`getPresences ${users.join(',')}`);
+      return new Map([
+        ['erin@localhost', [entry]],
+        ['ann@localhost', [{ ...entry, resource: 'desk', connectionId: 'c2' }]],
+      ]);
+    },
+    removePresence: async () => {
+      calls.push('removePresence');
+      return entry;
+    },
+    getJoinedRooms: async () => {
+      calls.push('getJoinedRooms');
+      return [];
+    },
+    deleteConnection: async (id) => {
+      calls.push(`deleteConnection ${id}`);
+    },
+  };
+  const ctx = {
+    store: store as Store,
+    gateway: {
+      post: async (connectionId: string, frame: string) => {
+        calls.push(`post ${connectionId} ${frame.slice(0, frame.indexOf(' '))}`);
+        return gone.has(connectionId) ? ('gone' as const) : ('ok' as const);
+      },
+      close: async (connectionId: string) => {
+        calls.push(`close ${connectionId}`);
+      },
+    },
+    logger: { debug: quiet, info: quiet, warn: quiet, error: quiet },
+    now: Date.now,
+  } as unknown as Context;
+  return { ctx, calls, record };
+}
+
+describe('the end of a session', () => {
+  test('routing goes first, contacts are told before the entry goes, <close/> and the record last', async () => {
+    const { ctx, calls, record } = recordingContext();
+    await endSession(ctx, record, {
+      lastFrames: [xml('close', { xmlns: 'urn:ietf:params:xml:ns:xmpp-framing' })],
+    });
+    assert.deepEqual(calls, [
+      'deleteSession',
+      'getPresences erin@localhost,ann@localhost',
+      'post c2 <presence',
+      'removePresence',
+      'getJoinedRooms',
+      'post c1 <close',
+      'close c1',
+      'deleteConnection c1',
+    ]);
+  });
+
+  test('a post that meets a gone connection ends that session, once per invocation', async () => {
+    const { ctx, calls } = recordingContext(new Set(['c1']));
+    const routed = withSessionEnds(ctx);
+    assert.equal(await routed.gateway.post('c1', '<message/>'), 'gone');
+    assert.equal(await routed.gateway.post('c1', '<message/>'), 'gone');
+    assert.equal(calls.filter((call) => call === 'getConnection c1').length, 1);
+    assert.ok(calls.includes('deleteSession'));
+    assert.equal(calls.filter((call) => call === 'deleteConnection c1').length, 1);
+  });
+});

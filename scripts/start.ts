@@ -16,6 +16,10 @@ const { values } = parseArgs({
     'in-memory': { type: 'boolean', default: false },
     'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
     'message-policy': { type: 'string', default: process.env.MESSAGE_POLICY ?? 'open' },
+    'max-frames-per-second': { type: 'string', default: process.env.MAX_FRAMES_PER_SECOND },
+    'max-bytes-per-second': { type: 'string', default: process.env.MAX_BYTES_PER_SECOND },
+    'max-sessions-per-user': { type: 'string', default: process.env.MAX_SESSIONS_PER_USER },
+    'auth-timeout': { type: 'string', default: process.env.AUTH_TIMEOUT_SECONDS },
     faults: { type: 'string', default: process.env.FAULTS ?? '' },
     help: { type: 'boolean', default: false },
   },
@@ -32,6 +36,14 @@ if (values.help) {
   --in-memory         keep nothing on disk
   --log-level LEVEL   debug, info, warn, error (default info, env LOG_LEVEL)
   --message-policy P  open, or roster: chats only from approved contacts (default open, env MESSAGE_POLICY)
+  --max-frames-per-second N  frames one connection may send per second, bursts of twice that
+                      (default 100, env MAX_FRAMES_PER_SECOND); over it: policy-violation
+  --max-bytes-per-second N   bytes one connection may send per second (default 262144,
+                      env MAX_BYTES_PER_SECOND); over it: policy-violation
+  --max-sessions-per-user N  sessions one user may have at once (default 10,
+                      env MAX_SESSIONS_PER_USER); one more bind gets resource-constraint
+  --auth-timeout S    seconds a connection has to authenticate before it is closed (default 30,
+                      env AUTH_TIMEOUT_SECONDS)
   --faults LIST       inject faults, e.g. ddb=0.05,post=0.05,kill=0.02 (shares of DynamoDB calls,
                       posts and frames invocations that fail; seed=N; env FAULTS; none by default)`);
   process.exit(0);
@@ -49,6 +61,24 @@ try {
   console.error((error as Error).message);
   process.exit(2);
 }
+// The abuse limits (lib/limits.ts): only those given, the others keep lib/config.ts's defaults.
+const limitFlags = {
+  maxFramesPerSecond: 'max-frames-per-second',
+  maxBytesPerSecond: 'max-bytes-per-second',
+  maxSessionsPerUser: 'max-sessions-per-user',
+  authTimeoutSeconds: 'auth-timeout',
+} as const;
+const limits: Partial<Record<keyof typeof limitFlags, number>> = {};
+for (const [key, flag] of Object.entries(limitFlags) as [keyof typeof limitFlags, string][]) {
+  const value = values[flag as keyof typeof values];
+  if (value === undefined || value === '') continue;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed <= 0) {
+    console.error(`--${flag} must be a positive integer, not "${value}"`);
+    process.exit(2);
+  }
+  limits[key] = parsed;
+}
 const dataDir = resolve(values['data-dir']);
 const domain = values.domain.toLowerCase();
 const system = await startLocalSystem({
@@ -56,7 +86,7 @@ const system = await startLocalSystem({
   host: values.host,
   dynamoPort: Number(values['dynamodb-port']),
   dataDir: values['in-memory'] ? undefined : resolve(dataDir, 'dynamodb'),
-  config: { domain, mucDomain: values['muc-domain'] ?? `conference.${domain}`, messagePolicy },
+  config: { domain, mucDomain: values['muc-domain'] ?? `conference.${domain}`, messagePolicy, ...limits },
   logLevel: values['log-level'] as 'info',
   api: { log: (message, fields) => console.error(JSON.stringify({ level: 'WARN', message, ...fields })) },
   ...(hasFaults(faults) ? { faults } : {}),

@@ -12,6 +12,20 @@ export const FRAME_ATTRIBUTES = { connectionId: 'connectionId', eventType: 'even
 
 const attribute = (record: SQSRecord, name: string) => record.messageAttributes[name]?.stringValue;
 
+/**
+ * A frame's message body, as the `$default` integration writes it (infra/ordered-route.ts): this
+ * prefix, then the frame's UTF-8 bytes in base64. SQS refuses an empty body and characters outside
+ * XML's set, and a client may send either: encoded, every frame reaches the queue, and the core
+ * answers it as XMPP says (an empty frame, a control character: not-well-formed).
+ */
+export const FRAME_BODY_PREFIX = 'b64:';
+
+/** The frame a record carries. A body without the prefix was queued by the template before it. */
+export function frameText(body: string): string {
+  if (!body.startsWith(FRAME_BODY_PREFIX)) return body;
+  return Buffer.from(body.slice(FRAME_BODY_PREFIX.length), 'base64').toString('utf8');
+}
+
 async function handleRecord(context: Context, record: SQSRecord): Promise<void> {
   const connectionId = attribute(record, FRAME_ATTRIBUTES.connectionId) ?? record.attributes.MessageGroupId;
   if (!connectionId) throw new Error('record without a connection id');
@@ -21,7 +35,7 @@ async function handleRecord(context: Context, record: SQSRecord): Promise<void> 
   if (eventType === CONTINUE_EVENT) return onContinueDrain(context, connectionId, record.body);
   await onFrame(context, {
     connectionId,
-    body: record.body,
+    body: frameText(record.body),
     isBinary: attribute(record, 'isBinary') === 'true',
     // When the frame reached the queue: the rate limits count by it (lib/limits.ts).
     receivedAt: Number(record.attributes.SentTimestamp),

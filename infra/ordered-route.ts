@@ -23,6 +23,15 @@ export const FRAME_ATTRIBUTE_NAMES = { connectionId: 'connectionId', eventType: 
 export const DISCONNECT_BODY = 'DISCONNECT';
 
 /**
+ * A frame goes on the queue as this prefix and its base64 (functions/frames.ts FRAME_BODY_PREFIX
+ * decodes it): SQS refuses an empty body and characters outside XML's set (InvalidMessageContents),
+ * and API Gateway would answer such a frame with a JSON error frame, the frame lost. Encoded, every
+ * frame reaches the handler, which answers it in XMPP. base64's `+`, `/` and `=` are URL-encoded.
+ */
+export const FRAME_BODY_PREFIX = 'b64:';
+export const FRAME_MESSAGE_BODY = `${encodeURIComponent(FRAME_BODY_PREFIX)}$util.urlEncode($util.base64Encode($input.body))`;
+
+/**
  * How long a received frame stays invisible beyond the consumer's timeout. SQS FIFO hands a
  * message group's next frames out only when none of its frames is in flight, and Lambda refuses
  * a queue whose visibility timeout is shorter than the function's timeout; the margin covers the
@@ -115,7 +124,7 @@ export class OrderedRoutes extends Construct {
     this.queue.grant(this.role, 'sqs:SendMessage');
 
     this.defaultRoute = props.webSocketApi.addRoute('$default', {
-      integration: this.integration('DefaultToQueue', '$util.urlEncode($input.body)'),
+      integration: this.integration('DefaultToQueue', FRAME_MESSAGE_BODY),
     });
     this.disconnectRoute = props.webSocketApi.addRoute('$disconnect', {
       integration: this.integration('DisconnectToQueue', DISCONNECT_BODY),

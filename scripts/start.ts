@@ -3,6 +3,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { hasFaults, parseFaults } from '../infra/local/faults.ts';
+import { startSynthesizedSystem } from '../infra/local/synth-system.ts';
 import { startLocalSystem } from '../infra/local/system.ts';
 
 const { values } = parseArgs({
@@ -21,6 +22,7 @@ const { values } = parseArgs({
     'max-sessions-per-user': { type: 'string', default: process.env.MAX_SESSIONS_PER_USER },
     'auth-timeout': { type: 'string', default: process.env.AUTH_TIMEOUT_SECONDS },
     faults: { type: 'string', default: process.env.FAULTS ?? '' },
+    'from-synth': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -35,6 +37,8 @@ if (values.help) {
   --data-dir DIR      where data is kept (default .data, env DATA_DIR)
   --in-memory         keep nothing on disk
   --log-level LEVEL   debug, info, warn, error (default info, env LOG_LEVEL)
+  --from-synth        run what cdk deploy ships: synthesise the stack, run each function's bundle
+                      in its own process with its template environment (infra/local/synth-system.ts)
   --message-policy P  open, or roster: chats only from approved contacts (default open, env MESSAGE_POLICY)
   --max-frames-per-second N  frames one connection may send per second, bursts of twice that
                       (default 100, env MAX_FRAMES_PER_SECOND); over it: policy-violation
@@ -81,16 +85,35 @@ for (const [key, flag] of Object.entries(limitFlags) as [keyof typeof limitFlags
 }
 const dataDir = resolve(values['data-dir']);
 const domain = values.domain.toLowerCase();
-const system = await startLocalSystem({
-  port: Number(values.port),
-  host: values.host,
-  dynamoPort: Number(values['dynamodb-port']),
-  dataDir: values['in-memory'] ? undefined : resolve(dataDir, 'dynamodb'),
-  config: { domain, mucDomain: values['muc-domain'] ?? `conference.${domain}`, messagePolicy, ...limits },
-  logLevel: values['log-level'] as 'info',
-  api: { log: (message, fields) => console.error(JSON.stringify({ level: 'WARN', message, ...fields })) },
-  ...(hasFaults(faults) ? { faults } : {}),
-});
+if (values['from-synth'] && hasFaults(faults)) {
+  console.error('--faults needs the in-process handlers: it cannot be combined with --from-synth');
+  process.exit(2);
+}
+const logWarning = (message: string, fields?: Record<string, unknown>) =>
+  console.error(JSON.stringify({ level: 'WARN', message, ...fields }));
+const system = values['from-synth']
+  ? await startSynthesizedSystem({
+      port: Number(values.port),
+      host: values.host,
+      dynamoPort: Number(values['dynamodb-port']),
+      dataDir: values['in-memory'] ? undefined : resolve(dataDir, 'dynamodb'),
+      // Stack parameters, as `cdk deploy -c` takes them.
+      stack: { domain, mucDomain: values['muc-domain'] ?? `conference.${domain}`, messagePolicy, ...limits },
+      logLevel: values['log-level'] as 'info',
+      api: { log: logWarning },
+      // Each function's log lines (JSON, as CloudWatch Logs would get them), after its name.
+      onOutput: (fn, line) => console.error(`${fn} ${line}`),
+    })
+  : await startLocalSystem({
+      port: Number(values.port),
+      host: values.host,
+      dynamoPort: Number(values['dynamodb-port']),
+      dataDir: values['in-memory'] ? undefined : resolve(dataDir, 'dynamodb'),
+      config: { domain, mucDomain: values['muc-domain'] ?? `conference.${domain}`, messagePolicy, ...limits },
+      logLevel: values['log-level'] as 'info',
+      api: { log: (message, fields) => console.error(JSON.stringify({ level: 'WARN', message, ...fields })) },
+      ...(hasFaults(faults) ? { faults } : {}),
+    });
 
 // `npm run users` finds the running system through this file.
 mkdirSync(dataDir, { recursive: true });

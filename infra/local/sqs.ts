@@ -50,6 +50,19 @@ export class SqsError extends Error {
 const SQS_CHARACTERS = /^[\u0009\u000A\u000D\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]*$/u;
 const MAX_BODY_BYTES = 256 * 1024;
 
+/** Why SQS would refuse this message body, if it would. */
+export function sqsRefusal(body: string): SqsError | undefined {
+  if (body.length === 0) {
+    return new SqsError('MissingParameter', 'The request must contain the parameter MessageBody.');
+  }
+  if (!SQS_CHARACTERS.test(body)) {
+    return new SqsError('InvalidMessageContents', 'Invalid characters found in the message body.');
+  }
+  if (Buffer.byteLength(body) > MAX_BODY_BYTES)
+    return new SqsError('InvalidParameterValue', 'Message too long.');
+  return undefined;
+}
+
 export class LocalSqs {
   private readonly queues = new Map<string, LocalQueue>();
   /** Messages accepted, per queue path. */
@@ -112,13 +125,8 @@ export class LocalSqs {
     const queue = this.queues.get(path);
     if (!queue) throw new SqsError('QueueDoesNotExist', `no queue ${input.QueueUrl}`);
     const body = input.MessageBody ?? '';
-    if (body.length === 0)
-      throw new SqsError('MissingParameter', 'The request must contain the parameter MessageBody.');
-    if (!SQS_CHARACTERS.test(body)) {
-      throw new SqsError('InvalidMessageContents', 'Invalid characters found in the message body.');
-    }
-    if (Buffer.byteLength(body) > MAX_BODY_BYTES)
-      throw new SqsError('InvalidParameterValue', 'Message too long.');
+    const refusal = sqsRefusal(body);
+    if (refusal) throw refusal;
     if (queue.fifo && !input.MessageGroupId) {
       throw new SqsError('MissingParameter', 'The request must contain the parameter MessageGroupId.');
     }

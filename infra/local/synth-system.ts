@@ -39,7 +39,16 @@ export interface SynthesizedSystemOptions
   /** Stack parameters (infra/parameters.ts): what a deployment could set, nothing else. */
   readonly stack?: Pick<
     XmppStackProps,
-    'domain' | 'mucDomain' | 'messagePolicy' | 'maxStanzaBytes' | 'offlineQuota' | 'retentionDays'
+    | 'domain'
+    | 'mucDomain'
+    | 'messagePolicy'
+    | 'maxStanzaBytes'
+    | 'offlineQuota'
+    | 'retentionDays'
+    | 'maxFramesPerSecond'
+    | 'maxBytesPerSecond'
+    | 'maxSessionsPerUser'
+    | 'authTimeoutSeconds'
   >;
   /** The functions' LOG_LEVEL, a stack parameter too. @default 'warn' */
   readonly logLevel?: LogLevel;

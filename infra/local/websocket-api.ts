@@ -10,6 +10,8 @@ import type { Duplex } from 'node:stream';
 import type { APIGatewayProxyResultV2, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { ConnectEvent } from '../../functions/connect.ts';
+import { FRAME_BODY_PREFIX } from '../../functions/frames.ts';
+import { sqsRefusal } from './sqs.ts';
 
 export type ConnectHandler = (event: ConnectEvent) => Promise<APIGatewayProxyResultV2>;
 export type FramesHandler = (event: SQSEvent) => Promise<SQSBatchResponse | undefined>;
@@ -329,11 +331,16 @@ export class LocalWebSocketApi {
       return;
     }
     this.touch(connection);
-    this.enqueue(connection, {
-      eventType: 'MESSAGE',
-      body: isBinary ? data.toString('base64') : data.toString('utf8'),
-      isBinary,
-    });
+    // As the $default integration's request template writes it (infra/ordered-route.ts).
+    const body = FRAME_BODY_PREFIX + data.toString('base64');
+    if (sqsRefusal(body)) {
+      // API Gateway's answer when SendMessage fails: a JSON frame to the client, the frame lost.
+      connection.socket.send(
+        JSON.stringify({ message: 'Internal server error', connectionId: connection.id }),
+      );
+      return;
+    }
+    this.enqueue(connection, { eventType: 'MESSAGE', body, isBinary });
   }
 
   private onSocketClosed(connection: LocalConnection): void {

@@ -164,6 +164,25 @@ export function waitForStanza(
   return eventually(() => stanzas.find(match), timeoutMs);
 }
 
+let roundTrips = 0;
+
+/**
+ * A barrier for asserting that something did not arrive, instead of a sleep: once a ping
+ * sent now is answered, the frames this client sent before it are handled (one connection's
+ * frames are handled in order) and whatever the server had sent it before is here (posts
+ * reach a socket in order). Frames of other connections: `api.idle()` first.
+ */
+export async function roundTrip(client: RawClient | { xmpp: XmppClient }): Promise<void> {
+  if (client instanceof RawClient) {
+    const id = `round-trip-${++roundTrips}`;
+    client.send(`<iq xmlns="jabber:client" type="get" id="${id}"><ping xmlns="urn:xmpp:ping"/></iq>`);
+    await client.next((element) => element.name === 'iq' && element.attrs.id === id, 30_000);
+    return;
+  }
+  const { xml } = await import('@xmpp/client');
+  await client.xmpp.iqCaller.request(xml('iq', { type: 'get' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+}
+
 /** Connects, sends initial presence and waits until the server has handled it. */
 export async function goOnline(
   system: Pick<LocalSystem, 'url' | 'config'>,

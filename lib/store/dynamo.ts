@@ -194,7 +194,9 @@ function toMessage(item: Record<string, unknown>): StoredMessage {
     recipient: item.recipient as string,
     sender: item.sender as string,
     id: item.id as string,
-    seq: item.seq as string,
+    // A delivered message's tombstone keeps its server id apart: a resend is acknowledged
+    // with the same stanza-id as the first time.
+    seq: (item.seq ?? item.deliveredSeq) as string,
     stanza: unpackStanza(item),
     storedAt: item.storedAt as number,
     receiptRequested: item.receiptRequested === true,
@@ -508,7 +510,7 @@ export class DynamoStore implements Store {
       new UpdateCommand({
         TableName: this.tableName,
         Key: key.message(recipient, sender, id),
-        UpdateExpression: 'REMOVE seq, s, z SET deliveredAt = :now',
+        UpdateExpression: 'REMOVE seq, s, z SET deliveredAt = :now, deliveredSeq = seq',
         ConditionExpression: 'attribute_exists(seq)',
         ExpressionAttributeValues: { ':now': this.now() },
       }),
@@ -532,6 +534,7 @@ export class DynamoStore implements Store {
               sender: message.sender,
               id: message.id,
               deliveredAt,
+              deliveredSeq: (message as StoredMessage).seq,
               expiresAt: (message as StoredMessage).expiresAt,
             },
           },

@@ -33,7 +33,7 @@ export interface XmppParameters {
   readonly retentionDays: number;
   /** `open`: anyone on the domain may message anyone; `roster`: only contacts the recipient approved. */
   readonly messagePolicy: MessagePolicy;
-  /** Frames one connection may send per second (bursts of twice that); over it: policy-violation. */
+  /** Frames one connection may send per second (bursts of 5 s of it); over it: policy-violation. */
   readonly maxFramesPerSecond: number;
   /** Bytes one connection may send per second, at least `maxStanzaBytes`; over it: policy-violation. */
   readonly maxBytesPerSecond: number;

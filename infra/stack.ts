@@ -73,7 +73,7 @@ export interface XmppStackProps extends StackProps {
   readonly retentionDays?: number;
   /** Who may message whom: `open` or `roster`. @default 'open' */
   readonly messagePolicy?: MessagePolicy;
-  /** Frames one connection may send per second (lib/limits.ts). @default 100 */
+  /** Frames one connection may send per second (lib/limits.ts). @default 200 */
   readonly maxFramesPerSecond?: number;
   /** Bytes one connection may send per second, at least maxStanzaBytes. @default 262144 */
   readonly maxBytesPerSecond?: number;

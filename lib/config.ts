@@ -56,7 +56,7 @@ export const DEFAULTS = {
   drainPerInvocation: 1000,
   rosterLimit: 1000,
   messagePolicy: 'open' as MessagePolicy,
-  maxFramesPerSecond: 100,
+  maxFramesPerSecond: 200,
   maxBytesPerSecond: 262_144,
   maxSessionsPerUser: 10,
   authTimeoutSeconds: 30,

@@ -21,8 +21,12 @@ import type { Config } from './config.ts';
 import type { Link } from './link.ts';
 import type { ConnectionRecord, Context } from './ports.ts';
 
-/** A bucket holds this many seconds of its rate: a burst of up to twice the rate is fine. */
-export const BURST_SECONDS = 2;
+/**
+ * A bucket holds this many seconds of its rate. Generous on purpose: a client that acknowledges
+ * a drain (a receipt per message) answers at the server's push rate, which can pass the
+ * sustained rate for a few seconds; a flood goes on until it is cut.
+ */
+export const BURST_SECONDS = 5;
 
 /** Connections whose bucket one container remembers; the least recently seen go first. */
 const REMEMBERED_CONNECTIONS = 10_000;

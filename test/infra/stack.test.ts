@@ -363,7 +363,7 @@ test('environment variables: only names and settings, the ones the handlers read
   // The frames function applies the limits per connection and per user.
   assert.deepEqual(rest, {
     ...settings,
-    MAX_FRAMES_PER_SECOND: '100',
+    MAX_FRAMES_PER_SECOND: '200',
     MAX_BYTES_PER_SECOND: '262144',
     MAX_SESSIONS_PER_USER: '10',
   });

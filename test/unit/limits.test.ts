@@ -41,22 +41,23 @@ test('at the rate, a connection is never refused, however long it keeps going', 
 });
 
 test('over the rate, a connection is refused once the burst is used up', () => {
-  // 20 % over the rate: the burst of 20 frames lasts 20 / (12 - 10) = 10 s.
+  // 20 % over the rate: the burst lasts burst / (12 - 10 a second).
   const interval = 1000 / (rates.framesPerSecond * 1.2);
-  const { refusedAt } = send(10_000, (index) => index * interval);
+  const expected = (rates.framesPerSecond * BURST_SECONDS) / (rates.framesPerSecond * 0.2);
+  const { refusedAt } = send(100_000, (index) => index * interval);
   assert.ok(refusedAt !== undefined);
   const seconds = (refusedAt * interval) / 1000;
-  assert.ok(seconds > 9 && seconds < 11, `refused after ${seconds} s`);
+  assert.ok(Math.abs(seconds - expected) < 1, `refused after ${seconds} s, expected ${expected} s`);
 });
 
 test('bytes are limited as frames are: a few big frames over the byte rate are refused', () => {
-  const { admitted } = send(10, () => 0, 600);
-  // 2 s × 1000 bytes: three frames of 600 bytes fit, the fourth does not.
-  assert.equal(admitted, 3);
+  const { admitted } = send(100, () => 0, 600);
+  // BURST_SECONDS × 1000 bytes: that many frames of 600 bytes fit, not one more.
+  assert.equal(admitted, Math.floor((rates.bytesPerSecond * BURST_SECONDS) / 600));
 });
 
 test('an idle connection refills, never beyond the bucket', () => {
-  const { bucket } = send(20, () => 0);
+  const { bucket } = send(rates.framesPerSecond * BURST_SECONDS, () => 0);
   assert.equal(bucket?.frames, 0);
   const refilled = takeFrame(bucket, rates, 60_000, 1).bucket;
   assert.equal(refilled.frames, rates.framesPerSecond * BURST_SECONDS - 1);

@@ -40,8 +40,8 @@ if (values.help) {
   --from-synth        run what cdk deploy ships: synthesise the stack, run each function's bundle
                       in its own process with its template environment (infra/local/synth-system.ts)
   --message-policy P  open, or roster: chats only from approved contacts (default open, env MESSAGE_POLICY)
-  --max-frames-per-second N  frames one connection may send per second, bursts of twice that
-                      (default 100, env MAX_FRAMES_PER_SECOND); over it: policy-violation
+  --max-frames-per-second N  frames one connection may send per second, bursts of 5 s of it
+                      (default 200, env MAX_FRAMES_PER_SECOND); over it: policy-violation
   --max-bytes-per-second N   bytes one connection may send per second (default 262144,
                       env MAX_BYTES_PER_SECOND); over it: policy-violation
   --max-sessions-per-user N  sessions one user may have at once (default 10,

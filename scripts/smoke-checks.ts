@@ -201,6 +201,8 @@ export async function runSmoke(options: SmokeOptions): Promise<CheckResult[]> {
     connection._onData = (data) => {
       if (connection.parser) onData(data);
     };
+    // A connection that drops is a failure to see, not one to hide by reconnecting.
+    xmpp.reconnect.stop();
     xmpp.on('stanza', (stanza: Element) => inbox.push(stanza));
     xmpp.on('error', () => {});
     sessions.set(who, { xmpp, inbox });
@@ -215,6 +217,8 @@ export async function runSmoke(options: SmokeOptions): Promise<CheckResult[]> {
     const session = sessions.get(who);
     if (!session) return;
     sessions.delete(who);
+    // Its socket is gone already (a stream error, a refused login): nothing to close.
+    if (session.xmpp.status === 'disconnect' || session.xmpp.status === 'offline') return;
     await withTimeout(session.xmpp.stop(), clock.waitMs, `end of the session of ${who.user}`);
   }
 
@@ -265,7 +269,9 @@ export async function runSmoke(options: SmokeOptions): Promise<CheckResult[]> {
     });
 
     await check('login (SASL, bind, presence)', async () => {
-      await Promise.all([goOnline(alice), goOnline(bob)]);
+      // Both settle before the check ends, so that neither is left half-way through its login.
+      const logins = await Promise.allSettled([goOnline(alice), goOnline(bob)]);
+      for (const login of logins) if (login.status === 'rejected') throw login.reason;
     });
 
     await check(`burst of ${BURST_SIZE} messages in order`, async () => {

@@ -71,24 +71,24 @@ describe('npm run smoke', () => {
     assert.deepEqual(await smokeUsers(), []);
   });
 
-  test('a failing check fails the run, and the users are deleted all the same', async () => {
+  test('a failing check fails the run, the rest are skipped, and the users are deleted all the same', async () => {
+    // Users of a domain the server does not serve: their login fails.
     const results = await runSmoke({
       url: system().url,
-      domain: system().config.domain,
-      mucDomain: 'nowhere.localhost',
+      domain: 'elsewhere.example',
       store: system().context.store,
       waitMs: 30_000,
       totalMs: 300_000,
     });
     assert.equal(passed(results), false);
     assert.deepEqual(
-      results.map((result) => result.check),
-      CHECKS,
+      results.map((result) => [result.check, result.result]),
+      CHECKS.map((check, index) => [
+        check,
+        index === 0 || index === 7 ? 'ok' : index === 1 ? 'failed' : 'skipped',
+      ]),
+      formatResults(results),
     );
-    const room = results.find((result) => result.check.startsWith('room'));
-    assert.equal(room?.result, 'failed', formatResults(results));
-    assert.match(room?.detail ?? '', /got an error/);
-    assert.equal(results.at(-1)?.result, 'ok', formatResults(results));
     assert.deepEqual(await smokeUsers(), []);
   });
 

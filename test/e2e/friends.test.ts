@@ -10,7 +10,7 @@ import {
   connectClient,
   eventually,
   RawClient,
-  sleep,
+  roundTrip,
   useLocalSystem,
   waitForStanza,
 } from '../helpers.ts';
@@ -208,7 +208,8 @@ describe('friends', () => {
     await waitForStanza(carol.stanzas, rosterPush('erin@localhost', 'remove'));
     await waitForStanza(erin.stanzas, presenceFrom('carol@localhost', 'unsubscribe'));
     await waitForStanza(erin.stanzas, rosterPush('carol@localhost', 'none'));
-    await sleep(100);
+    // The removal's other effects (pushes, presence) are handled before the sessions close.
+    await system().api.idle();
     await carol.xmpp.stop();
     await erin.xmpp.stop();
   });
@@ -232,7 +233,7 @@ describe('friends-only policy', () => {
     assert.ok(refused.getChild('error')?.getChild('subscription-required'));
     assert.equal(refused.getChild('error')?.attrs.type, 'auth');
     assert.equal((await system().context.store.undelivered('ben@localhost', 10)).messages.length, 0);
-    await sleep(100);
+    await roundTrip(ben); // the refused chat was handled with its error: had it been pushed, it is here
     assert.equal(ben.stanzas.filter((s) => s.getChildText('body') === 'hi').length, 0);
 
     await amy.xmpp.send(xml('presence', { to: 'ben@localhost', type: 'subscribe' }));
@@ -318,7 +319,8 @@ describe('blocking (XEP-0191)', () => {
     assert.ok(toBlocked.getChild('error')?.getChild('not-acceptable'));
     assert.ok(toBlocked.getChild('error')?.getChild('blocked', 'urn:xmpp:blocking:errors'));
     await hal.xmpp.send(xml('presence', { to: 'gus@localhost', type: 'subscribe' }));
-    await sleep(200);
+    await roundTrip(hal); // the request is handled
+    await roundTrip(gus); // had it been pushed, it is here
     assert.equal(gus.stanzas.filter(presenceFrom('hal@localhost', 'subscribe')).length, 0);
     assert.equal((await system().context.store.undelivered('gus@localhost', 10)).messages.length, 0);
 

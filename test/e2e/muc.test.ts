@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import { xml } from '@xmpp/client';
 import type { Element } from 'ltx';
 import type { LocalSystem } from '../../infra/local/system.ts';
-import { addUser, eventually, goOnline, sleep, useLocalSystem, waitForStanza } from '../helpers.ts';
+import { addUser, eventually, goOnline, useLocalSystem, waitForStanza } from '../helpers.ts';
 
 const MUC = 'http://jabber.org/protocol/muc';
 const MUC_USER = 'http://jabber.org/protocol/muc#user';
@@ -106,7 +106,12 @@ async function joined(session: Session, room: string, nick: string, history?: Re
 }
 
 describe('group chat (XEP-0045)', () => {
-  const system = useLocalSystem();
+  // The server's clock: a test moves it forward instead of waiting for time to pass.
+  let clockOffset = 0;
+  const system = useLocalSystem({
+    wrapContext: (context) => ({ ...context, now: () => Date.now() + clockOffset }),
+  });
+  const serverNow = () => Date.now() + clockOffset;
   const sys = (): LocalSystem => system();
   const users = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'];
 
@@ -253,6 +258,8 @@ describe('group chat (XEP-0045)', () => {
     sys().api.expire(erinConnection);
     await say(alice, room, 'anyone there?');
     await waitForStanza(alice.stanzas, isPresenceFrom(`${room}/Erin`, 'unavailable'));
+    // The others are told before the occupant is removed: wait for the end to finish.
+    await sys().api.idle();
     assert.deepEqual(
       (await sys().context.store.getOccupants(room)).map((o) => o.nick),
       ['Alice'],
@@ -292,7 +299,7 @@ describe('group chat (XEP-0045)', () => {
       await say(alice, room, body);
       await waitForStanza(alice.stanzas, isGroupBody(body));
     }
-    await sleep(200);
+    await sys().api.idle();
     bob = await goOnline(sys(), 'bob@localhost', 'pw');
     assert.deepEqual(bodies(bob.stanzas, room), [], 'nothing is pushed before the rejoin');
     await joined(bob, room, 'Bob');
@@ -301,7 +308,7 @@ describe('group chat (XEP-0045)', () => {
       assert.equal(stanza.getChild('delay', DELAY)?.attrs.from, room);
     await say(alice, room, 'live again');
     await waitForStanza(bob.stanzas, isGroupBody('live again'));
-    await sleep(200);
+    await sys().api.idle();
     assert.deepEqual(bodies(bob.stanzas, room), ['missed 1', 'missed 2', 'missed 3', 'live again']);
 
     // A newcomer with no <history/> gets the default history.
@@ -326,9 +333,10 @@ describe('group chat (XEP-0045)', () => {
       await say(alice, room, body);
       await waitForStanza(alice.stanzas, isGroupBody(body));
     }
-    await sleep(2100);
-    const since = new Date().toISOString();
-    await sleep(20);
+    // h1 and h2 are a minute older than `since`: far outside any window that reaches it.
+    clockOffset += 60_000;
+    const since = new Date(serverNow()).toISOString();
+    clockOffset += 1_000;
     for (const body of ['h3', 'h4', 'h5']) {
       await say(alice, room, body);
       await waitForStanza(alice.stanzas, isGroupBody(body));
@@ -349,8 +357,8 @@ describe('group chat (XEP-0045)', () => {
     assert.ok(one);
     // Room for about two stanzas of this size, with the delay and the `to` added.
     assert.deepEqual(await rejoin({ maxchars: String((one.stanza.length + 200) * 2) }), ['h4', 'h5']);
-    // A window reaching back to `since` (rounded up): h3 to h5, never h1 and h2 (2 s older).
-    const seconds = () => String(Math.ceil((Date.now() - Date.parse(since)) / 1000));
+    // A window reaching back to `since` and some seconds more: h3 to h5, never h1 and h2.
+    const seconds = () => String(Math.ceil((serverNow() - Date.parse(since)) / 1000) + 10);
     assert.deepEqual(await rejoin({ seconds: seconds() }), ['h3', 'h4', 'h5']);
     assert.deepEqual(await rejoin({ since }), ['h3', 'h4', 'h5']);
     assert.deepEqual(await rejoin({ since, maxstanzas: '2' }), ['h4', 'h5']);

@@ -7,14 +7,23 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { APIGatewayProxyResultV2, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type {
+  APIGatewayProxyResultV2,
+  Context as LambdaContext,
+  SQSBatchResponse,
+  SQSEvent,
+  SQSRecord,
+} from 'aws-lambda';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { ConnectEvent } from '../../functions/connect.ts';
 import { FRAME_BODY_PREFIX } from '../../functions/frames.ts';
 import { sqsRefusal } from './sqs.ts';
 
 export type ConnectHandler = (event: ConnectEvent) => Promise<APIGatewayProxyResultV2>;
-export type FramesHandler = (event: SQSEvent) => Promise<SQSBatchResponse | undefined>;
+export type FramesHandler = (
+  event: SQSEvent,
+  invocation?: LambdaContext,
+) => Promise<SQSBatchResponse | undefined>;
 
 export interface LocalWebSocketApiOptions {
   readonly connectHandler: ConnectHandler;
@@ -48,6 +57,13 @@ export interface LocalWebSocketApiOptions {
   readonly maxReceiveCount?: number;
   /** SQS visibility timeout, shortened locally: the wait before a failed record is retried. */
   readonly retryDelayMs?: number;
+  /**
+   * The frames function's timeout (15 s on AWS). When set, each invocation gets a Lambda
+   * context whose getRemainingTimeInMillis counts down from it, so the handlers' time budget
+   * runs as on AWS; an invocation that outlasts it is counted (`counters.overTimeout`), not
+   * killed. 0 (the default): no context, no budget.
+   */
+  readonly functionTimeoutMs?: number;
   readonly log?: (message: string, fields?: Record<string, unknown>) => void;
   /**
    * Other AWS services on this HTTP server, asked first: true when it answered the request (the
@@ -109,6 +125,10 @@ export class LocalWebSocketApi {
     posts: 0,
     /** Posts answered by `postFault` instead of being delivered. */
     failedPosts: 0,
+    /** The longest frames invocation so far (the function's timeout is 15 s on AWS). */
+    longestInvocationMs: 0,
+    /** Invocations that ran longer than `functionTimeoutMs` (AWS would have failed the batch). */
+    overTimeout: 0,
   };
   private readonly options: Required<Omit<LocalWebSocketApiOptions, 'log' | 'postFault' | 'services'>> &
     Pick<LocalWebSocketApiOptions, 'log' | 'postFault' | 'services'>;
@@ -126,6 +146,7 @@ export class LocalWebSocketApi {
       batchSize: 10,
       maxReceiveCount: 3,
       retryDelayMs: 200,
+      functionTimeoutMs: 0,
       ...options,
     };
     this.server = createServer((request, response) => void this.onHttp(request, response));
@@ -373,9 +394,17 @@ export class LocalWebSocketApi {
         try {
           for (const record of batch) record.receiveCount++;
           this.counters.framesInvocations++;
-          const response = await this.options.framesHandler({
-            Records: batch.map((r) => this.sqsRecord(connection, r)),
-          });
+          const started = Date.now();
+          const response = await this.options.framesHandler(
+            { Records: batch.map((r) => this.sqsRecord(connection, r)) },
+            this.invocationContext(started),
+          );
+          const took = Date.now() - started;
+          this.counters.longestInvocationMs = Math.max(this.counters.longestInvocationMs, took);
+          if (this.options.functionTimeoutMs > 0 && took > this.options.functionTimeoutMs) {
+            this.counters.overTimeout++;
+            this.options.log?.('frames invocation outlasted the function timeout', { took });
+          }
           const failedIds = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
           failed = batch.filter((record) => failedIds.has(record.messageId));
         } catch (error) {
@@ -400,6 +429,27 @@ export class LocalWebSocketApi {
         this.connections.delete(connection.id);
       }
     }
+  }
+
+  /** What Lambda hands the frames function besides the event, when a timeout is set. */
+  private invocationContext(started: number): LambdaContext | undefined {
+    const timeout = this.options.functionTimeoutMs;
+    if (timeout <= 0) return undefined;
+    const context = {
+      functionName: 'frames',
+      functionVersion: '$LATEST',
+      invokedFunctionArn: 'arn:aws:lambda:local:000000000000:function:frames',
+      memoryLimitInMB: '512',
+      awsRequestId: randomUUID(),
+      logGroupName: 'frames',
+      logStreamName: 'local',
+      callbackWaitsForEmptyEventLoop: false,
+      getRemainingTimeInMillis: () => Math.max(0, started + timeout - Date.now()),
+      done: () => {},
+      fail: () => {},
+      succeed: () => {},
+    };
+    return context as LambdaContext;
   }
 
   private sqsRecord(connection: LocalConnection, record: QueuedRecord): SQSRecord {

@@ -11,7 +11,7 @@ import {
   eventually,
   goOnline,
   RawClient,
-  sleep,
+  roundTrip,
   useLocalSystem,
   waitForStanza,
 } from '../helpers.ts';
@@ -173,7 +173,8 @@ describe('one-to-one messaging', () => {
     await alice.xmpp.send(chat('dan@localhost', 'm-presence-1', 'after presence only'));
     await waitForStanza(alice.stanzas, isAckFor('m-presence-1'));
     const dan = await connectClient(system(), 'dan@localhost', 'pw');
-    await sleep(300);
+    await system().api.idle();
+    await roundTrip(dan); // a drain started by the login would have pushed by now
     assert.equal(dan.stanzas.filter(isBody('after presence only')).length, 0);
     await dan.xmpp.send(xml('presence'));
     await waitForStanza(dan.stanzas, isBody('after presence only'));
@@ -233,7 +234,8 @@ describe('one-to-one messaging', () => {
     await eventually(() => alice.stanzas.filter(isAckFor('m-retry-1')).length === 2);
     const second = alice.stanzas.filter(isAckFor('m-retry-1'))[1];
     assert.equal(second?.getChild('stanza-id', SID)?.attrs.id, first.getChild('stanza-id', SID)?.attrs.id);
-    await sleep(200);
+    await roundTrip(alice); // the retry is handled
+    await roundTrip(gina); // a second push of it would be here
     assert.equal(gina.stanzas.filter(isBody('only once')).length, 1);
     await alice.xmpp.stop();
     await gina.xmpp.stop();
@@ -250,7 +252,8 @@ describe('one-to-one messaging', () => {
     await hank.xmpp.stop();
     const again = await goOnline(system(), 'hank@localhost', 'pw', 'two');
     await waitForStanza(again.stanzas, isBody('crash-body'));
-    await sleep(200);
+    await system().api.idle(); // the drain is over, continuations included
+    await roundTrip(again); // a second copy would be here
     const copies = [...hank.stanzas, ...again.stanzas].filter(isBody('crash-body'));
     assert.equal(new Set(copies.map((copy) => copy.attrs.id)).size, 1);
     assert.equal(again.stanzas.filter(isBody('crash-body')).length, 1);
@@ -277,7 +280,8 @@ describe('one-to-one messaging', () => {
     await alice.xmpp.send(chat('ivy@localhost', 'm-two-2', 'to the desk only'));
     await alice.xmpp.send(chat('ivy@localhost/desk', 'm-two-3', 'addressed to the desk'));
     await waitForStanza(ivyDesk.stanzas, isBody('addressed to the desk'));
-    await sleep(200);
+    await roundTrip(alice); // both messages are handled
+    await roundTrip(ivyPhone); // had one been pushed to the phone, it is here
     assert.equal(ivyPhone.stanzas.filter(isBody('addressed to the desk')).length, 0);
     await alice.xmpp.stop();
     await ivyPhone.xmpp.stop();
@@ -362,7 +366,8 @@ describe('one-to-one messaging', () => {
       '<message xmlns="jabber:client" type="chat" to="leo@localhost" id="cs2"><composing xmlns="http://jabber.org/protocol/chatstates"/></message>',
     );
     await waitForStanza(leo.stanzas, (s) => s.attrs.id === 'cs2');
-    await sleep(100);
+    await system().api.idle(); // the drain at his presence is over
+    await roundTrip(leo); // had they been stored, they would be here
     assert.equal(leo.stanzas.filter((s) => s.attrs.id === 'cs1' || s.attrs.id === 'h1').length, 0);
     alice.close();
     await leo.xmpp.stop();

@@ -34,12 +34,17 @@ export type Category =
   | 'invalid-utf8'
   | 'garbage-addressing';
 
+export type StreamState = 'bound' | 'opened' | 'fresh';
+
 export interface FuzzFrame {
   readonly category: Category;
   readonly data: string | Buffer;
   readonly binary: boolean;
-  /** Sent on a bound stream (else on an opened, unauthenticated one). */
-  readonly bound: boolean;
+  /**
+   * Sent on a bound stream, on an opened unauthenticated one, or as the first frame of a new
+   * connection (the cheapest: most bad frames end their stream, and the next needs another).
+   */
+  readonly stream: StreamState;
   /**
    * What must happen when the frame ends the stream: a stream error condition, or
    * `ws:<code>` for a WebSocket close. Undefined: any RFC 6120 condition but
@@ -129,6 +134,9 @@ export function generateFrames(seed: number, count: number, peers: Peers): FuzzF
       .join('');
 
   const id = () => `f${int(1e9)}`;
+  /** Bound with this probability; otherwise mostly a fresh connection, sometimes an opened stream. */
+  const streamFor = (boundShare: number): StreamState =>
+    random() < boundShare ? 'bound' : random() < 0.8 ? 'fresh' : 'opened';
   /** Stanzas a real client sends: the material for truncation and mutation. */
   const templates = (): string[] => [
     `<message xmlns="jabber:client" to="${peer}" type="chat" id="${id()}"><body>hello ${int(1000)}</body><request xmlns="urn:xmpp:receipts"/></message>`,
@@ -174,14 +182,14 @@ export function generateFrames(seed: number, count: number, peers: Peers): FuzzF
       const bytes = Buffer.alloc(1 + int(2000));
       for (let i = 0; i < bytes.length; i++) bytes[i] = int(256);
       // As text: the bytes decoded with replacement characters, still valid UTF-8.
-      return { data: bytes.toString('utf8'), binary: false, bound: random() < 0.3 };
+      return { data: bytes.toString('utf8'), binary: false, stream: streamFor(0.1) };
     },
-    'random-text': () => ({ data: randomText(1 + int(3000)), binary: false, bound: random() < 0.5 }),
+    'random-text': () => ({ data: randomText(1 + int(3000)), binary: false, stream: streamFor(0.15) }),
     truncated: () => {
       const stanza = pick(templates());
-      return { data: stanza.slice(0, 1 + int(stanza.length - 1)), binary: false, bound: random() < 0.5 };
+      return { data: stanza.slice(0, 1 + int(stanza.length - 1)), binary: false, stream: streamFor(0.2) };
     },
-    mutated: () => ({ data: mutate(pick(templates())), binary: false, bound: random() < 0.7 }),
+    mutated: () => ({ data: mutate(pick(templates())), binary: false, stream: streamFor(0.5) }),
     'deep-nesting': () => {
       const name = pick(['a', 'message', 'x', 'body', 'iq']);
       const depth = pick([101, 500, 2000, 10_000]);
@@ -191,7 +199,7 @@ export function generateFrames(seed: number, count: number, peers: Peers): FuzzF
       return {
         data,
         binary: false,
-        bound: random() < 0.5,
+        stream: streamFor(0.2),
         expected: tooBig ? ['ws:1009'] : ['policy-violation'],
       };
     },
@@ -200,7 +208,7 @@ export function generateFrames(seed: number, count: number, peers: Peers): FuzzF
       const name = pick(['id', 'to', 'type', 'xml:lang', 'foo']);
       const data = `<message xmlns="jabber:client" to="${peer}" type="chat" ${name}="${'v'.repeat(size)}"><body>x</body></message>`;
       const tooBig = Buffer.byteLength(data) > FRAME_LIMIT;
-      return { data, binary: false, bound: random() < 0.7, ...(tooBig ? { expected: ['ws:1009'] } : {}) };
+      return { data, binary: false, stream: streamFor(0.5), ...(tooBig ? { expected: ['ws:1009'] } : {}) };
     },
     'doctype-entities': () => {
       const lol = `<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]><message xmlns="jabber:client" to="${peer}"><body>&lol3;</body></message>`;
@@ -212,7 +220,7 @@ export function generateFrames(seed: number, count: number, peers: Peers): FuzzF
         `<!ENTITY % x "y"><message/>`,
         `<message xmlns="jabber:client"><!-- comment --><body>x</body></message>`,
       ]);
-      return { data, binary: false, bound: random() < 0.5, expected: ['restricted-xml'] };
+      return { data, binary: false, stream: streamFor(0.15), expected: ['restricted-xml'] };
     },
     'processing-instruction': () => {
       const data = pick([
@@ -221,12 +229,12 @@ export function generateFrames(seed: number, count: number, peers: Peers): FuzzF
         `<presence xmlns="jabber:client"/><?pi?>`,
         `<?xml version="1.0"?><?xml version="1.0"?><presence/>`,
       ]);
-      return { data, binary: false, bound: random() < 0.5, expected: ['restricted-xml'] };
+      return { data, binary: false, stream: streamFor(0.15), expected: ['restricted-xml'] };
     },
     binary: () => {
       const data =
         random() < 0.5 ? Buffer.from(pick(templates())) : Buffer.from([int(256), int(256), 0, 255]);
-      return { data, binary: true, bound: random() < 0.5, expected: ['unsupported-encoding'] };
+      return { data, binary: true, stream: streamFor(0.15), expected: ['unsupported-encoding'] };
     },
     'invalid-utf8': () => {
       const stanza = Buffer.from(pick(templates()));
@@ -239,7 +247,7 @@ export function generateFrames(seed: number, count: number, peers: Peers): FuzzF
       ]);
       const data = Buffer.concat([stanza.subarray(0, at), bad, stanza.subarray(at)]);
       // ws (like API Gateway) refuses a text frame that is not UTF-8 by closing with 1007.
-      return { data, binary: false, bound: random() < 0.5, expected: ['ws:1007'] };
+      return { data, binary: false, stream: streamFor(0.15), expected: ['ws:1007'] };
     },
     'garbage-addressing': () => {
       const kind = pick(['message', 'iq', 'presence']);
@@ -260,7 +268,7 @@ export function generateFrames(seed: number, count: number, peers: Peers): FuzzF
         type: maybe(garbageTypes),
         id: maybe(garbageIds),
       })}>${children}</${kind}>`;
-      return { data, binary: false, bound: true };
+      return { data, binary: false, stream: 'bound' };
     },
   };
   const weights: [Category, number][] = [
@@ -337,6 +345,9 @@ export interface FuzzResult {
   readonly unparsable: number;
   readonly answerMs: { p50: number; p99: number; max: number };
   readonly durationMs: number;
+  /** Connections opened, and the time workers spent opening them and logging in. */
+  readonly connections: number;
+  readonly setupMs: number;
 }
 
 /** One frame's fate. */
@@ -359,12 +370,14 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
   let internalErrors = 0;
   let unparsable = 0;
   let nextFrame = 0;
+  let setupMs = 0;
+  let connections = 0;
   let done = 0;
 
   const worker = async (index: number) => {
     const user = `fuzz${index}@${options.domain}`;
     let client: WireClient | undefined;
-    let clientBound = false;
+    let clientState: StreamState = 'fresh';
     let framesOnClient = 0;
     let openedAt = 0;
     let probes = 0;
@@ -381,12 +394,16 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
       // A fresh connection when the last one closed, is in the wrong state, or has sent
       // enough to come near the per-connection rate limit or the authentication deadline.
       const stale = framesOnClient >= 40 || Date.now() - openedAt > 10_000;
-      if (!client?.isOpen || clientBound !== frame.bound || stale) {
+      const reusable = frame.stream !== 'fresh' && clientState === frame.stream && !stale;
+      if (!client?.isOpen || !reusable) {
         retire();
+        const setupStarted = Date.now();
         client = await WireClient.connect(options.url);
-        if (frame.bound) await client.login(user, options.password, options.domain, `fuzz`);
-        else await client.open(options.domain);
-        clientBound = frame.bound;
+        if (frame.stream === 'bound') await client.login(user, options.password, options.domain, 'fuzz');
+        else if (frame.stream === 'opened') await client.open(options.domain);
+        clientState = frame.stream;
+        setupMs += Date.now() - setupStarted;
+        connections++;
         framesOnClient = 0;
         openedAt = Date.now();
       }
@@ -395,11 +412,13 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
       const sentAt = Date.now();
       client.send(frame.data, frame.binary);
       client.send(
-        clientBound
+        clientState === 'bound'
           ? `<iq xmlns="jabber:client" type="get" to="${options.domain}" id="${probeId}"><ping xmlns="urn:xmpp:ping"/></iq>`
           : xmlOpen(options.domain),
       );
-      const outcome = await awaitOutcome(client, clientBound, probeId, sentAt, options);
+      const outcome = await awaitOutcome(client, clientState === 'bound', probeId, sentAt, options);
+      // A fresh connection that survived its frame is an opened (or negotiating) one now.
+      if (clientState === 'fresh') clientState = 'opened';
       record(frame, outcome);
       if (outcome.streamError !== undefined || outcome.closeCode !== undefined || outcome.hang) retire();
       done++;
@@ -463,6 +482,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
     unparsable,
     answerMs: { p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] ?? 0 },
     durationMs: Date.now() - started,
+    connections,
+    setupMs,
   };
 }
 

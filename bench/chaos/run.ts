@@ -1,7 +1,7 @@
 // `npm run chaos`: fault injection against the local system, bounded in time and count, with
 // its figures in bench/results/chaos.md (and chaos.json). Scenarios (README, "Failure
 // behaviour"): fuzz, DynamoDB and post faults, handler killed mid-batch, crash.
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,9 +25,11 @@ const SCENARIOS = ['fuzz', 'faults', 'kill', 'crash'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface ChaosResults {
-  readonly startedAt: string;
-  readonly machine: { cores: number; loadAverage: number[] };
-  readonly settings: Record<string, unknown>;
+  /** When each scenario ran, with the machine's load average then and the run's settings. */
+  runs: Partial<
+    Record<ScenarioName, { at: string; loadAverage: number[]; settings: Record<string, unknown> }>
+  >;
+  readonly cores: number;
   fuzz?: FuzzScenario;
   faults?: LoadScenario;
   kill?: LoadScenario;
@@ -77,8 +79,15 @@ export function report(results: ChaosResults, failures: readonly string[]): stri
   const lines: string[] = [
     '# Chaos run',
     '',
-    `\`npm run chaos\`, ${results.startedAt}, on ${results.machine.cores} cores (load average ${results.machine.loadAverage.map((n) => n.toFixed(1)).join(' / ')} at the start; other work shared the machine).`,
-    `Settings: \`${JSON.stringify(results.settings)}\`.`,
+    `\`npm run chaos\` on ${results.cores} cores shared with other work (a scenario run alone,`,
+    '`--scenarios NAME`, replaces its own section and keeps the others).',
+    '',
+    '| scenario | ran at | load average (1/5/15 min) | settings |',
+    '|---|---|---|---|',
+    ...Object.entries(results.runs).map(
+      ([name, run]) =>
+        `| ${name} | ${run?.at} | ${run?.loadAverage.map((n) => n.toFixed(1)).join(' / ')} | \`${JSON.stringify(run?.settings)}\` |`,
+    ),
     '',
     failures.length === 0 ? '**Result: every check held.**' : `**Result: ${failures.length} checks failed:**`,
     ...failures.map((failure) => `- ${failure}`),
@@ -218,10 +227,18 @@ async function main(): Promise<void> {
     timeoutMs: 300_000,
     log: (message: string) => console.log(`  ${message}`),
   };
+  const out = resolve(values.out);
+  // Scenarios not run this time keep their last results.
+  const earlier = existsSync(`${out}.json`)
+    ? (JSON.parse(readFileSync(`${out}.json`, 'utf8')) as Partial<ChaosResults>)
+    : {};
   const results: ChaosResults = {
-    startedAt: new Date().toISOString(),
-    machine: { cores: cpus().length, loadAverage: loadavg() },
-    settings: { ...values, scenarios: chosen },
+    ...earlier,
+    runs: { ...earlier.runs },
+    cores: cpus().length,
+  };
+  const settings = (name: ScenarioName, own: Record<string, unknown>) => {
+    results.runs[name] = { at: new Date().toISOString(), loadAverage: loadavg(), settings: { seed, ...own } };
   };
   const time = async <T>(name: string, run: () => Promise<T>) => {
     console.log(`${name}…`);
@@ -231,6 +248,11 @@ async function main(): Promise<void> {
     return value;
   };
   if (chosen.includes('fuzz')) {
+    settings('fuzz', {
+      frames: values['fuzz-frames'],
+      workers: values['fuzz-workers'],
+      hangMs: values['hang-ms'],
+    });
     results.fuzz = await time('fuzz', () =>
       fuzzScenario({
         frames: Number(values['fuzz-frames']),
@@ -241,23 +263,27 @@ async function main(): Promise<void> {
       }),
     );
   }
+  const loadSettings = { pairs: size.pairs, messagesPerUser: size.messagesPerUser };
   if (chosen.includes('faults')) {
+    settings('faults', { ...loadSettings, ddb: 0.05, post: 0.05 });
     results.faults = await time('DynamoDB and post faults', () =>
       faultLoadScenario({ ddb: 0.05, post: 0.05, kill: 0, seed }, size),
     );
   }
   if (chosen.includes('kill')) {
+    settings('kill', { ...loadSettings, kill: values['kill-share'] });
     results.kill = await time('handler killed mid-batch', () =>
       faultLoadScenario({ ddb: 0, post: 0, kill: Number(values['kill-share']), seed }, size),
     );
   }
   if (chosen.includes('crash')) {
-    results.crash = await time('crash', () => crashScenario({ ...size, crashAt: [0.3, 0.65] }));
+    const crashAt = [0.3, 0.65];
+    settings('crash', { ...loadSettings, crashAt });
+    results.crash = await time('crash', () => crashScenario({ ...size, crashAt }));
   }
   const failures = verdict(results);
-  const out = resolve(values.out);
   writeFileSync(`${out}.md`, report(results, failures));
-  writeFileSync(`${out}.json`, `${JSON.stringify({ ...results, failures }, null, 2)}\n`);
+  writeFileSync(`${out}.json`, `${JSON.stringify(results, null, 2)}\n`);
   console.log(`wrote ${out}.md`);
   for (const failure of failures) console.log(`FAILED: ${failure}`);
   process.exitCode = failures.length > 0 ? 1 : 0;

@@ -119,7 +119,11 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
         continueDrain: async (connectionId, after) => api.enqueueContinuation(connectionId, after),
       },
     );
-    const deadlines = new LocalDeadlines(createAuthDeadlineHandler(handlerContext), options.api?.log);
+    const deadlines = new LocalDeadlines(
+      createAuthDeadlineHandler(handlerContext),
+      (connectionId) => api.connectionIds.includes(connectionId),
+      options.api?.log,
+    );
     const withDeadlines: Context = { ...base, deadlines };
     context = options.wrapContext ? options.wrapContext(withDeadlines) : withDeadlines;
     const expiry = new LocalTimeToLive({

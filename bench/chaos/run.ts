@@ -200,6 +200,7 @@ async function main(): Promise<void> {
       'kill-share': { type: 'string', default: '0.3' },
       seed: { type: 'string', default: '20261129' },
       out: { type: 'string', default: 'bench/results/chaos' },
+      merge: { type: 'string', multiple: true, default: [] },
       help: { type: 'boolean', default: false },
     },
   });
@@ -213,10 +214,15 @@ async function main(): Promise<void> {
   --messages N       messages each user sends its partner (default 50: 10 pairs x 2 x 50 = 1,000)
   --kill-share X     share of multi-record frames invocations killed (default 0.3)
   --seed N           seed of the fuzz and the faults
-  --out PATH         report path without extension (default bench/results/chaos)`);
+  --out PATH         report path without extension (default bench/results/chaos)
+  --merge FILE.json  also take the scenarios of another run's results (repeatable)
+  --scenarios none   only rewrite the report from the results at hand`);
     return;
   }
-  const chosen = values.scenarios.split(',').map((name) => name.trim()) as ScenarioName[];
+  const chosen = values.scenarios
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '' && name !== 'none') as ScenarioName[];
   for (const name of chosen) {
     if (!SCENARIOS.includes(name)) throw new Error(`unknown scenario ${name}`);
   }
@@ -228,15 +234,7 @@ async function main(): Promise<void> {
     log: (message: string) => console.log(`  ${message}`),
   };
   const out = resolve(values.out);
-  // Scenarios not run this time keep their last results.
-  const earlier = existsSync(`${out}.json`)
-    ? (JSON.parse(readFileSync(`${out}.json`, 'utf8')) as Partial<ChaosResults>)
-    : {};
-  const results: ChaosResults = {
-    ...earlier,
-    runs: { ...earlier.runs },
-    cores: cpus().length,
-  };
+  const results: ChaosResults = { runs: {}, cores: cpus().length };
   const settings = (name: ScenarioName, own: Record<string, unknown>) => {
     results.runs[name] = { at: new Date().toISOString(), loadAverage: loadavg(), settings: { seed, ...own } };
   };
@@ -280,6 +278,18 @@ async function main(): Promise<void> {
     const crashAt = [0.3, 0.65];
     settings('crash', { ...loadSettings, crashAt });
     results.crash = await time('crash', () => crashScenario({ ...size, crashAt }));
+  }
+  // Scenarios not run this time keep their last results (read now: another run may have
+  // written since this one started), and so do those of the files given with --merge.
+  const readResults = (path: string): Partial<ChaosResults> =>
+    existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Partial<ChaosResults>) : {};
+  for (const path of [`${out}.json`, ...values.merge.map((file) => resolve(file))].reverse()) {
+    const earlier = readResults(path);
+    for (const name of SCENARIOS) {
+      if (results[name] !== undefined || earlier[name] === undefined) continue;
+      Object.assign(results, { [name]: earlier[name] });
+      results.runs[name] = earlier.runs?.[name];
+    }
   }
   const failures = verdict(results);
   writeFileSync(`${out}.md`, report(results, failures));

@@ -28,6 +28,8 @@ export interface ConnectionRecord {
   connectedAt: number;
   /** Epoch seconds: API Gateway never keeps a connection longer than 2 h. */
   expiresAt: number;
+  /** Epoch ms: the stream is ending (session.ts); late posts from others skip it. */
+  closingAt?: number;
 }
 
 export interface SessionRecord {
@@ -187,6 +189,10 @@ export interface Store {
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
   saveConnection(record: ConnectionRecord): Promise<void>;
   deleteConnection(connectionId: string): Promise<void>;
+  /** Marks the connection as ending (session.ts, the close fence). */
+  markClosing(connectionId: string, at: number): Promise<void>;
+  /** Strongly consistent: true when the connection is gone or ending. */
+  isClosing(connectionId: string): Promise<boolean>;
 
   getUser(user: string): Promise<UserRecord | undefined>;
   putUser(record: UserRecord): Promise<void>;

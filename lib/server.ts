@@ -74,7 +74,7 @@ export interface Frame {
 
 /** One WebSocket message from a client. */
 export async function onFrame(context: Context, frame: Frame, handlers = stanzaHandlers()): Promise<void> {
-  const ctx = withSessionEnds(context);
+  const ctx = withSessionEnds(context, frame.connectionId);
   const admission = admitFrame(ctx, frame);
   // Queued behind the frame that closed the stream for flooding: dropped, nothing read.
   if (admission === 'closed') return;
@@ -134,7 +134,7 @@ async function handleFrame(link: Link, frame: Frame, handlers: StanzaHandlers): 
 
 /** $disconnect (best effort on AWS; the connection's TTL covers the rest). */
 export async function onDisconnect(context: Context, connectionId: string): Promise<void> {
-  const ctx = withSessionEnds(context);
+  const ctx = withSessionEnds(context, connectionId);
   const record = await ctx.store.getConnection(connectionId);
   if (!record) return;
   await endSession(ctx, record);
@@ -143,14 +143,14 @@ export async function onDisconnect(context: Context, connectionId: string): Prom
 
 /** The authentication deadline of a connection passed (lib/limits.ts). */
 export async function onAuthDeadline(context: Context, connectionId: string): Promise<void> {
-  const ctx = withSessionEnds(context);
+  const ctx = withSessionEnds(context, connectionId);
   const record = await ctx.store.getConnection(connectionId);
   if (record) await onLink(ctx, record, closeIfUnauthenticated);
 }
 
 /** A drain handed on by an earlier invocation (offline.ts), in the connection's order. */
 export async function onContinueDrain(context: Context, connectionId: string, after: string): Promise<void> {
-  const ctx = withSessionEnds(context);
+  const ctx = withSessionEnds(context, connectionId);
   const record = await ctx.store.getConnection(connectionId);
   if (record?.state !== 'bound' || !record.user || !record.resource) return;
   await drain(ctx, { connectionId, user: record.user, resource: record.resource }, after);

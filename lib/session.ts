@@ -15,13 +15,28 @@
 //    socket is closed: nothing that reads the routing paths from now on can reach it.
 // 4. The connection item goes last: while it exists, a retry ends the session again.
 //
+// The close fence (RFC 7395 §3.6: nothing after <close/>). Another invocation may have read
+// a routing path a moment before it changed and still be posting from what it read (a room
+// fan-out, a presence broadcast). So a stream that ends with frames of its own is marked
+// `closingAt` on its connection item first, and its last frames wait until CLOSE_FENCE_MS
+// after its routing was removed. Every invocation, in turn, posts to other connections from
+// what it read only during its first CLOSE_FENCE_MS; a later post first reads the target's
+// connection item (strongly consistent) and skips a connection that is ending. Either a
+// post starts before the fence ends, or it sees the mark. Posts to the invocation's own
+// connection need neither: its frames, its drain and its end run in its own FIFO group, one
+// after another.
+//
 // This module sits above the features (presence, rooms) and below the entry points
 // (server.ts): features never end sessions themselves. A post that meets 410 Gone is
 // turned into an end here, by the gateway `withSessionEnds` gives them.
+import { setTimeout as delay } from 'node:timers/promises';
 import { leaveAllRooms } from './muc/room.ts';
 import type { ConnectionRecord, Context, Gateway } from './ports.ts';
 import { becomeUnavailable } from './presence.ts';
 import type { Element } from './xml.ts';
+
+/** How long a stream's last frames wait after its routing is gone, and how long posts trust a read. */
+export const CLOSE_FENCE_MS = 1000;
 
 type Connection = Pick<ConnectionRecord, 'connectionId' | 'user' | 'resource'>;
 
@@ -39,6 +54,8 @@ export async function endSession(
   options: EndOptions = {},
 ): Promise<void> {
   const { connectionId, user, resource } = connection;
+  const routable = Boolean(user && resource);
+  if (options.lastFrames && routable) await ctx.store.markClosing(connectionId, ctx.now());
   if (user && resource) {
     const session = { user, resource, connectionId };
     await ctx.store.deleteSession(user, resource, connectionId);
@@ -46,23 +63,42 @@ export async function endSession(
     await leaveAllRooms(ctx, session, { notPushedFrom: options.notPushedFrom });
   }
   if (options.lastFrames) {
+    // Posts from reads made before the routing went have had their time (the fence above).
+    if (routable) await delay(CLOSE_FENCE_MS);
+    // Straight to the API: these frames are the end the fence was kept for.
+    const gateway = unfenced.get(ctx) ?? ctx.gateway;
     for (const frame of options.lastFrames) {
-      if ((await ctx.gateway.post(connectionId, frame.toString())) === 'gone') break;
+      if ((await gateway.post(connectionId, frame.toString())) === 'gone') break;
     }
-    await ctx.gateway.close(connectionId);
+    await gateway.close(connectionId);
   }
   await ctx.store.deleteConnection(connectionId);
 }
 
+/** The API behind each invocation's fenced gateway, for the last frames of an end. */
+const unfenced = new WeakMap<Context, Gateway>();
+
 /**
- * The context the core runs with during one invocation: a post that meets a gone
- * connection (410) ends that connection's session here, once per invocation, and reports
- * 'gone' to the feature that posted (which counts it as not delivered).
+ * The context the core runs with during one invocation, on behalf of connection `own` (if
+ * any): a post that meets a gone connection (410) ends that connection's session here, once
+ * per invocation, and reports 'gone' to the feature that posted (which counts it as not
+ * delivered); a late post to another connection keeps the close fence (above).
  */
-export function withSessionEnds(ctx: Context): Context {
+export function withSessionEnds(ctx: Context, own?: string): Context {
   const ended = new Set<string>();
+  const started = ctx.now();
   const gateway: Gateway = {
     post: async (connectionId, frame) => {
+      // Past the fence, what this invocation read may be stale: a connection that is ending
+      // is skipped (the message stays undelivered; a room's rejoin drain brings it).
+      if (
+        connectionId !== own &&
+        ctx.now() - started > CLOSE_FENCE_MS &&
+        (await ctx.store.isClosing(connectionId))
+      ) {
+        ctx.logger.debug('late post skipped: the connection is ending', { connectionId });
+        return 'failed';
+      }
       const result = await ctx.gateway.post(connectionId, frame);
       if (result === 'gone' && !ended.has(connectionId)) {
         ended.add(connectionId);
@@ -75,6 +111,7 @@ export function withSessionEnds(ctx: Context): Context {
     close: (connectionId) => ctx.gateway.close(connectionId),
   };
   const routed: Context = { ...ctx, gateway };
+  unfenced.set(routed, ctx.gateway);
   return routed;
 }
 

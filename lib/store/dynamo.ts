@@ -5,6 +5,8 @@
 // |-------------------|---------------------|--------------------|---------------------------------------------------------|
 // | Connection        | CONN#<connectionId> | #CONN              | get per frame (0.5 RU, 0 when cached); put on connect,  |
 // |                   |                     |                    | on each negotiation step and delete on $disconnect (1 WU)|
+// |                   |                     |                    | `closingAt` set as a stream ends (1 WU); a late post to |
+// |                   |                     |                    | another connection reads it first (1 RU, consistent)    |
 // | User credentials  | USER#<bare JID>     | #USER              | get per login (0.5 RU); put/delete by the users command |
 // | Session           | USER#<bare JID>     | SESSION#<resource> | put on bind (1 WU, returns the replaced one); query all |
 // |                   |                     |                    | of a user's sessions in one request to route (0.5 RU)  |
@@ -305,6 +307,30 @@ export class DynamoStore implements Store {
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
     }
+  }
+
+  async markClosing(connectionId: string, at: number): Promise<void> {
+    await this.conditionally(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: key.connection(connectionId),
+        UpdateExpression: 'SET closingAt = :at',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':at': at },
+      }),
+    );
+  }
+
+  async isClosing(connectionId: string): Promise<boolean> {
+    const { Item } = await this.client.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: key.connection(connectionId),
+        ConsistentRead: true,
+        ProjectionExpression: 'closingAt, expiresAt',
+      }),
+    );
+    return !Item || Item.closingAt !== undefined || !this.live(Item as { expiresAt: number });
   }
 
   async deleteConnection(connectionId: string): Promise<void> {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { ConnectionRecord, Context, Store } from '../../lib/ports.ts';
-import { endSession, withSessionEnds } from '../../lib/session.ts';
+import { CLOSE_FENCE_MS, endSession, withSessionEnds } from '../../lib/session.ts';
 import { xml } from '../../lib/xml.ts';
 
 const quiet = () => {};
@@ -30,6 +30,13 @@ function recordingContext(gone: ReadonlySet<string> = new Set()) {
     getConnection: async (id) => {
       calls.push(`getConnection ${id}`);
       return id === 'c1' ? record : undefined;
+    },
+    markClosing: async (id) => {
+      calls.push(`markClosing ${id}`);
+    },
+    isClosing: async (id) => {
+      calls.push(`isClosing ${id}`);
+      return id === 'c1';
     },
     deleteSession: async () => {
       calls.push('deleteSession');
@@ -90,6 +97,7 @@ describe('the end of a session', () => {
       lastFrames: [xml('close', { xmlns: 'urn:ietf:params:xml:ns:xmpp-framing' })],
     });
     assert.deepEqual(calls, [
+      'markClosing c1',
       'deleteSession',
       'getPresences erin@localhost,ann@localhost',
       'post c2 <presence',
@@ -99,6 +107,21 @@ describe('the end of a session', () => {
       'close c1',
       'deleteConnection c1',
     ]);
+  });
+
+  test('past the fence, a post to another connection that is ending is skipped', async () => {
+    const { ctx, calls } = recordingContext();
+    let clock = 0;
+    const routed = withSessionEnds({ ...ctx, now: () => clock }, 'c9');
+    assert.equal(await routed.gateway.post('c1', '<message/>'), 'ok', 'within the fence: posted');
+    clock = CLOSE_FENCE_MS + 1;
+    assert.equal(await routed.gateway.post('c1', '<message/>'), 'failed', 'later: c1 is ending');
+    assert.equal(await routed.gateway.post('c2', '<message/>'), 'ok');
+    assert.equal(await routed.gateway.post('c9', '<message/>'), 'ok', 'its own connection: no read');
+    assert.deepEqual(
+      calls.filter((call) => call.startsWith('isClosing')),
+      ['isClosing c1', 'isClosing c2'],
+    );
   });
 
   test('a post that meets a gone connection ends that session, once per invocation', async () => {

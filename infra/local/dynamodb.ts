@@ -49,7 +49,12 @@ export async function freePort(): Promise<number> {
 
 /** Starts DynamoDB Local: in memory without `dataDir`, on disk under it otherwise. */
 export async function startDynamoLocal(
-  options: { port?: number; dataDir?: string } = {},
+  options: {
+    port?: number;
+    dataDir?: string;
+    /** How long it may take to answer (Java starts slowly on a busy machine). @default 30_000 */
+    startTimeoutMs?: number;
+  } = {},
 ): Promise<LocalDynamo> {
   assertJava();
   const port = options.port ?? (await freePort());
@@ -68,7 +73,7 @@ export async function startDynamoLocal(
   process.once('exit', kill);
   const endpoint = `http://127.0.0.1:${port}`;
   const client = new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
   for (;;) {
     if (child.exitCode !== null) throw new Error(`DynamoDB Local exited with code ${child.exitCode}`);
     try {
@@ -76,7 +81,11 @@ export async function startDynamoLocal(
       break;
     } catch (error) {
       if ((error as Error).name === 'ResourceNotFoundException') break;
-      if (Date.now() > deadline) throw new Error(`DynamoDB Local did not start: ${String(error)}`);
+      if (Date.now() > deadline) {
+        kill();
+        process.removeListener('exit', kill);
+        throw new Error(`DynamoDB Local did not start: ${String(error)}`);
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
   }

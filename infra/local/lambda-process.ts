@@ -196,8 +196,9 @@ export class LambdaProcess {
       // Plain Node.js: not the TypeScript loader or test runner flags of this process.
       execArgv: [],
       cwd: options.assetDir,
+      // Events and results cross as JSON, as they do between Lambda and its callers.
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      serialization: 'advanced',
+      serialization: 'json',
     });
     for (const stream of [child.stdout, child.stderr]) {
       if (!stream) continue;

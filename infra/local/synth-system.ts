@@ -94,7 +94,12 @@ export async function startSynthesizedSystem(
     throw error;
   }
   // After the synth, which holds this process for a while: DynamoDB Local's start has a deadline.
-  const dynamo = await startDynamoLocal({ port: options.dynamoPort, dataDir: options.dataDir });
+  const dynamo = await startDynamoLocal({
+    port: options.dynamoPort,
+    dataDir: options.dataDir,
+    // Java starts slowly on a busy machine, and this system's processes start alongside it.
+    startTimeoutMs: 120_000,
+  });
   const admin = new DynamoDBClient({
     endpoint: dynamo.endpoint,
     region: LOCAL_REGION,

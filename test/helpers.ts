@@ -34,9 +34,16 @@ export async function addUser(
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * How long a test waits for what it expects before it fails. Generous: a test waits for the
+ * thing itself, so a passing test is as fast as the system, and a slow (shared, 2-core)
+ * machine only makes a failure take longer to report.
+ */
+export const WAIT_MS = 30_000;
+
 export async function eventually<T>(
   check: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 5000,
+  timeoutMs = WAIT_MS,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -88,7 +95,7 @@ export class RawClient {
   }
 
   /** Waits for the next received element that matches, and removes it from the queue. */
-  async next(match: (element: Element) => boolean = () => true, timeoutMs = 5000): Promise<Element> {
+  async next(match: (element: Element) => boolean = () => true, timeoutMs = WAIT_MS): Promise<Element> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const index = this.received.findIndex(match);
@@ -159,7 +166,7 @@ export async function connectClient(
 export function waitForStanza(
   stanzas: readonly Element[],
   match: (stanza: Element) => boolean,
-  timeoutMs = 5000,
+  timeoutMs = WAIT_MS,
 ): Promise<Element> {
   return eventually(() => stanzas.find(match), timeoutMs);
 }

@@ -1,0 +1,102 @@
+// The drain gate (lib/offline.ts): while a backlog is drained over several invocations,
+// messages sent to the session meanwhile wait behind it and arrive after it, in order.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { xml } from '@xmpp/client';
+import type { Element } from 'ltx';
+import { sequenceId } from '../../lib/ids.ts';
+import { addUser, connectClient, eventually, goOnline, useLocalSystem, waitForStanza } from '../helpers.ts';
+
+const BACKLOG = 2500;
+const LIVE = 20;
+const ACK = 'urn:serverless-xmpp:ack:0';
+
+const bodiesOf = (stanzas: readonly Element[]) =>
+  stanzas
+    .filter((stanza) => stanza.name === 'message' && stanza.getChild('body'))
+    .map((s) => s.getChildText('body'));
+
+describe('the drain gate', () => {
+  // The defaults: 100 a page, 1,000 an invocation, so 2,500 take three invocations. The
+  // test holds the first continuation until the live messages are stored, so that they are
+  // certainly sent while the drain is under way.
+  const held: Array<() => Promise<void>> = [];
+  let holding = true;
+  const system = useLocalSystem({
+    wrapContext: (context) => ({
+      ...context,
+      continuations: {
+        continueDrain: async (connectionId, after) => {
+          if (!holding) return context.continuations.continueDrain(connectionId, after);
+          held.push(() => context.continuations.continueDrain(connectionId, after));
+        },
+      },
+    }),
+  });
+
+  test(`live messages sent during a drain of ${BACKLOG} arrive after it, in order, once`, async () => {
+    await addUser(system(), 'oldnews@localhost', 'pw');
+    await addUser(system(), 'reader@localhost', 'pw');
+    await addUser(system(), 'writer@localhost', 'pw');
+    const { store } = system().context;
+    const start = Date.now() - 60_000;
+    for (let first = 0; first < BACKLOG; first += 50) {
+      await Promise.all(
+        Array.from({ length: 50 }, (_, offset) => {
+          const index = first + offset;
+          return store.storeMessage({
+            recipient: 'reader@localhost',
+            sender: 'oldnews@localhost',
+            id: `old-${index}`,
+            seq: sequenceId(start + index),
+            stanza: `<message xmlns="jabber:client" type="chat" from="oldnews@localhost/x" to="reader@localhost" id="old-${index}"><body>old ${index}</body></message>`,
+            storedAt: start + index,
+            receiptRequested: false,
+            expiresAt: Math.floor(Date.now() / 1000) + 3600,
+          });
+        }),
+      );
+    }
+    const writer = await goOnline(system(), 'writer@localhost', 'pw');
+    // Initial presence starts the drain; the test does not wait for it to end (goOnline would).
+    const reader = await connectClient(system(), 'reader@localhost', 'pw');
+    await reader.xmpp.send(xml('presence'));
+    // The first invocation's share has arrived; the rest of the drain waits to be continued.
+    await eventually(() => held.length === 1, 60_000);
+    await eventually(() => bodiesOf(reader.stanzas).length >= 1000, 60_000);
+    for (let index = 0; index < LIVE; index++) {
+      await writer.xmpp.send(
+        xml(
+          'message',
+          { to: 'reader@localhost', type: 'chat', id: `live-${index}` },
+          xml('body', {}, `live ${index}`),
+        ),
+      );
+    }
+    // Each is stored (its server receipt came) while the drain still runs.
+    await waitForStanza(
+      writer.stanzas,
+      (stanza) => stanza.getChild('ack', ACK)?.attrs.id === `live-${LIVE - 1}`,
+      30_000,
+    );
+    await system().api.idle();
+    assert.equal(bodiesOf(reader.stanzas).length, 1000, 'nothing live overtook the backlog');
+    holding = false;
+    await held[0]?.();
+    await eventually(() => bodiesOf(reader.stanzas).length >= BACKLOG + LIVE, 120_000);
+    await system().api.idle();
+    assert.deepEqual(bodiesOf(reader.stanzas), [
+      ...Array.from({ length: BACKLOG }, (_, index) => `old ${index}`),
+      ...Array.from({ length: LIVE }, (_, index) => `live ${index}`),
+    ]);
+    // Afterwards live messages flow at once again.
+    await writer.xmpp.send(
+      xml('message', { to: 'reader@localhost', type: 'chat', id: 'after' }, xml('body', {}, 'after')),
+    );
+    await waitForStanza(reader.stanzas, (stanza) => stanza.getChildText('body') === 'after', 30_000);
+    assert.equal((await store.undelivered('reader@localhost', 10)).messages.length, 0);
+    await writer.xmpp.stop();
+    await system().api.idle();
+    await reader.xmpp.stop();
+  });
+});

@@ -101,8 +101,11 @@ const system = values['from-synth']
       stack: { domain, mucDomain: values['muc-domain'] ?? `conference.${domain}`, messagePolicy, ...limits },
       logLevel: values['log-level'] as 'info',
       api: { log: logWarning },
-      // Each function's log lines (JSON, as CloudWatch Logs would get them), after its name.
-      onOutput: (fn, line) => console.error(`${fn} ${line}`),
+      // Each function's log lines (JSON, as CloudWatch Logs would get them), after its name; the
+      // metrics (EMF, one line per invocation) only at debug level.
+      onOutput: (fn, line) => {
+        if (values['log-level'] === 'debug' || !line.includes('"_aws":')) console.error(`${fn} ${line}`);
+      },
     })
   : await startLocalSystem({
       port: Number(values.port),

@@ -22,7 +22,7 @@ describe('functions/runtime.ts with a function environment', () => {
   let dynamo: LocalDynamo;
 
   before(async () => {
-    dynamo = await startDynamoLocal();
+    dynamo = await startDynamoLocal({ startTimeoutMs: 120_000 });
     const admin = new DynamoDBClient({
       endpoint: dynamo.endpoint,
       region: LOCAL_REGION,

@@ -870,15 +870,20 @@ export class DynamoStore implements Store {
   }
 
   /** Every item of a partition under a prefix, strongly consistent, page after page. */
-  private async queryAll(pk: string, prefix: string): Promise<Record<string, unknown>[]> {
+  /** Every item of the partition, or of those whose sort key starts with `prefix`. */
+  private async queryAll(pk: string, prefix?: string): Promise<Record<string, unknown>[]> {
     const items: Record<string, unknown>[] = [];
     let ExclusiveStartKey: Record<string, unknown> | undefined;
+    // DynamoDB refuses an empty key value, so a whole partition is queried on pk alone.
+    const condition = prefix
+      ? { KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)', values: { ':prefix': prefix } }
+      : { KeyConditionExpression: 'pk = :pk', values: {} };
     do {
       const page = await this.client.send(
         new QueryCommand({
           TableName: this.tableName,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
-          ExpressionAttributeValues: { ':pk': pk, ':prefix': prefix },
+          KeyConditionExpression: condition.KeyConditionExpression,
+          ExpressionAttributeValues: { ':pk': pk, ...condition.values },
           ConsistentRead: true,
           ExclusiveStartKey,
         }),
@@ -923,7 +928,7 @@ export class DynamoStore implements Store {
   }
 
   async deleteRoom(room: string): Promise<void> {
-    const items = await this.queryAll(`ROOM#${room}`, '');
+    const items = await this.queryAll(`ROOM#${room}`);
     await this.writeBlocks([
       ...items.map((item) => ({ DeleteRequest: { Key: { pk: item.pk, sk: item.sk } } })),
       { DeleteRequest: { Key: key.directory(room) } },

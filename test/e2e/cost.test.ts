@@ -13,6 +13,7 @@ describe('message cost', () => {
     assert.ok(report.online.readUnits <= 2, `read units ${report.online.readUnits}`);
     assert.equal(report.online.posts, 3); // server receipt, push, delivery receipt
     assert.equal(report.online.invocations, 2);
-    assert.ok(report.offline.writeUnits <= 8, `offline write units ${report.offline.writeUnits}`);
+    // Includes the login that drains it: the drain gate's lease is removed with 1 write unit.
+    assert.ok(report.offline.writeUnits <= 9, `offline write units ${report.offline.writeUnits}`);
   });
 });

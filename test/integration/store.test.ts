@@ -421,6 +421,46 @@ describe('DynamoStore on DynamoDB Local', () => {
     });
   });
 
+  describe('rooms', () => {
+    test('markClosing and isClosing: gone or ending reads as closing', async () => {
+      const store = new DynamoStore(client, tableName);
+      const now = Math.floor(Date.now() / 1000);
+      await store.createConnection({
+        connectionId: 'closing-1',
+        state: 'connected',
+        connectedAt: 0,
+        expiresAt: now + 60,
+      });
+      assert.equal(await store.isClosing('closing-1'), false);
+      await store.markClosing('closing-1', Date.now());
+      assert.equal(await store.isClosing('closing-1'), true);
+      assert.equal(await store.isClosing('never-there'), true);
+      await store.markClosing('never-there', Date.now());
+      assert.equal(await store.isClosing('never-there'), true, 'marking a gone connection creates nothing');
+    });
+
+    test('deleteRoom removes the room and everything in its partition', async () => {
+      const store = new DynamoStore(client, tableName);
+      const room = 'gone-soon@conference.localhost';
+      const config = {
+        name: '',
+        description: '',
+        persistent: false,
+        membersOnly: false,
+        public: true,
+        maxUsers: 10,
+        historyLength: 10,
+      };
+      assert.equal(await store.createRoom({ room, config, locked: false, createdAt: Date.now() }), true);
+      await store.setAffiliation(room, 'owner@localhost', 'owner');
+      await store.deleteRoom(room);
+      const state = await store.getRoomState(room);
+      assert.equal(state.room, undefined);
+      assert.equal(state.affiliations.size, 0);
+      assert.deepEqual(await store.listPublicRooms(), []);
+    });
+  });
+
   describe('room markers', () => {
     test('set moves a marker anywhere; lower only moves an existing one back', async () => {
       const store = new DynamoStore(client, tableName);

@@ -439,10 +439,9 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
     result.frames++;
     result.maxMs = Math.max(result.maxMs, outcome.ms);
     times.push(outcome.ms);
-    if (outcome.hang) {
-      hangs++;
-      return;
-    }
+    if (outcome.hang) hangs++;
+    // Given up on: neither an answer nor the stream's end came.
+    if (outcome.ms >= options.giveUpMs) return;
     if (outcome.streamError === undefined && outcome.closeCode === undefined) result.answered++;
     for (const condition of outcome.stanzaErrors) {
       result.stanzaErrors[condition] = (result.stanzaErrors[condition] ?? 0) + 1;

@@ -199,6 +199,7 @@ async function main(): Promise<void> {
       pairs: { type: 'string', default: '10' },
       messages: { type: 'string', default: '50' },
       'kill-share': { type: 'string', default: '0.3' },
+      'timeout-s': { type: 'string', default: '600' },
       seed: { type: 'string', default: '20261129' },
       out: { type: 'string', default: 'bench/results/chaos' },
       merge: { type: 'string', multiple: true, default: [] },
@@ -214,6 +215,7 @@ async function main(): Promise<void> {
   --pairs N          user pairs of the message loads (default 10)
   --messages N       messages each user sends its partner (default 50: 10 pairs x 2 x 50 = 1,000)
   --kill-share X     share of multi-record frames invocations killed (default 0.3)
+  --timeout-s N      most seconds a message load runs before its final drain (default 600)
   --seed N           seed of the fuzz and the faults
   --out PATH         report path without extension (default bench/results/chaos)
   --merge FILE.json  also take the scenarios of another run's results (repeatable)
@@ -231,7 +233,7 @@ async function main(): Promise<void> {
   const size = {
     pairs: Number(values.pairs),
     messagesPerUser: Number(values.messages),
-    timeoutMs: 300_000,
+    timeoutMs: Number(values['timeout-s']) * 1000,
     log: (message: string) => console.log(`  ${message}`),
   };
   const out = resolve(values.out);

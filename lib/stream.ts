@@ -80,7 +80,6 @@ async function bind(link: Link, iq: Element, request: Element): Promise<void> {
     expiresAt: record.expiresAt,
   };
   const replaced = await ctx.store.putSession(session);
-  if (replaced && replaced.connectionId !== record.connectionId) await evict(link, replaced);
   link.update({ state: 'bound', resource });
   await link.send(
     xml(
@@ -90,6 +89,9 @@ async function bind(link: Link, iq: Element, request: Element): Promise<void> {
     ),
   );
   ctx.logger.info('bound', { connectionId: record.connectionId, jid: `${user}/${resource}` });
+  // The new session's next frame (its initial presence) waits for this one in its FIFO
+  // group: the old session has left presence and rooms before it comes.
+  if (replaced && replaced.connectionId !== record.connectionId) await evict(link, replaced);
 }
 
 /**

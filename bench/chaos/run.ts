@@ -51,7 +51,12 @@ export function verdict(results: ChaosResults): string[] {
   const { fuzz, faults, kill, crash } = results;
   if (fuzz) {
     const { result, failures: handler } = fuzz;
-    if (result.hangs > 0) failures.push(`fuzz: ${result.hangs} frames not answered in time`);
+    if (result.hangs > 0) {
+      const limit = results.runs.fuzz?.settings.hangMs ?? 1000;
+      failures.push(
+        `fuzz: ${result.hangs} of ${result.frames} frames answered (or their stream closed) later than ${limit} ms; the slowest after ${result.answerMs.max} ms`,
+      );
+    }
     if (result.wrongEnds.length > 0) failures.push(`fuzz: ${result.wrongEnds.length} streams ended wrongly`);
     if (result.internalErrors > 0) failures.push(`fuzz: ${result.internalErrors} internal-server-errors`);
     if (result.unparsable > 0) failures.push(`fuzz: ${result.unparsable} unparsable frames from the server`);

@@ -19,6 +19,7 @@ import {
   connect,
   difference,
   hasBody,
+  type InvocationTimes,
   jidOf,
   type MethodCost,
   NS_DELAY,
@@ -28,6 +29,7 @@ import {
   receiptId,
   round,
   sendPresence,
+  timeInvocations,
   until,
 } from './harness.ts';
 import { sampleBody } from './message-cost.ts';
@@ -52,6 +54,11 @@ export interface DrainResult {
   readonly cost: Cost;
   readonly costPerMessage: Cost;
   readonly byMethod: Record<string, MethodCost>;
+  /**
+   * The frames invocations of the drain (the initial presence, the pushes, continuations, the
+   * receipts), against the deployed timeout: the drain hands on before it runs out.
+   */
+  readonly framesInvocations: InvocationTimes;
   /** The drain's own reads: Store.undelivered, one strongly consistent query a page. */
   readonly drainReads: {
     readonly requests: number;
@@ -128,6 +135,7 @@ export async function runDrain(bench: BenchSystem, options: DrainOptions): Promi
   await system.api.idle();
   const before = bench.cost();
   bench.profile.reset();
+  const invocationsEnded = timeInvocations(system);
   const started = performance.now();
   await client.xmpp.send(client.xml('presence'));
   await until(
@@ -137,6 +145,7 @@ export async function runDrain(bench: BenchSystem, options: DrainOptions): Promi
   );
   const durationMs = performance.now() - started;
   await system.api.idle();
+  const framesInvocations = invocationsEnded();
   const cost = difference(bench.cost(), before);
   const byMethod = bench.profile.snapshot();
   await client.stop();
@@ -153,6 +162,7 @@ export async function runDrain(bench: BenchSystem, options: DrainOptions): Promi
     cost,
     costPerMessage: per(cost, backlog),
     byMethod,
+    framesInvocations,
     drainReads: {
       requests: drainQueries.requests,
       readUnits: drainQueries.readUnits,

@@ -4,6 +4,7 @@
 import type { Element } from 'ltx';
 import { WebSocket } from 'ws';
 import { type LocalSystem, type LocalSystemOptions, startLocalSystem } from '../infra/local/system.ts';
+import { FRAMES_TIMEOUT_SECONDS } from '../infra/timeouts.ts';
 import type { Store } from '../lib/ports.ts';
 import { makeCredentials } from '../lib/scram.ts';
 import { type CapacityMeter, newMeter } from '../lib/store/capacity.ts';
@@ -113,13 +114,55 @@ export interface BenchSystem {
  */
 export const NO_TTL_PASSES = { ttlSweepMs: 0 } as const;
 
-/** DynamoDB Local in memory and the emulator, metered. */
+/** The frames function's timeout as deployed (infra/stack.ts). */
+export const FRAMES_TIMEOUT_MS = FRAMES_TIMEOUT_SECONDS * 1000;
+
+/**
+ * Each frames invocation gets a Lambda context counting down from the deployed timeout, so the
+ * handlers budget their time as on AWS (a drain hands on, a batch leaves records for the next
+ * invocation), and the emulator counts the invocations that outlast it.
+ */
+export const AS_DEPLOYED_TIMEOUT = { api: { functionTimeoutMs: FRAMES_TIMEOUT_MS } } as const;
+
+/** The frames invocations of one piece of work, timed against the function's timeout. */
+export interface InvocationTimes {
+  readonly invocations: number;
+  /** The longest of them, wall time in the emulator (the handlers run in process). */
+  readonly longestMs: number;
+  /** How many ran longer than the timeout: on AWS their batches would have failed. */
+  readonly overTimeout: number;
+  readonly functionTimeoutMs: number;
+}
+
+/**
+ * Starts timing the frames invocations from now; the function returned ends it. The emulator's
+ * longest-invocation counter is a running maximum, so it is restarted here and, at the end, put
+ * back to the larger of the two (work measured this way must not overlap).
+ */
+export function timeInvocations(system: LocalSystem): () => InvocationTimes {
+  const { counters } = system.api;
+  const before = { ...counters };
+  counters.longestInvocationMs = 0;
+  return () => {
+    const longestMs = counters.longestInvocationMs;
+    counters.longestInvocationMs = Math.max(before.longestInvocationMs, longestMs);
+    return {
+      invocations: counters.framesInvocations - before.framesInvocations,
+      longestMs,
+      overTimeout: counters.overTimeout - before.overTimeout,
+      functionTimeoutMs: system.api.functionTimeoutMs,
+    };
+  };
+}
+
+/** DynamoDB Local in memory and the emulator, metered, with the deployed frames timeout. */
 export async function startBenchSystem(options: Omit<LocalSystemOptions, 'capacityMeter'> = {}) {
   const meter = newMeter();
   const profile = new StoreProfile(meter);
   const system = await startLocalSystem({
     ...NO_TTL_PASSES,
     ...options,
+    api: { ...AS_DEPLOYED_TIMEOUT.api, ...options.api },
     capacityMeter: meter,
     wrapContext: (context) => {
       const wrapped = options.wrapContext ? options.wrapContext(context) : context;

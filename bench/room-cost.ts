@@ -15,7 +15,7 @@ import { type LocalSystem, startLocalSystem } from '../infra/local/system.ts';
 import { makeCredentials } from '../lib/scram.ts';
 import { newMeter } from '../lib/store/capacity.ts';
 import { RawClient } from '../test/helpers.ts';
-import { NO_TTL_PASSES } from './harness.ts';
+import { AS_DEPLOYED_TIMEOUT, type InvocationTimes, NO_TTL_PASSES, timeInvocations } from './harness.ts';
 import { measureQuery } from './stored.ts';
 
 (globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
@@ -31,6 +31,8 @@ export interface RoomCost {
   readonly occupantListBytes: number;
   /** How the occupants got into the room: all by joining, or partly seated through the store. */
   readonly filled: 'joined' | 'seated';
+  /** The frames invocations of the measured message (its fan-out), against the deployed timeout. */
+  readonly framesInvocations: InvocationTimes;
 }
 
 /** Rooms up to this size are filled by real joins. */
@@ -71,7 +73,7 @@ async function seat(system: LocalSystem, user: string, room: string, nick: strin
 
 export async function measureRoomCost(occupants: number): Promise<RoomCost> {
   const meter = newMeter();
-  const system = await startLocalSystem({ ...NO_TTL_PASSES, capacityMeter: meter });
+  const system = await startLocalSystem({ ...NO_TTL_PASSES, ...AS_DEPLOYED_TIMEOUT, capacityMeter: meter });
   const room = `bench${occupants}@${system.config.mucDomain}`;
   const clients: RawClient[] = [];
   try {
@@ -101,6 +103,7 @@ export async function measureRoomCost(occupants: number): Promise<RoomCost> {
     for (const client of clients) client.received.length = 0;
 
     const before = { ...meter, posts: system.api.counters.posts };
+    const invocationsEnded = timeInvocations(system);
     owner.send(
       `<message xmlns="jabber:client" to="${room}" type="groupchat" id="measured"><body>hello room</body></message>`,
     );
@@ -108,6 +111,7 @@ export async function measureRoomCost(occupants: number): Promise<RoomCost> {
       clients.map((client) => client.next((element) => element.attrs.id === 'measured', 60_000)),
     );
     await system.api.idle();
+    const framesInvocations = invocationsEnded();
     const list = await measureQuery(system, {
       KeyConditionExpression: 'pk = :pk AND begins_with(sk, :occupant)',
       ExpressionAttributeValues: { ':pk': { S: `ROOM#${room}` }, ':occupant': { S: '#OCC#' } },
@@ -120,6 +124,7 @@ export async function measureRoomCost(occupants: number): Promise<RoomCost> {
       posts: system.api.counters.posts - before.posts,
       occupantListBytes: list.bytes,
       filled: occupants > JOIN_LIMIT ? 'seated' : 'joined',
+      framesInvocations,
     };
   } finally {
     for (const client of clients) client.close();
@@ -129,11 +134,11 @@ export async function measureRoomCost(occupants: number): Promise<RoomCost> {
 
 export function formatRoomCosts(costs: readonly RoomCost[]): string {
   return [
-    '| occupants | write units | read units | occupant list | DynamoDB requests | posts | room filled by |',
-    '|---|---|---|---|---|---|---|',
+    '| occupants | write units | read units | occupant list | DynamoDB requests | posts | room filled by | longest frames invocation |',
+    '|---|---|---|---|---|---|---|---|',
     ...costs.map(
       (c) =>
-        `| ${c.occupants} | ${c.writeUnits} | ${c.readUnits} | ${(c.occupantListBytes / 1024).toFixed(1)} KB | ${c.dynamoRequests} | ${c.posts} | ${c.filled === 'joined' ? 'joins' : `${JOIN_LIMIT} joins, the rest seated`} |`,
+        `| ${c.occupants} | ${c.writeUnits} | ${c.readUnits} | ${(c.occupantListBytes / 1024).toFixed(1)} KB | ${c.dynamoRequests} | ${c.posts} | ${c.filled === 'joined' ? 'joins' : `${JOIN_LIMIT} joins, the rest seated`} | ${c.framesInvocations.longestMs} ms |`,
     ),
   ].join('\n');
 }

@@ -43,6 +43,7 @@ import { XmppFunction } from './function.ts';
 import { Observability } from './observability.ts';
 import { OrderedRoutes } from './ordered-route.ts';
 import { type LogLevel, type MessagePolicy, parseParameters, type RemovalChoice } from './parameters.ts';
+import { FRAMES_TIMEOUT_SECONDS } from './timeouts.ts';
 
 export interface XmppStackProps extends StackProps {
   /** The XMPP domain users live on. @default 'localhost' */
@@ -100,7 +101,7 @@ const CONNECT_TIMEOUT = Duration.seconds(5);
  * less than 5 s left (the rest go back to the queue), a drain hands on to the next invocation
  * with 8 s left (lib/offline.ts), and a post settles in under 2 s (lib/gateway/management-api.ts).
  */
-export const FRAMES_TIMEOUT = Duration.seconds(15);
+export const FRAMES_TIMEOUT = Duration.seconds(FRAMES_TIMEOUT_SECONDS);
 
 /**
  * What the frames function does to the table: exactly the commands of lib/store/dynamo.ts on the

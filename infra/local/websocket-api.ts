@@ -178,6 +178,11 @@ export class LocalWebSocketApi {
     return [...this.connections.keys()];
   }
 
+  /** The frames function's timeout this emulator runs with (0: none). */
+  get functionTimeoutMs(): number {
+    return this.options.functionTimeoutMs;
+  }
+
   /** Resolves once every queued frame and disconnect has been handled. */
   async idle(): Promise<void> {
     while (

@@ -7,7 +7,17 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { FRAMES_TIMEOUT_MS, type InvocationTimes } from '../../bench/harness.ts';
 import { type BenchResults, DEFAULT_OPTIONS, runBench, writeResults } from '../../bench/run.ts';
+
+/** Counted against the deployed timeout, and none outlasted it (the time itself is not asserted). */
+function assertWithinTimeout(times: InvocationTimes | undefined, work: string): void {
+  assert.ok(times, `${work}: no invocation figures`);
+  assert.equal(times.functionTimeoutMs, FRAMES_TIMEOUT_MS, work);
+  assert.ok(times.invocations > 0, `${work}: no frames invocations counted`);
+  assert.ok(Number.isFinite(times.longestMs) && times.longestMs >= 0, `${work}: longest ${times.longestMs}`);
+  assert.equal(times.overTimeout, 0, `${work}: ${JSON.stringify(times)}`);
+}
 
 describe('benchmark smoke run', () => {
   test('K=2, M=3, W=2, a backlog of 5: everything exactly once, every section reported', async (t) => {
@@ -43,6 +53,7 @@ describe('benchmark smoke run', () => {
     // One page read them all, and one more read after the drain gate opened (lib/offline.ts).
     assert.equal(drain.drainReads.requests, 2);
     assert.ok(drain.storedBytes > 0);
+    assertWithinTimeout(drain.framesInvocations, 'drain of 5');
 
     assert.deepEqual(
       results.bundles?.bundles.map((bundle) => bundle.entry),
@@ -58,7 +69,10 @@ describe('benchmark smoke run', () => {
     assert.ok(room);
     assert.equal(room.posts, 2);
     assert.ok(room.occupantListBytes > 0);
-    assert.equal(results.targets.length, 8);
+    assertWithinTimeout(room.framesInvocations, 'room message to 2');
+    assert.equal(results.targets.length, 9);
+    const withinTimeout = results.targets.find((target) => target.name.startsWith('every invocation within'));
+    assert.equal(withinTimeout?.reached, true, JSON.stringify(withinTimeout));
 
     const directory = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
     try {
@@ -69,6 +83,10 @@ describe('benchmark smoke run', () => {
         assert.match(readFileSync(join(directory, chart), 'utf8'), /^<svg [^>]*>[\s\S]*<\/svg>\n$/);
       const markdown = readFileSync(join(directory, 'latest.md'), 'utf8');
       assert.match(markdown, /## 1\. One-to-one load/);
+      assert.match(markdown, /### Frames invocations against the function timeout/);
+      const json = JSON.parse(readFileSync(join(directory, 'latest.json'), 'utf8')) as BenchResults;
+      assertWithinTimeout(json.drain?.[0]?.framesInvocations, 'drain of 5, in latest.json');
+      assertWithinTimeout(json.rooms?.[0]?.framesInvocations, 'room message to 2, in latest.json');
       t.diagnostic(markdown.split('\n').slice(0, 14).join('\n'));
     } finally {
       rmSync(directory, { recursive: true, force: true });

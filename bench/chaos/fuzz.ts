@@ -7,19 +7,8 @@
 // error and <close/>, or be a WebSocket close API Gateway itself makes (1009 over 32 KB,
 // 1007 for invalid UTF-8).
 import type { Element } from 'ltx';
+import { seededRandom } from '../../infra/local/faults.ts';
 import { NS_FRAMING, stanzaErrorCondition, streamErrorCondition, WireClient, xmlOpen } from './wire.ts';
-
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export type Category =
   | 'random-bytes'

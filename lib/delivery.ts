@@ -24,15 +24,16 @@ export function selectSessions(sessions: readonly SessionRecord[], resource?: st
   return sessions.filter((session) => session.available && session.priority >= 0);
 }
 
-/** Posts a frame to each session; returns the sessions that took it. */
+/** Posts a frame to each session (read at `routedAt`, when known); returns those that took it. */
 export async function pushToSessions(
   ctx: Context,
   sessions: readonly SessionRecord[],
   frame: (session: SessionRecord) => string,
+  routedAt?: number,
 ): Promise<SessionRecord[]> {
   const results = await Promise.all(
     sessions.map(async (session) => {
-      const result = await ctx.gateway.post(session.connectionId, frame(session));
+      const result = await ctx.gateway.post(session.connectionId, frame(session), { routedAt });
       return result === 'ok' ? session : undefined;
     }),
   );

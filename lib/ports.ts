@@ -191,6 +191,8 @@ export interface Store {
   deleteConnection(connectionId: string): Promise<void>;
   /** Marks the connection as ending (session.ts, the close fence). */
   markClosing(connectionId: string, at: number): Promise<void>;
+  /** Marks it unless another end marked it after `staleBefore`; true when this one did. */
+  claimClosing(connectionId: string, at: number, staleBefore: number): Promise<boolean>;
   /** Strongly consistent: true when the connection is gone or ending. */
   isClosing(connectionId: string): Promise<boolean>;
 
@@ -305,12 +307,17 @@ export type PostResult =
   | 'too-large' // 413: over API Gateway's 128 KB per message
   | 'failed'; // throttled (429) or a server error (5xx) on every try, or refused otherwise
 
+export interface PostOptions {
+  /** Epoch ms the routing read this post is based on started (session.ts, the close fence). */
+  readonly routedAt?: number;
+}
+
 export interface Gateway {
   /**
    * Sends one text frame. Throttling and server errors are retried a few times within a
    * bounded time (lib/gateway/management-api.ts); the result is never thrown.
    */
-  post(connectionId: string, frame: string): Promise<PostResult>;
+  post(connectionId: string, frame: string, options?: PostOptions): Promise<PostResult>;
   /** Closes the WebSocket (DeleteConnection). Closing a gone connection is not an error. */
   close(connectionId: string): Promise<void>;
 }

@@ -40,11 +40,12 @@ const addressed = (stanza: string, to: string) => addressedElement(stanza, to).t
 const unavailable = (from: string, to: string) =>
   xml('presence', { xmlns: NS.client, type: 'unavailable', from, to });
 
-/** Posts one frame per available resource of each user in `entriesByUser`. */
+/** Posts one frame per available resource of each user in `targets` (read at `routedAt`). */
 async function toResources(
   ctx: Context,
   targets: ReadonlyMap<string, readonly PresenceEntry[]>,
   frame: (to: string) => string,
+  routedAt?: number,
 ): Promise<void> {
   const sessions = [...targets].flatMap(([user, entries]) =>
     entries.map((entry) => ({ user, resource: entry.resource, connectionId: entry.connectionId })),
@@ -53,6 +54,7 @@ async function toResources(
     ctx,
     sessions.map((session) => ({ ...session, available: true, priority: 0, expiresAt: 0 })),
     (session) => frame(`${session.user}/${session.resource}`),
+    routedAt,
   );
 }
 
@@ -157,6 +159,7 @@ export async function becomeUnavailable(
   presence?: Element,
 ): Promise<void> {
   const { watchers } = await contactsOf(ctx, session.user);
+  const routedAt = ctx.now();
   const presences = await ctx.store.getPresences([session.user, ...watchers]);
   const own = presences.get(session.user) ?? [];
   let entry = own.find(
@@ -180,8 +183,11 @@ export async function becomeUnavailable(
   );
   const full = `${session.user}/${session.resource}`;
   const status = presence?.getChildElements() ?? [];
-  await toResources(ctx, audience, (to) =>
-    xml('presence', { xmlns: NS.client, type: 'unavailable', from: full, to }, ...status).toString(),
+  await toResources(
+    ctx,
+    audience,
+    (to) => xml('presence', { xmlns: NS.client, type: 'unavailable', from: full, to }, ...status).toString(),
+    routedAt,
   );
   if (!removedFirst) await ctx.store.removePresence(session.user, session.resource, session.connectionId);
 }

@@ -20,8 +20,9 @@
 // fan-out, a presence broadcast). So a stream that ends with frames of its own is marked
 // `closingAt` on its connection item first, and its last frames wait until CLOSE_FENCE_MS
 // after its routing was removed. Every invocation, in turn, posts to other connections from
-// what it read only during its first CLOSE_FENCE_MS; a later post first reads the target's
-// connection item (strongly consistent) and skips a connection that is ending. Either a
+// what it read only during the CLOSE_FENCE_MS after that read began (a fan-out names its read,
+// `routedAt`; otherwise the invocation's start counts); a later post first reads the
+// target's connection item (strongly consistent) and skips a connection that is ending. Either a
 // post starts before the fence ends, or it sees the mark. Posts to the invocation's own
 // connection need neither: its frames, its drain and its end run in its own FIFO group, one
 // after another.
@@ -45,6 +46,8 @@ export interface EndOptions {
   readonly notPushedFrom?: string;
   /** The last frames to send before the socket is closed (absent when it is gone already). */
   readonly lastFrames?: readonly Element[];
+  /** The connection is marked as ending already (connectionGone claimed it). */
+  readonly claimed?: boolean;
 }
 
 /** Ends the session of `connection` and forgets the connection, in the order above. */
@@ -55,7 +58,8 @@ export async function endSession(
 ): Promise<void> {
   const { connectionId, user, resource } = connection;
   const routable = Boolean(user && resource);
-  if (options.lastFrames && routable) await ctx.store.markClosing(connectionId, ctx.now());
+  // Marked first: late posts skip it, and a post that finds it gone leaves its end to this one.
+  if (routable && !options.claimed) await ctx.store.markClosing(connectionId, ctx.now());
   if (user && resource) {
     const session = { user, resource, connectionId };
     await ctx.store.deleteSession(user, resource, connectionId);
@@ -88,12 +92,14 @@ export function withSessionEnds(ctx: Context, own?: string): Context {
   const ended = new Set<string>();
   const started = ctx.now();
   const gateway: Gateway = {
-    post: async (connectionId, frame) => {
+    post: async (connectionId, frame, options) => {
       // Past the fence, what this invocation read may be stale: a connection that is ending
-      // is skipped (the message stays undelivered; a room's rejoin drain brings it).
+      // is skipped (the message stays undelivered; a room's rejoin drain brings it). The read
+      // is the one the post names (`routedAt`), or else the invocation's start.
+      const readAt = options?.routedAt ?? started;
       if (
         connectionId !== own &&
-        ctx.now() - started > CLOSE_FENCE_MS &&
+        ctx.now() - readAt > CLOSE_FENCE_MS &&
         (await ctx.store.isClosing(connectionId))
       ) {
         ctx.logger.debug('late post skipped: the connection is ending', { connectionId });
@@ -115,8 +121,22 @@ export function withSessionEnds(ctx: Context, own?: string): Context {
   return routed;
 }
 
-/** A post found the connection gone: its session ends, if it is still there. */
+/**
+ * How long an end's mark keeps others from ending the same session: longer than an end takes.
+ * A mark older than this is an end that died, and a post that finds the connection gone ends it.
+ */
+const END_CLAIM_MS = 60_000;
+
+/**
+ * A post found the connection gone: its session ends, unless its own end (its $disconnect,
+ * its <close/>) or another post's is under way. Without this claim every invocation that
+ * meets a dead connection would announce its departure again: when a whole room disconnects
+ * at once, each of N ends would end the N − 1 others.
+ */
 async function connectionGone(ctx: Context, connectionId: string): Promise<void> {
   const record = await ctx.store.getConnection(connectionId);
-  if (record) await endSession(ctx, record);
+  if (!record) return;
+  const now = ctx.now();
+  if (!(await ctx.store.claimClosing(connectionId, now, now - END_CLAIM_MS))) return;
+  await endSession(ctx, record, { claimed: true });
 }

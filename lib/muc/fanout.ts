@@ -25,6 +25,8 @@ export function sessionOf(occupant: Pick<Occupant, 'jid' | 'connectionId'>) {
 
 export interface FanOutOptions {
   readonly concurrency?: number;
+  /** When the read of `occupants` began (session.ts, the close fence). */
+  readonly routedAt?: number;
   /** Runs for an occupant whose connection was gone, after its session ended. */
   readonly onGone?: (occupant: Occupant) => Promise<void>;
 }
@@ -34,14 +36,14 @@ export async function fanOut(
   ctx: Context,
   occupants: readonly Occupant[],
   frame: (occupant: Occupant) => string,
-  { concurrency = FANOUT_CONCURRENCY, onGone }: FanOutOptions = {},
+  { concurrency = FANOUT_CONCURRENCY, onGone, routedAt }: FanOutOptions = {},
 ): Promise<Occupant[]> {
   const gone: Occupant[] = [];
   let next = 0;
   const worker = async () => {
     while (next < occupants.length) {
       const occupant = occupants[next++] as Occupant;
-      const result = await ctx.gateway.post(occupant.connectionId, frame(occupant));
+      const result = await ctx.gateway.post(occupant.connectionId, frame(occupant), { routedAt });
       if (result !== 'gone') continue;
       gone.push(occupant);
       await onGone?.(occupant);

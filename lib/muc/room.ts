@@ -256,12 +256,13 @@ export async function leaveRoom(
 ): Promise<void> {
   const jid = `${session.user}/${session.resource}`;
   const last = await ctx.store.lastRoomSeq(room, options.notPushedFrom);
+  const routedAt = ctx.now();
   const occupants = await ctx.store.getOccupants(room);
   const seen = occupants.find(
     (occupant) => occupant.jid === jid && occupant.connectionId === session.connectionId,
   );
   const others = occupants.filter((occupant) => occupant !== seen);
-  if (seen) await tellDeparture(ctx, seen, others, options);
+  if (seen) await tellDeparture(ctx, seen, others, { ...options, routedAt });
   const removed = await ctx.store.removeOccupant(room, jid, session.connectionId);
   await ctx.store.removeJoinedRoom(session.connectionId, room);
   if (!removed) {
@@ -313,12 +314,12 @@ async function tellDeparture(
   ctx: Context,
   leaving: Occupant,
   others: readonly Occupant[],
-  options: DepartureOptions & { notifySelf?: boolean },
+  options: DepartureOptions & { notifySelf?: boolean; routedAt?: number },
 ): Promise<void> {
   if (options.notifySelf) await ctx.gateway.post(leaving.connectionId, departure(leaving, options)(leaving));
   // Another resource of the same user still holds the nick: the occupant has not left.
   if (!others.some((occupant) => occupant.nick === leaving.nick))
-    await fanOut(ctx, others, departure(leaving, options));
+    await fanOut(ctx, others, departure(leaving, options), { routedAt: options.routedAt });
 }
 
 /** A temporary room ends with its last occupant (XEP-0045 §10.1.3). */
@@ -378,6 +379,7 @@ export async function handleRoomMessage(link: Link, stanza: Element, to: Jid): P
     if (invite) return mediatedInvite(link, room, invite);
     throw new StanzaError('bad-request', 'send groupchat messages to the room');
   }
+  const routedAt = ctx.now();
   const occupants = await ctx.store.getOccupants(room);
   const sender = occupants.find((occupant) => occupant.jid === link.jid);
   if (!sender) throw new StanzaError('not-acceptable', 'join the room first');
@@ -389,7 +391,7 @@ export async function handleRoomMessage(link: Link, stanza: Element, to: Jid): P
     reflected.cnode(child);
   }
   if (isTransient(stanza)) {
-    await fanOut(ctx, occupants, (occupant) => addressedTo(reflected, occupant.jid));
+    await fanOut(ctx, occupants, (occupant) => addressedTo(reflected, occupant.jid), { routedAt });
     return;
   }
   const subject = stanza.getChild('subject');
@@ -397,7 +399,7 @@ export async function handleRoomMessage(link: Link, stanza: Element, to: Jid): P
     const state = await ctx.store.getRoomState(room);
     if (!state.room) throw new StanzaError('item-not-found');
     await ctx.store.saveRoom({ ...state.room, subject: subject.getText(), subjectFrom: occupantJid(sender) });
-    await fanOut(ctx, occupants, (occupant) => addressedTo(reflected, occupant.jid));
+    await fanOut(ctx, occupants, (occupant) => addressedTo(reflected, occupant.jid), { routedAt });
     return;
   }
   const now = ctx.now();
@@ -416,6 +418,7 @@ export async function handleRoomMessage(link: Link, stanza: Element, to: Jid): P
   // one, and those parallel fan-outs of the room may have failed to push too.
   const notPushedFrom = sequenceFloor(now - FANOUT_WINDOW_MS);
   await fanOut(ctx, occupants, (occupant) => addressedTo(reflected, occupant.jid), {
+    routedAt,
     onGone: (occupant) => leaveRoom(ctx, sessionOf(occupant), room, { notPushedFrom }),
   });
 }

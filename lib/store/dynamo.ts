@@ -321,6 +321,19 @@ export class DynamoStore implements Store {
     );
   }
 
+  async claimClosing(connectionId: string, at: number, staleBefore: number): Promise<boolean> {
+    return this.conditionally(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: key.connection(connectionId),
+        UpdateExpression: 'SET closingAt = :at',
+        ConditionExpression:
+          'attribute_exists(pk) AND (attribute_not_exists(closingAt) OR closingAt < :stale)',
+        ExpressionAttributeValues: { ':at': at, ':stale': staleBefore },
+      }),
+    );
+  }
+
   async isClosing(connectionId: string): Promise<boolean> {
     const { Item } = await this.client.send(
       new GetCommand({

@@ -107,7 +107,7 @@ describe('leaving a room the occupant already left', () => {
         calls.push(`set ${user} ${seq}`);
       },
     };
-    const ctx = { store: store as Store, logger: console } as unknown as Context;
+    const ctx = { store: store as Store, logger: console, now: Date.now } as unknown as Context;
     return { ctx, calls };
   }
   const session = { connectionId: 'c1', user: 'erin@localhost', resource: 'phone' };

@@ -8,7 +8,7 @@ import { xml } from '../../lib/xml.ts';
 const quiet = () => {};
 
 /** Records every store call and post in order; `gone` connections answer 410. */
-function recordingContext(gone: ReadonlySet<string> = new Set()) {
+function recordingContext(gone: ReadonlySet<string> = new Set(), endUnderWay = false) {
   const calls: string[] = [];
   const record: ConnectionRecord = {
     connectionId: 'c1',
@@ -33,6 +33,10 @@ function recordingContext(gone: ReadonlySet<string> = new Set()) {
     },
     markClosing: async (id) => {
       calls.push(`markClosing ${id}`);
+    },
+    claimClosing: async (id) => {
+      calls.push(`claimClosing ${id}`);
+      return !endUnderWay;
     },
     isClosing: async (id) => {
       calls.push(`isClosing ${id}`);
@@ -122,6 +126,13 @@ describe('the end of a session', () => {
       calls.filter((call) => call.startsWith('isClosing')),
       ['isClosing c1', 'isClosing c2'],
     );
+  });
+
+  test('a gone connection whose end is under way elsewhere is left to that end', async () => {
+    const { ctx, calls } = recordingContext(new Set(['c1']), true);
+    assert.equal(await withSessionEnds(ctx).gateway.post('c1', '<message/>'), 'gone');
+    assert.ok(calls.includes('claimClosing c1'));
+    assert.ok(!calls.includes('deleteSession'));
   });
 
   test('a post that meets a gone connection ends that session, once per invocation', async () => {

@@ -94,6 +94,8 @@ describe('the drain gate', () => {
       xml('message', { to: 'reader@localhost', type: 'chat', id: 'after' }, xml('body', {}, 'after')),
     );
     await waitForStanza(reader.stanzas, (stanza) => stanza.getChildText('body') === 'after', 30_000);
+    // The push reaches the reader before the writer's handler marks it delivered: wait for it.
+    await system().api.idle();
     assert.equal((await store.undelivered('reader@localhost', 10)).messages.length, 0);
     await writer.xmpp.stop();
     await system().api.idle();

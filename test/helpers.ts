@@ -205,3 +205,17 @@ export async function goOnline(
   await session.xmpp.iqCaller.request(xml('iq', { type: 'get' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
   return session;
 }
+
+/** Two users who are contacts both ways (RFC 6121 subscription `both`), written straight to the store. */
+export async function befriend(system: Pick<LocalSystem, 'context'>, a: string, b: string): Promise<void> {
+  for (const [user, contact] of [
+    [a, b],
+    [b, a],
+  ] as const) {
+    await system.context.store.saveRosterItem(
+      user,
+      { contact, groups: [], subscription: 'both', askOut: false, pendingIn: false, listed: true },
+      { adds: true, limit: 100 },
+    );
+  }
+}

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { xml } from '@xmpp/client';
 import type { Element } from 'ltx';
-import { addUser, goOnline, roundTrip, useLocalSystem, waitForStanza } from '../helpers.ts';
+import { addUser, befriend, goOnline, roundTrip, useLocalSystem, waitForStanza } from '../helpers.ts';
 
 const MUC = 'http://jabber.org/protocol/muc';
 const SERVICE = 'conference.localhost';
@@ -29,18 +29,8 @@ describe('sessions that end by expiry', () => {
   });
 
   test('setup: alice and bob are friends', async () => {
-    const { store } = system().context;
     for (const user of ['alice', 'bob']) await addUser(system(), `${user}@localhost`, 'pw');
-    for (const [user, contact] of [
-      ['alice@localhost', 'bob@localhost'],
-      ['bob@localhost', 'alice@localhost'],
-    ] as const) {
-      await store.saveRosterItem(
-        user,
-        { contact, groups: [], subscription: 'both', askOut: false, pendingIn: false, listed: true },
-        { adds: true, limit: 100 },
-      );
-    }
+    await befriend(system(), 'alice@localhost', 'bob@localhost');
   });
 
   /**

@@ -12,7 +12,7 @@ import type { Element } from 'ltx';
 import { LambdaProcess } from '../../infra/local/lambda-process.ts';
 import { type SynthesizedSystem, startSynthesizedSystem } from '../../infra/local/synth-system.ts';
 import { sequenceId } from '../../lib/ids.ts';
-import { addUser, eventually, RawClient, waitForStanza } from '../helpers.ts';
+import { addUser, befriend, eventually, RawClient, waitForStanza } from '../helpers.ts';
 
 const ACK = 'urn:serverless-xmpp:ack:0';
 const RECEIPTS = 'urn:xmpp:receipts';
@@ -169,16 +169,7 @@ describe('the synthesised stack, each bundle in its own process', () => {
 
   test('a session whose $disconnect never came ends by expiry, through the expired bundle', async () => {
     const { store } = system().context;
-    for (const [user, contact] of [
-      ['alice@localhost', 'bob@localhost'],
-      ['bob@localhost', 'alice@localhost'],
-    ] as const) {
-      await store.saveRosterItem(
-        user,
-        { contact, groups: [], subscription: 'both', askOut: false, pendingIn: false, listed: true },
-        { adds: true, limit: 100 },
-      );
-    }
+    await befriend(system(), 'alice@localhost', 'bob@localhost');
     const alice = await online('alice', 'watch');
     const bob = await online('bob', 'gone');
     await waitForStanza(alice.stanzas, presenceFrom('bob@localhost/gone'), WAIT);

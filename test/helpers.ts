@@ -145,7 +145,13 @@ export class RawClient {
 
 type XmppClient = ReturnType<typeof import('@xmpp/client').client>;
 
-/** A real @xmpp/client, started; `stanzas` collects what it receives. */
+/**
+ * A real @xmpp/client, started; `stanzas` collects what it receives. Its own limit on each
+ * stream step (2 s by default) is raised to WAIT_MS: the server answers `<close/>` only after
+ * its close fence (lib/session.ts, 1 s) and the session's end, which on a loaded 2-core
+ * machine can pass 2 s. xmpp.js 0.14 then detaches its parser and throws, uncaught, on the
+ * late `</close>`.
+ */
 export async function connectClient(
   system: Pick<LocalSystem, 'url' | 'config'>,
   user: string,
@@ -154,12 +160,28 @@ export async function connectClient(
 ): Promise<{ xmpp: XmppClient; jid: string; stanzas: Element[] }> {
   const { client } = await import('@xmpp/client');
   const [username] = user.split('@');
-  const xmpp = client({ service: system.url, domain: system.config.domain, username, password, resource });
+  const xmpp = client({
+    service: system.url,
+    domain: system.config.domain,
+    username,
+    password,
+    resource,
+    timeout: WAIT_MS,
+  } as Parameters<typeof client>[0]);
   const stanzas: Element[] = [];
   xmpp.on('stanza', (stanza: Element) => stanzas.push(stanza));
   xmpp.on('error', () => {});
   const address = await xmpp.start();
   return { xmpp, jid: address.toString(), stanzas };
+}
+
+/**
+ * Forgets a client whose socket the test killed (`api.killSilently`): it must not reconnect
+ * by itself, and there is no stream left to close (a `stop()` would wait WAIT_MS for a
+ * `</close>` that cannot come, and reconnect meanwhile).
+ */
+export function abandon(client: { xmpp: XmppClient }): void {
+  client.xmpp.reconnect.stop();
 }
 
 /** Waits until a stanza matching `match` is in `stanzas`, and returns it. */

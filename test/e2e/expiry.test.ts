@@ -6,7 +6,15 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { xml } from '@xmpp/client';
 import type { Element } from 'ltx';
-import { addUser, befriend, goOnline, roundTrip, useLocalSystem, waitForStanza } from '../helpers.ts';
+import {
+  abandon,
+  addUser,
+  befriend,
+  goOnline,
+  roundTrip,
+  useLocalSystem,
+  waitForStanza,
+} from '../helpers.ts';
 
 const MUC = 'http://jabber.org/protocol/muc';
 const SERVICE = 'conference.localhost';
@@ -66,7 +74,7 @@ describe('sessions that end by expiry', () => {
     const [session] = await store.getSessions('bob@localhost');
     assert.ok(session);
     system().api.killSilently(session.connectionId);
-    bob.xmpp.stop().catch(() => {});
+    abandon(bob);
     const dueAt = Math.floor(serverNow() / 1000) - 1;
     const connection = await store.getConnection(session.connectionId);
     assert.ok(connection);

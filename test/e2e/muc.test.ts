@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import { xml } from '@xmpp/client';
 import type { Element } from 'ltx';
 import type { LocalSystem } from '../../infra/local/system.ts';
-import { addUser, eventually, goOnline, useLocalSystem, waitForStanza } from '../helpers.ts';
+import { abandon, addUser, eventually, goOnline, useLocalSystem, waitForStanza } from '../helpers.ts';
 
 const MUC = 'http://jabber.org/protocol/muc';
 const MUC_USER = 'http://jabber.org/protocol/muc#user';
@@ -264,7 +264,7 @@ describe('group chat (XEP-0045)', () => {
       (await sys().context.store.getOccupants(room)).map((o) => o.nick),
       ['Alice'],
     );
-    erin.xmpp.stop().catch(() => {});
+    abandon(erin);
     // The message that met the dead connection never reached Erin: her rejoin brings it,
     // after what was posted in the fan-out window before it (which may have failed too; what
     // did arrive comes again with its stanza-id), and nothing older.

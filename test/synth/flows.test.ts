@@ -12,7 +12,7 @@ import type { Element } from 'ltx';
 import { LambdaProcess } from '../../infra/local/lambda-process.ts';
 import { type SynthesizedSystem, startSynthesizedSystem } from '../../infra/local/synth-system.ts';
 import { sequenceId } from '../../lib/ids.ts';
-import { addUser, befriend, eventually, RawClient, waitForStanza } from '../helpers.ts';
+import { abandon, addUser, befriend, eventually, RawClient, waitForStanza } from '../helpers.ts';
 
 const ACK = 'urn:serverless-xmpp:ack:0';
 const RECEIPTS = 'urn:xmpp:receipts';
@@ -176,7 +176,7 @@ describe('the synthesised stack, each bundle in its own process', () => {
     const session = (await store.getSessions('bob@localhost')).find((s) => s.resource === 'gone');
     assert.ok(session);
     system().api.killSilently(session.connectionId);
-    bob.xmpp.stop().catch(() => {});
+    abandon(bob);
     const connection = await store.getConnection(session.connectionId);
     assert.ok(connection);
     await store.saveConnection({ ...connection, expiresAt: Math.floor(Date.now() / 1000) - 1 });

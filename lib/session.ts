@@ -11,8 +11,11 @@
 // 2. Presence and rooms announce the departure while their items still exist, then remove
 //    them. A retried end finds them again and announces again (presence is state), so an
 //    end that failed halfway is still announced.
-// 3. Only then the last frames (<close/>, or a stream error and <close/>) are posted and the
-//    socket is closed: nothing that reads the routing paths from now on can reach it.
+// 3. Only then the <close/> is posted and the socket is closed: nothing that reads the
+//    routing paths from now on can reach it. A stream error (and the <open/> a stream that
+//    was never opened needs to carry it) is the answer to a bad frame and goes first, at
+//    once: RFC 6120 §4.9.1.1 asks for the error, then the close, and only the close must
+//    wait for the fence below.
 // 4. The connection item goes last: while it exists, a retry ends the session again.
 //
 // The close fence (RFC 7395 §3.6: nothing after <close/>). Another invocation may have read
@@ -44,7 +47,10 @@ type Connection = Pick<ConnectionRecord, 'connectionId' | 'user' | 'resource'>;
 export interface EndOptions {
   /** Room messages from this seq on were not pushed to the session (muc/room.ts leaveRoom). */
   readonly notPushedFrom?: string;
-  /** The last frames to send before the socket is closed (absent when it is gone already). */
+  /**
+   * The last frames to send before the socket is closed, ending with <close/> (absent when it
+   * is gone already). Those before the <close/> (a stream error) go out first, at once.
+   */
   readonly lastFrames?: readonly Element[];
   /** The connection is marked as ending already (connectionGone claimed it). */
   readonly claimed?: boolean;
@@ -58,6 +64,17 @@ export async function endSession(
 ): Promise<void> {
   const { connectionId, user, resource } = connection;
   const routable = Boolean(user && resource);
+  // Straight to the API: these frames are the end the fence is kept for.
+  const gateway = unfenced.get(ctx) ?? ctx.gateway;
+  const answer = options.lastFrames?.slice(0, -1) ?? [];
+  const closing = options.lastFrames?.at(-1);
+  let reachable = true;
+  for (const frame of answer) {
+    if ((await gateway.post(connectionId, frame.toString())) === 'gone') {
+      reachable = false;
+      break;
+    }
+  }
   // Marked first: late posts skip it, and a post that finds it gone leaves its end to this one.
   if (routable && !options.claimed) await ctx.store.markClosing(connectionId, ctx.now());
   if (user && resource) {
@@ -66,14 +83,10 @@ export async function endSession(
     await becomeUnavailable(ctx, session);
     await leaveAllRooms(ctx, session, { notPushedFrom: options.notPushedFrom });
   }
-  if (options.lastFrames) {
+  if (closing) {
     // Posts from reads made before the routing went have had their time (the fence above).
     if (routable) await delay(CLOSE_FENCE_MS);
-    // Straight to the API: these frames are the end the fence was kept for.
-    const gateway = unfenced.get(ctx) ?? ctx.gateway;
-    for (const frame of options.lastFrames) {
-      if ((await gateway.post(connectionId, frame.toString())) === 'gone') break;
-    }
+    if (reachable) await gateway.post(connectionId, closing.toString());
     await gateway.close(connectionId);
   }
   await ctx.store.deleteConnection(connectionId);

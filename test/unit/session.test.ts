@@ -113,6 +113,37 @@ describe('the end of a session', () => {
     ]);
   });
 
+  test('a stream error goes out at once; only its <close/> waits for the routing and the fence', async () => {
+    const { ctx, calls, record } = recordingContext();
+    await endSession(ctx, record, {
+      lastFrames: [
+        xml('stream:error', {}, xml('not-well-formed', { xmlns: 'urn:ietf:params:xml:ns:xmpp-streams' })),
+        xml('close', { xmlns: 'urn:ietf:params:xml:ns:xmpp-framing' }),
+      ],
+    });
+    assert.deepEqual(calls, [
+      'post c1 <stream:error><not-well-formed',
+      'markClosing c1',
+      'deleteSession',
+      'getPresences erin@localhost,ann@localhost',
+      'post c2 <presence',
+      'removePresence',
+      'getJoinedRooms',
+      'post c1 <close',
+      'close c1',
+      'deleteConnection c1',
+    ]);
+  });
+
+  test('a connection gone at its stream error gets no <close/>, and the session still ends', async () => {
+    const { ctx, calls, record } = recordingContext(new Set(['c1']));
+    await endSession(ctx, record, {
+      lastFrames: [xml('stream:error'), xml('close', { xmlns: 'urn:ietf:params:xml:ns:xmpp-framing' })],
+    });
+    assert.ok(!calls.includes('post c1 <close'));
+    assert.deepEqual(calls.slice(-3), ['getJoinedRooms', 'close c1', 'deleteConnection c1']);
+  });
+
   test('past the fence, a post to another connection that is ending is skipped', async () => {
     const { ctx, calls } = recordingContext();
     let clock = 0;

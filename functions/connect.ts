@@ -5,7 +5,13 @@ import { onConnect } from '../lib/server.ts';
 import { createContext, endInvocation, lazyContext, settingsFromEnv, startInvocation } from './runtime.ts';
 
 export interface ConnectEvent {
-  requestContext: { connectionId: string; routeKey: string; eventType: 'CONNECT' };
+  requestContext: {
+    connectionId: string;
+    routeKey: string;
+    eventType: 'CONNECT';
+    /** The client's address (registration limits, lib/register.ts). */
+    identity?: { sourceIp?: string };
+  };
   headers?: Record<string, string | undefined>;
 }
 
@@ -27,6 +33,7 @@ export function createConnectHandler(context: () => Context) {
       const response = await onConnect(ctx, {
         connectionId: event.requestContext.connectionId,
         subprotocols: offeredSubprotocols(event.headers),
+        sourceAddress: event.requestContext.identity?.sourceIp,
       });
       return {
         statusCode: response.statusCode,

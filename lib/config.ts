@@ -35,6 +35,12 @@ export interface Config {
   readonly maxSessionsPerUser: number;
   /** Seconds from $connect to the end of SASL; a connection not authenticated by then is closed. */
   readonly authTimeoutSeconds: number;
+  /** XEP-0077: whether anyone may create an account in-band (password change and removal always work). */
+  readonly registration: boolean;
+  /** Accounts one source address may create per hour in-band (lib/register.ts). */
+  readonly registrationsPerHour: number;
+  /** Shortest password registration and password change accept, in characters. */
+  readonly minPasswordLength: number;
 }
 
 export type MessagePolicy = 'open' | 'roster';
@@ -60,6 +66,10 @@ export const DEFAULTS = {
   maxBytesPerSecond: 262_144,
   maxSessionsPerUser: 10,
   authTimeoutSeconds: 30,
+  // Off unless a deployment opens it (`npm start` does, for a local system).
+  registration: false,
+  registrationsPerHour: 10,
+  minPasswordLength: 8,
 } as const;
 
 export function defaultConfig(domain: string = DEFAULTS.domain): Config {
@@ -87,7 +97,18 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
     maxBytesPerSecond: positiveInt(env.MAX_BYTES_PER_SECOND, DEFAULTS.maxBytesPerSecond),
     maxSessionsPerUser: positiveInt(env.MAX_SESSIONS_PER_USER, DEFAULTS.maxSessionsPerUser),
     authTimeoutSeconds: positiveInt(env.AUTH_TIMEOUT_SECONDS, DEFAULTS.authTimeoutSeconds),
+    registration: registration(env.REGISTRATION),
+    registrationsPerHour: positiveInt(env.REGISTRATIONS_PER_HOUR, DEFAULTS.registrationsPerHour),
+    minPasswordLength: positiveInt(env.MIN_PASSWORD_LENGTH, DEFAULTS.minPasswordLength),
   };
+}
+
+/** REGISTRATION: `open` or `closed` (the stack's context parameter `registration`). */
+function registration(value: string | undefined): boolean {
+  if (value === undefined || value === '') return DEFAULTS.registration;
+  if (value !== 'open' && value !== 'closed')
+    throw new Error(`REGISTRATION must be open or closed, got "${value}"`);
+  return value === 'open';
 }
 
 function positiveInt(value: string | undefined, fallback: number): number {

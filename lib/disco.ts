@@ -5,7 +5,14 @@ import type { IqHandlers } from './router.ts';
 import { xml } from './xml.ts';
 
 /** Only what is implemented is advertised (never XEP-0198 or SASL2 before they work). */
-export const SERVER_FEATURES = [NS.discoInfo, NS.discoItems, NS.ping, NS.blocking, 'msgoffline'] as const;
+export const SERVER_FEATURES = [
+  NS.discoInfo,
+  NS.discoItems,
+  NS.ping,
+  NS.blocking,
+  NS.register, // password change and account removal (lib/register.ts)
+  'msgoffline',
+] as const;
 
 export const discoHandlers: IqHandlers = {
   [`get query ${NS.discoInfo}`]: async ({ payload, target }) => {

@@ -23,6 +23,8 @@ export const NS = {
   mucOwner: 'http://jabber.org/protocol/muc#owner', // XEP-0045
   mucAdmin: 'http://jabber.org/protocol/muc#admin', // XEP-0045
   dataForms: 'jabber:x:data', // XEP-0004
+  register: 'jabber:iq:register', // XEP-0077
+  registerFeature: 'http://jabber.org/features/iq-register', // XEP-0077 §8
   chatMarkers: 'urn:xmpp:chat-markers:0', // XEP-0333
   /** The project's own server receipt (see README, "Server receipts"). */
   ack: 'urn:serverless-xmpp:ack:0',

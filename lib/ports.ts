@@ -30,6 +30,8 @@ export interface ConnectionRecord {
   expiresAt: number;
   /** Epoch ms: the stream is ending (session.ts); late posts from others skip it. */
   closingAt?: number;
+  /** The client's IP address as API Gateway saw it at $connect (registration limits). */
+  sourceAddress?: string;
 }
 
 export interface SessionRecord {
@@ -199,6 +201,15 @@ export interface Store {
   getUser(user: string): Promise<UserRecord | undefined>;
   putUser(record: UserRecord): Promise<void>;
   deleteUser(user: string): Promise<boolean>;
+  /** Creates the account unless the name is taken (XEP-0077); false when it was. */
+  createUser(record: UserRecord): Promise<boolean>;
+  /**
+   * Deletes what an account kept under its name: credentials, sessions, presence, blocklist,
+   * roster and inbox (lib/register.ts). Others' blocks of the name stay.
+   */
+  purgeAccount(user: string): Promise<void>;
+  /** Counts one registration attempt from `address` this hour; false once `limit` is reached. */
+  countRegistration(address: string, limit: number, now: number): Promise<boolean>;
   listUsers(): Promise<string[]>;
   /** A random secret kept in the table, created on first use (fake SCRAM salts). */
   getServerSecret(): Promise<Buffer>;

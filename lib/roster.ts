@@ -132,6 +132,23 @@ async function removeItem(ctx: Context, user: string, item: RosterItem): Promise
   await pushRoster(ctx, user, item, version, true);
 }
 
+/**
+ * The account of `user` is being removed (XEP-0077 §3.2): every subscription it had is
+ * cancelled as if it removed each contact (its contacts get unsubscribe, unsubscribed and
+ * unavailable presence, RFC 6121 §2.5.2), and it leaves its contacts' rosters (a roster push
+ * removing it).
+ */
+export async function forgetContacts(ctx: Context, user: string): Promise<void> {
+  const { items } = await ctx.store.getRoster(user);
+  for (const item of items) {
+    await removeItem(ctx, user, item);
+    const entry = await ctx.store.getRosterItem(item.contact, user);
+    if (!entry) continue;
+    const version = await ctx.store.removeRosterItem(item.contact, user, { listed: entry.listed });
+    if (entry.listed) await pushRoster(ctx, item.contact, entry, version, true);
+  }
+}
+
 export const rosterHandlers: IqHandlers = {
   [`get query ${NS.roster}`]: rosterGet,
   [`set query ${NS.roster}`]: rosterSet,

@@ -17,6 +17,7 @@ import { drain } from './offline.ts';
 import { pingHandlers } from './ping.ts';
 import type { ConnectionRecord, Context, ExpiredItem } from './ports.ts';
 import { handlePresence } from './presence.ts';
+import { registerHandlers } from './register.ts';
 import { handleSubscription, isSubscriptionStanza, rosterHandlers } from './roster.ts';
 import { routeStanza, type StanzaHandlers } from './router.ts';
 import { endSession, withSessionEnds } from './session.ts';
@@ -29,6 +30,8 @@ export interface ConnectRequest {
   readonly connectionId: string;
   /** The values of Sec-WebSocket-Protocol the client offered. */
   readonly subprotocols: readonly string[];
+  /** The client's IP address (API Gateway's requestContext.identity.sourceIp). */
+  readonly sourceAddress?: string;
 }
 
 export interface ConnectResponse {
@@ -39,7 +42,14 @@ export interface ConnectResponse {
 
 export function stanzaHandlers(): StanzaHandlers {
   return {
-    iq: { ...pingHandlers, ...discoHandlers, ...rosterHandlers, ...blockingHandlers, ...mucIqHandlers },
+    iq: {
+      ...pingHandlers,
+      ...discoHandlers,
+      ...rosterHandlers,
+      ...blockingHandlers,
+      ...registerHandlers,
+      ...mucIqHandlers,
+    },
     message: handleMessage,
     presence: (link, stanza, target) =>
       target.kind === 'user' && target.jid.domain === link.ctx.config.mucDomain
@@ -58,6 +68,7 @@ export async function onConnect(ctx: Context, request: ConnectRequest): Promise<
     state: 'connected',
     connectedAt: now,
     expiresAt: Math.ceil(now / 1000) + ctx.config.maxConnectionSeconds + 60,
+    ...(request.sourceAddress ? { sourceAddress: request.sourceAddress } : {}),
   });
   await scheduleAuthDeadline(ctx, request.connectionId);
   const subprotocol = request.subprotocols.includes(SUBPROTOCOL) ? SUBPROTOCOL : undefined;

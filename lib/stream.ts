@@ -7,6 +7,7 @@ import { sessionLimitReached } from './limits.ts';
 import { closeElement, type Link, openElement } from './link.ts';
 import { NS } from './ns.ts';
 import type { SessionRecord } from './ports.ts';
+import { handleRegistration, isRegistrationIq, registerFeature } from './register.ts';
 import { handleSasl, mechanismsFeature } from './sasl.ts';
 import { endSession } from './session.ts';
 import { type Element, xml } from './xml.ts';
@@ -24,7 +25,7 @@ function features(link: Link): Element {
           xml('session', { xmlns: NS.session }, xml('optional')),
           xml('ver', { xmlns: NS.rosterVersioning }),
         ]
-      : [mechanismsFeature()]),
+      : [mechanismsFeature(), ...(link.ctx.config.registration ? [registerFeature()] : [])]),
   );
 }
 
@@ -130,6 +131,7 @@ export async function handleNegotiation(link: Link, element: Element): Promise<v
   const isSasl = element.attrs.xmlns === NS.sasl && ['auth', 'response', 'abort'].includes(element.name);
   if (state === 'connected') return link.fail('not-authorized', 'the stream must be opened first');
   if ((state === 'opened' || state === 'authenticating') && isSasl) return handleSasl(link, element);
+  if (state === 'opened' && isRegistrationIq(element)) return handleRegistration(link, element);
   if (state === 'restarted' && element.name === 'iq') {
     const request = element.getChild('bind', NS.bind);
     if (element.attrs.type === 'set' && request) return bind(link, element, request);

@@ -13,6 +13,8 @@
 // |                   |                     |                    | `drainingUntil` set with initial presence, removed when |
 // |                   |                     |                    | the drain ends (1 WU per login)                         |
 // | Server secret     | SERVER              | #SECRET            | get once per container (decoy SCRAM salts)              |
+// | Registrations     | REGISTER#<address>  | #HOUR#<hour>       | XEP-0077 attempts from one source address in one hour:  |
+// |                   |                     |                    | conditional ADD per attempt (1 WU); TTL after the hour  |
 // | Message           | INBOX#<recipient>   | MSG#<sender>#<id>  | conditional put dedupes a retry (1 WU + 1 WU for the    |
 // |                   |                     |                    | index entry); marked delivered by removing `seq` and the|
 // |                   |                     |                    | stanza (1 + 1 WU); the tombstone keeps deduping until TTL|
@@ -107,6 +109,7 @@ const key = {
   user: (user: string) => ({ pk: `USER#${user}`, sk: '#USER' }),
   session: (user: string, resource: string) => ({ pk: `USER#${user}`, sk: `SESSION#${resource}` }),
   secret: () => ({ pk: 'SERVER', sk: '#SECRET' }),
+  registrations: (address: string, hour: number) => ({ pk: `REGISTER#${address}`, sk: `#HOUR#${hour}` }),
   message: (recipient: string, sender: string, id: string) => ({
     pk: `INBOX#${recipient}`,
     sk: `MSG#${sender}#${idKey(id)}`,
@@ -371,6 +374,51 @@ export class DynamoStore implements Store {
       new DeleteCommand({ TableName: this.tableName, Key: key.user(user), ReturnValues: 'ALL_OLD' }),
     );
     return Attributes !== undefined;
+  }
+
+  async createUser(record: UserRecord): Promise<boolean> {
+    return this.conditionally(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: { ...key.user(record.user), ...record },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
+  }
+
+  /** Several queries and batched deletes: an account's removal, never a message path. */
+  async purgeAccount(user: string): Promise<void> {
+    const items = [
+      // Others' blocks of this name (BLOCKEDBY#) stay: a new account of the name is still blocked.
+      ...(await this.queryAll(`USER#${user}`)).filter((item) => !String(item.sk).startsWith('BLOCKEDBY#')),
+      ...(await this.queryAll(`ROSTER#${user}`)),
+      ...(await this.queryAll(`INBOX#${user}`)),
+    ];
+    await this.writeBlocks([
+      ...items.map((item) => ({ DeleteRequest: { Key: { pk: item.pk, sk: item.sk } } })),
+      // The reverse entries of the account's own blocks.
+      ...items
+        .filter((item) => String(item.sk).startsWith('BLOCK#'))
+        .map((item) => ({
+          DeleteRequest: {
+            Key: { pk: `USER#${String(item.sk).slice('BLOCK#'.length)}`, sk: `BLOCKEDBY#${user}` },
+          },
+        })),
+    ]);
+  }
+
+  async countRegistration(address: string, limit: number, now: number): Promise<boolean> {
+    const hour = Math.floor(now / 3_600_000);
+    return this.conditionally(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: key.registrations(address, hour),
+        UpdateExpression: 'ADD #count :one SET expiresAt = :expires',
+        ConditionExpression: 'attribute_not_exists(#count) OR #count < :limit',
+        ExpressionAttributeNames: { '#count': 'count' },
+        ExpressionAttributeValues: { ':one': 1, ':limit': limit, ':expires': (hour + 2) * 3600 },
+      }),
+    );
   }
 
   async listUsers(): Promise<string[]> {
@@ -823,6 +871,7 @@ export class DynamoStore implements Store {
     return Items.map((item) => String(item.sk).slice('BLOCK#'.length));
   }
 
+  /** BatchWriteItem, 25 requests at a time, unprocessed ones retried with backoff. */
   private async writeBlocks(requests: Record<string, unknown>[]): Promise<void> {
     for (let start = 0; start < requests.length; start += BATCH_WRITE_LIMIT) {
       let pending: Record<string, unknown>[] | undefined = requests.slice(start, start + BATCH_WRITE_LIMIT);

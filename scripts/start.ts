@@ -22,6 +22,7 @@ const { values } = parseArgs({
     'max-sessions-per-user': { type: 'string', default: process.env.MAX_SESSIONS_PER_USER },
     'auth-timeout': { type: 'string', default: process.env.AUTH_TIMEOUT_SECONDS },
     faults: { type: 'string', default: process.env.FAULTS ?? '' },
+    registration: { type: 'string', default: process.env.REGISTRATION ?? 'on' },
     'from-synth': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
@@ -48,6 +49,9 @@ if (values.help) {
                       env MAX_SESSIONS_PER_USER); one more bind gets resource-constraint
   --auth-timeout S    seconds a connection has to authenticate before it is closed (default 30,
                       env AUTH_TIMEOUT_SECONDS)
+  --registration on|off  XEP-0077 in-band registration: anyone may create an account from a
+                      client or the chat page (default on, env REGISTRATION; on AWS it is off
+                      unless the context parameter registration=open)
   --faults LIST       inject faults, e.g. ddb=0.05,post=0.05,kill=0.02 (shares of DynamoDB calls,
                       posts and frames invocations that fail; seed=N; env FAULTS; none by default)`);
   process.exit(0);
@@ -58,6 +62,11 @@ if (messagePolicy !== 'open' && messagePolicy !== 'roster') {
   console.error(`--message-policy must be open or roster, not "${messagePolicy}"`);
   process.exit(2);
 }
+if (values.registration !== 'on' && values.registration !== 'off') {
+  console.error(`--registration must be on or off, not "${values.registration}"`);
+  process.exit(2);
+}
+const registration = values.registration === 'on';
 let faults: ReturnType<typeof parseFaults>;
 try {
   faults = parseFaults(values.faults);
@@ -98,7 +107,13 @@ const system = values['from-synth']
       dynamoPort: Number(values['dynamodb-port']),
       dataDir: values['in-memory'] ? undefined : resolve(dataDir, 'dynamodb'),
       // Stack parameters, as `cdk deploy -c` takes them.
-      stack: { domain, mucDomain: values['muc-domain'] ?? `conference.${domain}`, messagePolicy, ...limits },
+      stack: {
+        domain,
+        mucDomain: values['muc-domain'] ?? `conference.${domain}`,
+        messagePolicy,
+        registration: registration ? 'open' : 'closed',
+        ...limits,
+      },
       logLevel: values['log-level'] as 'info',
       api: { log: logWarning },
       // Each function's log lines (JSON, as CloudWatch Logs would get them), after its name; the
@@ -112,7 +127,13 @@ const system = values['from-synth']
       host: values.host,
       dynamoPort: Number(values['dynamodb-port']),
       dataDir: values['in-memory'] ? undefined : resolve(dataDir, 'dynamodb'),
-      config: { domain, mucDomain: values['muc-domain'] ?? `conference.${domain}`, messagePolicy, ...limits },
+      config: {
+        domain,
+        mucDomain: values['muc-domain'] ?? `conference.${domain}`,
+        messagePolicy,
+        registration,
+        ...limits,
+      },
       logLevel: values['log-level'] as 'info',
       api: { log: (message, fields) => console.error(JSON.stringify({ level: 'WARN', message, ...fields })) },
       ...(hasFaults(faults) ? { faults } : {}),
@@ -126,7 +147,9 @@ writeFileSync(
   JSON.stringify({ dynamoEndpoint: system.dynamo.endpoint, tableName: system.tableName, domain }, null, 2),
 );
 
+const pageUrl = system.url.replace(/^ws:/, 'http:').replace(/\/xmpp-websocket$/, '/');
 console.log(`serverless-xmpp is running
+  Chat page:      ${pageUrl} (Converse.js${registration ? '; registration open' : ''})
   WebSocket URL:  ${system.url}
   XMPP domain:    ${system.config.domain}
   Group chat:     ${system.config.mucDomain}

@@ -29,6 +29,7 @@ import {
 } from './synth.ts';
 import type { LocalSystem, LocalSystemOptions } from './system.ts';
 import { LocalTimeToLive } from './ttl.ts';
+import { localWeb } from './web.ts';
 import { LocalWebSocketApi } from './websocket-api.ts';
 
 /** What `Ref` of the WebSocket API gives locally (the host name's first label on AWS). */
@@ -49,6 +50,7 @@ export interface SynthesizedSystemOptions
     | 'maxBytesPerSecond'
     | 'maxSessionsPerUser'
     | 'authTimeoutSeconds'
+    | 'registration'
   >;
   /** The functions' LOG_LEVEL, a stack parameter too. @default 'warn' */
   readonly logLevel?: LogLevel;
@@ -118,6 +120,13 @@ export async function startSynthesizedSystem(
     await ensureTable(admin, tableName);
     const framesQueue = stack.queues.get(stack.framesQueueId);
     let sqs: LocalSqs | undefined;
+    let config: Config | undefined;
+    const web = localWeb({
+      websocketPath: options.api?.path ?? '/xmpp-websocket',
+      domain: options.stack?.domain ?? 'localhost',
+      mucDomain: options.stack?.mucDomain ?? `conference.${options.stack?.domain ?? 'localhost'}`,
+      registration: () => config?.registration ?? false,
+    });
     const api = new LocalWebSocketApi({
       ...options.api,
       port: options.port ?? 0,
@@ -127,7 +136,9 @@ export async function startSynthesizedSystem(
       maxReceiveCount: framesQueue?.maxReceiveCount ?? 3,
       connectHandler: invoke<APIGatewayProxyResultV2>(stack.connect),
       framesHandler: invoke<SQSBatchResponse>(stack.frames),
-      services: (request, response) => sqs?.answer(request, response) ?? Promise.resolve(false),
+      // SQS's API, then the chat page and host-meta (infra/local/web.ts), on the emulator's port.
+      services: async (request, response) =>
+        (await (sqs?.answer(request, response) ?? Promise.resolve(false))) || (await web(request, response)),
     });
     await api.listen();
     const origin = `http://${options.host ?? '127.0.0.1'}:${api.port}`;
@@ -201,7 +212,7 @@ export async function startSynthesizedSystem(
     await Promise.all([...processes.values()].map((process) => process.warm()));
 
     const framesEnvironment = environments.get(stack.frames.logicalId) ?? {};
-    const config = configFromEnv(framesEnvironment);
+    config = configFromEnv(framesEnvironment);
     const context = createContext(
       {
         config,

@@ -28,6 +28,7 @@ import {
   seededRandom,
 } from './faults.ts';
 import { LocalTimeToLive } from './ttl.ts';
+import { localWeb } from './web.ts';
 import { LocalWebSocketApi, type LocalWebSocketApiOptions } from './websocket-api.ts';
 
 export interface LocalSystemOptions {
@@ -89,8 +90,18 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
     const faultSettings = options.faults;
     const faultRandom = (stream: number) => seededRandom((faultSettings?.seed ?? 1) * 7919 + stream);
     const postFault = postFaults(faultSettings?.post ?? 0, faultRandom(1), faults);
+    const web = localWeb({
+      websocketPath: options.api?.path ?? '/xmpp-websocket',
+      domain: config.domain,
+      mucDomain: config.mucDomain,
+      registration: () => config.registration,
+    });
+    const services = options.api?.services;
     const api = new LocalWebSocketApi({
       ...options.api,
+      // The chat page and host-meta (infra/local/web.ts) beside the emulated AWS services.
+      services: async (request, response) =>
+        (await services?.(request, response)) || (await web(request, response)),
       ...(postFault ? { postFault } : {}),
       port: options.port ?? 0,
       host: options.host ?? '127.0.0.1',

@@ -7,6 +7,8 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 export type RemovalChoice = 'retain' | 'destroy';
 /** Who may send a chat message to whom (lib/config.ts `MESSAGE_POLICY`). */
 export type MessagePolicy = 'open' | 'roster';
+/** XEP-0077 in-band registration (lib/register.ts): `open` lets anyone create an account. */
+export type Registration = 'open' | 'closed';
 
 export interface XmppParameters {
   /** The XMPP domain users live on (`user@domain`). */
@@ -41,6 +43,10 @@ export interface XmppParameters {
   readonly maxSessionsPerUser: number;
   /** Seconds a new connection has to finish SASL before it is closed (SQS delays at most 900). */
   readonly authTimeoutSeconds: number;
+  /** `open`: anyone may create an account in-band (XEP-0077); `closed`: only `npm run users`. */
+  readonly registration: Registration;
+  /** Deploy the Converse.js chat page (S3 behind CloudFront) and XEP-0156 host-meta beside it. */
+  readonly webClient: boolean;
   /** Where alarm notifications go (an SNS e-mail subscription); none when absent. */
   readonly alarmEmail?: string;
   /** A custom domain for the WebSocket API (`wss://chat.example.com`); needs `certificateArn`. */
@@ -72,6 +78,8 @@ export const PARAMETER_KEYS = [
   'maxBytesPerSecond',
   'maxSessionsPerUser',
   'authTimeoutSeconds',
+  'registration',
+  'webClient',
   'alarmEmail',
   'customDomainName',
   'certificateArn',
@@ -96,6 +104,8 @@ export const PARAMETER_DEFAULTS = {
   maxSessionsPerUser: DEFAULTS.maxSessionsPerUser,
   authTimeoutSeconds: DEFAULTS.authTimeoutSeconds,
   apiGatewayCloudWatchRole: true,
+  registration: 'closed',
+  webClient: false,
 } as const satisfies Omit<XmppParameters, 'mucDomain' | OptionalParameter>;
 
 /** Parameters without a default: the feature is off unless they are set. */
@@ -109,6 +119,7 @@ const MAX_STANZA_BYTES = MAX_FRAME_BYTES;
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
 const REMOVAL_CHOICES: readonly RemovalChoice[] = ['retain', 'destroy'];
 const MESSAGE_POLICIES: readonly MessagePolicy[] = ['open', 'roster'];
+const REGISTRATIONS: readonly Registration[] = ['open', 'closed'];
 const RETENTION_VALUES = Object.values(RetentionDays).filter((value) => typeof value === 'number');
 /** A DNS name: labels of letters, digits and inner hyphens. */
 const DOMAIN =
@@ -189,6 +200,12 @@ export function parseParameters(context: (key: string) => unknown): XmppParamete
       MESSAGE_POLICIES,
     ),
     ...limits(context, maxStanzaBytes),
+    registration: oneOf(
+      'registration',
+      context('registration') ?? PARAMETER_DEFAULTS.registration,
+      REGISTRATIONS,
+    ),
+    webClient: boolean('webClient', context('webClient') ?? PARAMETER_DEFAULTS.webClient),
     ...definedOnly({
       alarmEmail: optional(context('alarmEmail'), (value) => matching('alarmEmail', value, EMAIL)),
       customDomainName,

@@ -42,8 +42,15 @@ import { TABLE_SCHEMA, TTL_DELETION } from '../lib/store/schema.ts';
 import { XmppFunction } from './function.ts';
 import { Observability } from './observability.ts';
 import { OrderedRoutes } from './ordered-route.ts';
-import { type LogLevel, type MessagePolicy, parseParameters, type RemovalChoice } from './parameters.ts';
+import {
+  type LogLevel,
+  type MessagePolicy,
+  parseParameters,
+  type Registration,
+  type RemovalChoice,
+} from './parameters.ts';
 import { FRAMES_TIMEOUT_SECONDS } from './timeouts.ts';
+import { WebClient } from './web-client.ts';
 
 export interface XmppStackProps extends StackProps {
   /** The XMPP domain users live on. @default 'localhost' */
@@ -82,6 +89,10 @@ export interface XmppStackProps extends StackProps {
   readonly maxSessionsPerUser?: number;
   /** Seconds a connection has to finish SASL (1 to 900). @default 30 */
   readonly authTimeoutSeconds?: number;
+  /** XEP-0077 in-band registration: `open` or `closed`. @default 'closed' */
+  readonly registration?: Registration;
+  /** Deploy the Converse.js chat page behind CloudFront (infra/web-client.ts). @default false */
+  readonly webClient?: boolean;
   /** Alarm notifications by e-mail. @default - the alarm topic has no subscription */
   readonly alarmEmail?: string;
   /** Custom domain of the WebSocket API, with `certificateArn`. @default - the execute-api URL */
@@ -155,6 +166,8 @@ export class XmppStack extends Stack {
   public readonly domainName?: DomainName;
   /** What clients connect to: `wss://customDomainName` or the stage's execute-api URL. */
   public readonly webSocketUrl: string;
+  /** The chat page behind CloudFront, when `webClient` is set (infra/web-client.ts). */
+  public readonly webClient?: WebClient;
 
   constructor(scope: Construct, id: string, props: XmppStackProps = {}) {
     super(scope, id, props);
@@ -280,6 +293,7 @@ export class XmppStack extends Stack {
         MAX_FRAMES_PER_SECOND: String(parameters.maxFramesPerSecond),
         MAX_BYTES_PER_SECOND: String(parameters.maxBytesPerSecond),
         MAX_SESSIONS_PER_USER: String(parameters.maxSessionsPerUser),
+        REGISTRATION: parameters.registration,
       },
       ...logs,
     });
@@ -331,6 +345,23 @@ export class XmppStack extends Stack {
       description: 'The XMPP WebSocket endpoint for clients',
       value: this.webSocketUrl,
     });
+    if (parameters.webClient) {
+      this.webClient = new WebClient(this, 'WebClient', {
+        // The stage URL ends with the stage name; Converse connects to exactly this URL.
+        websocketUrl: this.webSocketUrl,
+        websocketOrigin: parameters.customDomainName
+          ? `wss://${parameters.customDomainName}`
+          : `wss://${this.webSocketApi.apiId}.execute-api.${this.region}.${this.urlSuffix}`,
+        domain: parameters.domain,
+        mucDomain: parameters.mucDomain,
+        registration: parameters.registration === 'open',
+        removalPolicy,
+      });
+      new CfnOutput(this, 'WebClientUrl', {
+        description: 'The Converse.js chat page (and /.well-known/host-meta beside it)',
+        value: this.webClient.url,
+      });
+    }
     if (this.domainName) {
       new CfnOutput(this, 'CustomDomainTarget', {
         description: `Point ${parameters.customDomainName} here (CNAME, or a Route 53 alias)`,

@@ -68,6 +68,8 @@ const EVERY_PARAMETER = {
   customDomainName: 'xmpp.example.com',
   certificateArn: 'arn:aws:acm:eu-west-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0',
   apiGatewayCloudWatchRole: 'false',
+  registration: 'open',
+  webClient: 'true',
 } as const satisfies Record<(typeof PARAMETER_KEYS)[number], unknown>;
 
 let everything: ReturnType<typeof build> | undefined;
@@ -366,6 +368,7 @@ test('environment variables: only names and settings, the ones the handlers read
     MAX_FRAMES_PER_SECOND: '200',
     MAX_BYTES_PER_SECOND: '262144',
     MAX_SESSIONS_PER_USER: '10',
+    REGISTRATION: 'closed',
   });
   assert.match(JSON.stringify(MANAGEMENT_ENDPOINT), /^\{"Fn::Join":\["",\["https:\/\//);
   // Long drains continue through the frames queue.
@@ -861,6 +864,8 @@ test('every context parameter reaches its place', () => {
   assert.equal(frames.MAX_FRAMES_PER_SECOND, '50');
   assert.equal(frames.MAX_BYTES_PER_SECOND, '65536');
   assert.equal(frames.MAX_SESSIONS_PER_USER, '5');
+  assert.equal(frames.REGISTRATION, 'open');
+  assert.ok(stack.webClient, 'webClient=true deploys the chat page');
   for (const [, fn] of [connectFunction(t), authDeadlineFunction(t)]) {
     assert.equal(variables(fn).AUTH_TIMEOUT_SECONDS, '60');
   }
@@ -882,6 +887,52 @@ test('every context parameter reaches its place', () => {
   assert.equal(stack.webSocketUrl, 'wss://xmpp.example.com');
   // Every key was given, so every key was read.
   assert.deepEqual(Object.keys(EVERY_PARAMETER).sort(), [...PARAMETER_KEYS].sort());
+});
+
+test('the chat page (webClient=true): a private bucket behind CloudFront, HTTPS, security headers, host-meta', () => {
+  assert.equal(built().stack.webClient, undefined, 'off by default');
+  template().resourceCountIs('AWS::CloudFront::Distribution', 0);
+  const { template: t } = builtWithEverything();
+  const [bucketId] = only(t, 'AWS::S3::Bucket', {
+    PublicAccessBlockConfiguration: {
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    },
+  });
+  // Only CloudFront reads the bucket, through origin access control, and only over TLS.
+  only(t, 'AWS::CloudFront::OriginAccessControl');
+  const policy = JSON.stringify(t.findResources('AWS::S3::BucketPolicy'));
+  assert.match(policy, /cloudfront\.amazonaws\.com/);
+  assert.match(policy, /aws:SecureTransport/);
+  assert.ok(policy.includes(bucketId));
+  const [, distribution] = only(t, 'AWS::CloudFront::Distribution');
+  interface Behavior {
+    PathPattern?: string;
+    ViewerProtocolPolicy: string;
+  }
+  const config = distribution.Properties.DistributionConfig as {
+    DefaultRootObject: string;
+    DefaultCacheBehavior: Behavior;
+    CacheBehaviors: Behavior[];
+  };
+  assert.equal(config.DefaultRootObject, 'index.html');
+  assert.equal(config.DefaultCacheBehavior.ViewerProtocolPolicy, 'redirect-to-https');
+  const hostMeta = config.CacheBehaviors.find((b) => b.PathPattern === '/.well-known/*');
+  assert.equal(hostMeta?.ViewerProtocolPolicy, 'https-only');
+  // The page may connect to the stack's WebSocket endpoint and load nothing from elsewhere.
+  const headers = JSON.stringify(t.findResources('AWS::CloudFront::ResponseHeadersPolicy'));
+  assert.match(headers, /connect-src 'self' wss:\/\/xmpp\.example\.com/);
+  assert.match(headers, /default-src 'self'/);
+  assert.match(headers, /"AccessControlAllowOrigins":\{"Items":\["\*"\]\}/);
+  // Converse's files, the page with its configuration, and both host-meta documents.
+  // (Their content is written into assets at synth, or at deploy time where it names tokens.)
+  const deployments = t.findResources('Custom::CDKBucketDeployment');
+  assert.equal(Object.keys(deployments).length, 4);
+  assert.match(JSON.stringify(deployments), /application\/xrd\+xml/);
+  assert.match(JSON.stringify(deployments), /"DestinationBucketKeyPrefix":"dist\/"/);
+  assert.ok(t.toJSON().Outputs.WebClientUrl, 'output WebClientUrl');
 });
 
 test('no hard-coded physical names', () => {

@@ -176,7 +176,10 @@ describe('Converse.js in Chromium, on the page npm start serves', () => {
     }
     await page.waitForSelector('converse-muc .chat-msg__text:has-text("Said while you were away")');
     // What the page showed before the reload shows once, not again from the room's history.
-    assert.equal(await page.locator('converse-muc .chat-msg__text:has-text("Hello Carol, in the room")').count(), 1);
+    assert.equal(
+      await page.locator('converse-muc .chat-msg__text:has-text("Hello Carol, in the room")').count(),
+      1,
+    );
     mkdirSync(SCREENSHOT_DIR, { recursive: true });
     await page.screenshot({ path: `${SCREENSHOT_DIR}/converse-room.png` });
     assert.deepEqual(offHost, [], 'every request of the page stayed on this machine');

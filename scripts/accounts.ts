@@ -79,3 +79,23 @@ export async function setPassword(
   });
   return existing ? 'updated' : 'added';
 }
+
+/**
+ * `npm run users -- delete`: what an account removal (lib/register.ts) deletes, from the table
+ * alone: the credentials first, the account's entries in its contacts' rosters, then its roster,
+ * sessions, presence, blocklist and undelivered messages. This command posts nothing: contacts
+ * see the change at their next roster fetch, and an open session of the account lasts until it
+ * disconnects (removal from a client ends them at once). False when there was no such user.
+ */
+export async function deleteAccount(
+  store: Pick<Store, 'deleteUser' | 'getRoster' | 'getRosterItem' | 'removeRosterItem' | 'purgeAccount'>,
+  user: string,
+): Promise<boolean> {
+  if (!(await store.deleteUser(user))) return false;
+  for (const { contact } of (await store.getRoster(user)).items) {
+    const entry = await store.getRosterItem(contact, user);
+    if (entry) await store.removeRosterItem(contact, user, { listed: entry.listed });
+  }
+  await store.purgeAccount(user);
+  return true;
+}

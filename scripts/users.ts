@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULTS } from '../lib/config.ts';
 import { parseJid } from '../lib/jid.ts';
 import { DynamoStore } from '../lib/store/dynamo.ts';
-import { openTable, setPassword, type TableTarget, UsageError } from './accounts.ts';
+import { deleteAccount, openTable, setPassword, type TableTarget, UsageError } from './accounts.ts';
 
 const USAGE = `Usage: npm run users -- <command> [options]
   add JID PASSWORD      create a user, or set the password of an existing one
@@ -87,7 +87,7 @@ try {
     }
     case 'delete': {
       const user = userJid(jidText);
-      if (!(await store.deleteUser(user))) fail(`no such user: ${user}`);
+      if (!(await deleteAccount(store, user))) fail(`no such user: ${user}`);
       console.log(`deleted ${user}`);
       break;
     }

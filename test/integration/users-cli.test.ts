@@ -171,11 +171,25 @@ describe('npm run users', () => {
     assert.equal(run.stdout, 'alice@localhost\nbob@localhost\n');
   });
 
-  test('delete removes a user; deleting an unknown user fails with exit code 2', async () => {
+  test('delete removes a user and what the account kept; deleting an unknown user fails with exit code 2', async () => {
+    const item = (contact: string) => ({
+      contact,
+      groups: [],
+      subscription: 'both' as const,
+      askOut: false,
+      pendingIn: false,
+      listed: true,
+    });
+    await store.saveRosterItem('bob@localhost', item('alice@localhost'), { adds: true, limit: 10 });
+    await store.saveRosterItem('alice@localhost', item('bob@localhost'), { adds: true, limit: 10 });
+    await store.block('bob@localhost', ['spam@localhost']);
     const run = await users('delete', 'bob@localhost', ...remote);
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout.trim(), 'deleted bob@localhost');
     assert.equal(await store.getUser('bob@localhost'), undefined);
+    assert.deepEqual((await store.getRoster('bob@localhost')).items, []);
+    assert.deepEqual(await store.getBlocklist('bob@localhost'), []);
+    assert.equal(await store.getRosterItem('alice@localhost', 'bob@localhost'), undefined);
 
     const again = await users('delete', 'bob@localhost', ...remote);
     assert.equal(again.code, 2);

@@ -226,6 +226,8 @@ const CACHE_LIMIT = 10_000;
 export class DynamoStore implements Store {
   private readonly client: DynamoDBDocumentClient;
   private readonly boundConnections = new Map<string, ConnectionRecord>();
+  /** Connections this container deleted: ids are never reused, so they are never cached again. */
+  private readonly deletedConnections = new Set<string>();
   private secret?: Buffer;
 
   constructor(
@@ -292,6 +294,8 @@ export class DynamoStore implements Store {
   }
 
   private remember(record: ConnectionRecord) {
+    // A read that began before the connection was deleted must not bring it back to life here.
+    if (this.deletedConnections.has(record.connectionId)) return;
     if (this.boundConnections.size >= CACHE_LIMIT) this.boundConnections.clear();
     this.boundConnections.set(record.connectionId, structuredClone(record));
   }
@@ -350,6 +354,8 @@ export class DynamoStore implements Store {
   }
 
   async deleteConnection(connectionId: string): Promise<void> {
+    if (this.deletedConnections.size >= CACHE_LIMIT) this.deletedConnections.clear();
+    this.deletedConnections.add(connectionId);
     this.boundConnections.delete(connectionId);
     await this.client.send(
       new DeleteCommand({ TableName: this.tableName, Key: key.connection(connectionId) }),

@@ -222,6 +222,37 @@ describe('DynamoStore on DynamoDB Local', () => {
       assert.equal(await first.getConnection(record.connectionId), undefined);
     });
 
+    test('a read that began before the own delete does not bring the record back into the cache', async () => {
+      // The read's answer is held back until the delete has finished (two handlers of one
+      // container, or a test polling while a handler ends the session).
+      let release: () => void = () => {};
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const slow = new DynamoDBClient({
+        endpoint: dynamo.endpoint,
+        region: LOCAL_REGION,
+        credentials: LOCAL_CREDENTIALS,
+      });
+      slow.middlewareStack.add(
+        (next, context) => async (args) => {
+          const result = await next(args);
+          if (context.commandName === 'GetItemCommand') await held;
+          return result;
+        },
+        { step: 'initialize', name: 'holdReads' },
+      );
+      const store = new DynamoStore(slow, tableName);
+      const bound = connection({ state: 'bound', user: 'alice@localhost', resource: 'desk' });
+      await new DynamoStore(client, tableName).createConnection(bound);
+      const early = store.getConnection(bound.connectionId);
+      await store.deleteConnection(bound.connectionId);
+      release();
+      assert.deepEqual(await early, bound, 'the early read saw the record');
+      assert.equal(await store.getConnection(bound.connectionId), undefined, 'later reads do not');
+      slow.destroy();
+    });
+
     test('a bound record read from the table is cached as well', async () => {
       const first = new DynamoStore(client, tableName);
       const second = new DynamoStore(client, tableName);

@@ -45,6 +45,10 @@ export interface XmppParameters {
   readonly authTimeoutSeconds: number;
   /** `open`: anyone may create an account in-band (XEP-0077); `closed`: only `npm run users`. */
   readonly registration: Registration;
+  /** Registration attempts one source address may make per hour (XEP-0077). */
+  readonly registrationsPerHour: number;
+  /** Shortest password registration and password change accept. */
+  readonly minPasswordLength: number;
   /** Deploy the Converse.js chat page (S3 behind CloudFront) and XEP-0156 host-meta beside it. */
   readonly webClient: boolean;
   /** Where alarm notifications go (an SNS e-mail subscription); none when absent. */
@@ -79,6 +83,8 @@ export const PARAMETER_KEYS = [
   'maxSessionsPerUser',
   'authTimeoutSeconds',
   'registration',
+  'registrationsPerHour',
+  'minPasswordLength',
   'webClient',
   'alarmEmail',
   'customDomainName',
@@ -105,6 +111,8 @@ export const PARAMETER_DEFAULTS = {
   authTimeoutSeconds: DEFAULTS.authTimeoutSeconds,
   apiGatewayCloudWatchRole: true,
   registration: 'closed',
+  registrationsPerHour: DEFAULTS.registrationsPerHour,
+  minPasswordLength: DEFAULTS.minPasswordLength,
   webClient: false,
 } as const satisfies Omit<XmppParameters, 'mucDomain' | OptionalParameter>;
 
@@ -204,6 +212,18 @@ export function parseParameters(context: (key: string) => unknown): XmppParamete
       'registration',
       context('registration') ?? PARAMETER_DEFAULTS.registration,
       REGISTRATIONS,
+    ),
+    registrationsPerHour: integer(
+      'registrationsPerHour',
+      context('registrationsPerHour') ?? PARAMETER_DEFAULTS.registrationsPerHour,
+      1,
+      10_000,
+    ),
+    minPasswordLength: integer(
+      'minPasswordLength',
+      context('minPasswordLength') ?? PARAMETER_DEFAULTS.minPasswordLength,
+      1,
+      1024,
     ),
     webClient: boolean('webClient', context('webClient') ?? PARAMETER_DEFAULTS.webClient),
     ...definedOnly({

@@ -91,6 +91,10 @@ export interface XmppStackProps extends StackProps {
   readonly authTimeoutSeconds?: number;
   /** XEP-0077 in-band registration: `open` or `closed`. @default 'closed' */
   readonly registration?: Registration;
+  /** Registration attempts per source address and hour. @default 10 */
+  readonly registrationsPerHour?: number;
+  /** Shortest password accepted in-band. @default 8 */
+  readonly minPasswordLength?: number;
   /** Deploy the Converse.js chat page behind CloudFront (infra/web-client.ts). @default false */
   readonly webClient?: boolean;
   /** Alarm notifications by e-mail. @default - the alarm topic has no subscription */
@@ -294,6 +298,8 @@ export class XmppStack extends Stack {
         MAX_BYTES_PER_SECOND: String(parameters.maxBytesPerSecond),
         MAX_SESSIONS_PER_USER: String(parameters.maxSessionsPerUser),
         REGISTRATION: parameters.registration,
+        REGISTRATIONS_PER_HOUR: String(parameters.registrationsPerHour),
+        MIN_PASSWORD_LENGTH: String(parameters.minPasswordLength),
       },
       ...logs,
     });

@@ -69,6 +69,8 @@ const EVERY_PARAMETER = {
   certificateArn: 'arn:aws:acm:eu-west-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0',
   apiGatewayCloudWatchRole: 'false',
   registration: 'open',
+  registrationsPerHour: '3',
+  minPasswordLength: 12,
   webClient: 'true',
 } as const satisfies Record<(typeof PARAMETER_KEYS)[number], unknown>;
 
@@ -369,6 +371,8 @@ test('environment variables: only names and settings, the ones the handlers read
     MAX_BYTES_PER_SECOND: '262144',
     MAX_SESSIONS_PER_USER: '10',
     REGISTRATION: 'closed',
+    REGISTRATIONS_PER_HOUR: '10',
+    MIN_PASSWORD_LENGTH: '8',
   });
   assert.match(JSON.stringify(MANAGEMENT_ENDPOINT), /^\{"Fn::Join":\["",\["https:\/\//);
   // Long drains continue through the frames queue.
@@ -865,6 +869,8 @@ test('every context parameter reaches its place', () => {
   assert.equal(frames.MAX_BYTES_PER_SECOND, '65536');
   assert.equal(frames.MAX_SESSIONS_PER_USER, '5');
   assert.equal(frames.REGISTRATION, 'open');
+  assert.equal(frames.REGISTRATIONS_PER_HOUR, '3');
+  assert.equal(frames.MIN_PASSWORD_LENGTH, '12');
   assert.ok(stack.webClient, 'webClient=true deploys the chat page');
   for (const [, fn] of [connectFunction(t), authDeadlineFunction(t)]) {
     assert.equal(variables(fn).AUTH_TIMEOUT_SECONDS, '60');
@@ -1005,6 +1011,10 @@ test('parseParameters: invalid context values are rejected', () => {
     ['offlineQuota', 0],
     ['retentionDays', 'a month'],
     ['messagePolicy', 'closed'],
+    ['registration', 'on'],
+    ['registrationsPerHour', 0],
+    ['minPasswordLength', '8 chars'],
+    ['webClient', 'yes'],
     ['alarmEmail', 'ops'],
     ['alarmEmail', 'ops@example'],
     ['apiGatewayCloudWatchRole', 'yes'],

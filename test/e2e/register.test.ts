@@ -194,7 +194,10 @@ describe('in-band registration (XEP-0077), open', () => {
     assert.deepEqual(await store.getSessions('dave@localhost'), []);
     assert.deepEqual((await store.getRoster('dave@localhost')).items, []);
     assert.deepEqual(await store.getBlocklist('dave@localhost'), []);
-    await assert.rejects(connectClient(system(), 'dave@localhost', 'dave password'));
+    // The account is gone: its password no longer logs in (a raw client: xmpp.js would retry).
+    const late = await RawClient.connect(system().url);
+    await assert.rejects(late.login('dave@localhost', 'dave password'), /login failed/);
+    late.close();
     await erin.xmpp.stop();
   });
 });

@@ -92,6 +92,16 @@ export class StanzaError extends Error {
   }
 }
 
+/** XEP-0077 §3.3: an error never carries the password a registration request held. */
+function withoutSecrets(payload: Element): Element {
+  if (payload.attrs.xmlns === NS.register) {
+    payload.children = payload.children.filter(
+      (child) => typeof child === 'string' || child.name !== 'password',
+    );
+  }
+  return payload;
+}
+
 /**
  * RFC 6120 §8.3.1: the error goes back to the sender, from the entity addressed, with
  * the same id; for an iq the original payload is kept so the client can match it.
@@ -106,7 +116,7 @@ export function stanzaErrorReply(stanza: Element, error: StanzaError, from: stri
   });
   if (stanza.name === 'iq') {
     const payload = stanza.getChildElements()[0];
-    if (payload) reply.cnode(cloneElement(payload));
+    if (payload) reply.cnode(withoutSecrets(cloneElement(payload)));
   }
   reply.cnode(
     xml(

@@ -15,12 +15,13 @@
 //   account ends with a <not-authorized/> stream error, its subscriptions are cancelled
 //   both ways (contacts get unsubscribe, unsubscribed and unavailable) and it leaves its
 //   contacts' rosters, and its credentials, roster, blocklist and inbox are deleted.
-// Error replies never echo a password (§3.3).
+// Error replies never echo a password (§3.3; errors.ts strips it from every reply).
 import { StanzaError, type StanzaErrorCondition, streamError } from './errors.ts';
 import { parseJid } from './jid.ts';
 import { closeElement, type Link } from './link.ts';
 import { NS } from './ns.ts';
 import type { Context } from './ports.ts';
+import { becomeUnavailable } from './presence.ts';
 import { forgetContacts } from './roster.ts';
 import type { IqHandlers, StanzaRequest } from './router.ts';
 import { makeCredentials } from './scram.ts';
@@ -175,10 +176,6 @@ async function registrationSet({ link, stanza, payload }: StanzaRequest): Promis
   }
   const username = payload.getChildText('username')?.trim();
   const password = payload.getChildText('password') ?? '';
-  // An error reply carries the request's payload (router.ts): never the password.
-  payload.children = payload.children.filter(
-    (child) => typeof child === 'string' || child.name !== 'password',
-  );
   if (!username || accountOf(link.ctx, username) !== user)
     throw new StanzaError('bad-request', 'the username must be your own');
   if (!password) throw new StanzaError('bad-request', 'the new password is empty');
@@ -189,30 +186,43 @@ async function registrationSet({ link, stanza, payload }: StanzaRequest): Promis
     );
   }
   const existing = await link.ctx.store.getUser(user);
+  // A session that outlived its account's removal must not bring the name back to life.
+  if (!existing) throw new StanzaError('not-authorized', 'the account no longer exists');
   await link.ctx.store.putUser({
     user,
     scram: makeCredentials(password, link.ctx.config.scramIterations),
-    createdAt: existing?.createdAt ?? link.ctx.now(),
+    createdAt: existing.createdAt,
   });
   link.ctx.logger.info('password changed', { connectionId: link.connectionId, user });
   return undefined;
 }
 
 /**
- * §3.2: the credentials go first (no new login can start), then the other sessions end (their
- * contacts and rooms are told), then subscriptions and data go; this session ends last,
- * after the frame (server.ts), so that it is told why.
+ * §3.2: the credentials go first (no new login can start), then the other sessions end, side
+ * by side so that their close fences overlap (their contacts and rooms are told); this
+ * session's presence goes too while its entry exists (directed presence included). Then the
+ * subscriptions and the data go; this session ends last, after the frame (server.ts), so
+ * that it is told why.
  */
 async function removeAccount(link: Link, user: string): Promise<void> {
-  const { ctx } = link;
+  const { ctx, record } = link;
   ctx.logger.info('account removed', { connectionId: link.connectionId, user });
   await ctx.store.deleteUser(user);
-  for (const session of await ctx.store.getSessions(user)) {
-    if (session.connectionId === link.connectionId) continue;
-    await endSession(ctx, session, {
-      lastFrames: [streamError('not-authorized', 'account removed'), closeElement()],
-    });
-  }
+  const others = (await ctx.store.getSessions(user)).filter(
+    (session) => session.connectionId !== link.connectionId,
+  );
+  await Promise.all(
+    others.map((session) =>
+      endSession(ctx, session, {
+        lastFrames: [streamError('not-authorized', 'account removed'), closeElement()],
+      }),
+    ),
+  );
+  await becomeUnavailable(ctx, {
+    user,
+    resource: record.resource as string,
+    connectionId: record.connectionId,
+  });
   await forgetContacts(ctx, user);
   await ctx.store.purgeAccount(user);
   await link.fail('not-authorized', 'account removed');

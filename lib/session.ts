@@ -13,9 +13,9 @@
 //    end that failed halfway is still announced.
 // 3. Only then the <close/> is posted and the socket is closed: nothing that reads the
 //    routing paths from now on can reach it. A stream error (and the <open/> a stream that
-//    was never opened needs to carry it) is the answer to a bad frame and goes first, at
-//    once: RFC 6120 §4.9.1.1 asks for the error, then the close, and only the close must
-//    wait for the fence below.
+//    was never opened needs to carry it) is the answer to a bad frame and goes out as soon
+//    as the session item is gone (step 1), before the announcements: RFC 6120 §4.9.1.1 asks
+//    for the error, then the close, and only the close must wait for the fence below.
 // 4. The connection item goes last: while it exists, a retry ends the session again.
 //
 // The close fence (RFC 7395 §3.6: nothing after <close/>). Another invocation may have read
@@ -49,7 +49,8 @@ export interface EndOptions {
   readonly notPushedFrom?: string;
   /**
    * The last frames to send before the socket is closed, ending with <close/> (absent when it
-   * is gone already). Those before the <close/> (a stream error) go out first, at once.
+   * is gone already). Those before the <close/> (a stream error) go out once the session
+   * item is gone, before the announcements.
    */
   readonly lastFrames?: readonly Element[];
   /** The connection is marked as ending already (connectionGone claimed it). */
@@ -69,19 +70,26 @@ export async function endSession(
   const answer = options.lastFrames?.slice(0, -1) ?? [];
   const closing = options.lastFrames?.at(-1);
   let reachable = true;
-  for (const frame of answer) {
-    if ((await gateway.post(connectionId, frame.toString())) === 'gone') {
-      reachable = false;
-      break;
+  const sendAnswer = async () => {
+    for (const frame of answer) {
+      if ((await gateway.post(connectionId, frame.toString())) === 'gone') {
+        reachable = false;
+        return;
+      }
     }
-  }
+  };
   // Marked first: late posts skip it, and a post that finds it gone leaves its end to this one.
   if (routable && !options.claimed) await ctx.store.markClosing(connectionId, ctx.now());
   if (user && resource) {
     const session = { user, resource, connectionId };
     await ctx.store.deleteSession(user, resource, connectionId);
+    // Messages routed from now on are stored for the next session, none is pushed after the
+    // error to a client that stops reading at it; only fan-outs of earlier reads may follow.
+    await sendAnswer();
     await becomeUnavailable(ctx, session);
     await leaveAllRooms(ctx, session, { notPushedFrom: options.notPushedFrom });
+  } else {
+    await sendAnswer();
   }
   if (closing) {
     // Posts from reads made before the routing went have had their time (the fence above).

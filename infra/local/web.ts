@@ -31,6 +31,20 @@ export interface LocalWebOptions {
 
 /** Answers the page's requests; false for any other path (the emulator's own). */
 export function localWeb(options: LocalWebOptions) {
+  const serve = servePage(options);
+  return async (request: IncomingMessage, response: ServerResponse): Promise<boolean> => {
+    try {
+      return await serve(request, response);
+    } catch {
+      // A malformed path (`%E0`) or Host header: the request's fault, never the server's end.
+      if (!response.headersSent) response.writeHead(400, { 'content-type': 'text/plain' });
+      response.end('bad request');
+      return true;
+    }
+  };
+}
+
+function servePage(options: LocalWebOptions) {
   return async (request: IncomingMessage, response: ServerResponse): Promise<boolean> => {
     if (request.method !== 'GET' && request.method !== 'HEAD') return false;
     const url = new URL(request.url ?? '/', 'http://localhost');
@@ -82,7 +96,10 @@ export function localWeb(options: LocalWebOptions) {
       'x-content-type-options': 'nosniff',
     });
     if (request.method === 'HEAD') response.end();
-    else createReadStream(path).pipe(response);
+    else
+      createReadStream(path)
+        .on('error', () => response.destroy())
+        .pipe(response);
     return true;
   };
 }

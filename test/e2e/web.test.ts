@@ -59,6 +59,9 @@ describe('the chat page and host-meta', () => {
       assert.equal((await get(path)).status, 404, path);
     }
     assert.equal((await get('/package.json')).status, 404);
+    // A path that is not valid percent-encoding is refused, and the server goes on.
+    assert.equal((await get('/dist/%E0%A4%A')).status, 400);
+    assert.equal((await get('/')).status, 200);
   });
 
   test('XEP-0156: host-meta names the WebSocket endpoint as XRD and JRD, readable from any origin', async () => {

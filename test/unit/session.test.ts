@@ -113,7 +113,7 @@ describe('the end of a session', () => {
     ]);
   });
 
-  test('a stream error goes out at once; only its <close/> waits for the routing and the fence', async () => {
+  test('a stream error goes out once the session item is gone; only its <close/> waits for the fence', async () => {
     const { ctx, calls, record } = recordingContext();
     await endSession(ctx, record, {
       lastFrames: [
@@ -122,9 +122,9 @@ describe('the end of a session', () => {
       ],
     });
     assert.deepEqual(calls, [
-      'post c1 <stream:error><not-well-formed',
       'markClosing c1',
       'deleteSession',
+      'post c1 <stream:error><not-well-formed',
       'getPresences erin@localhost,ann@localhost',
       'post c2 <presence',
       'removePresence',

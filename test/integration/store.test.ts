@@ -229,6 +229,10 @@ describe('DynamoStore on DynamoDB Local', () => {
       const held = new Promise<void>((resolve) => {
         release = resolve;
       });
+      let answered: () => void = () => {};
+      const readAnswered = new Promise<void>((resolve) => {
+        answered = resolve;
+      });
       const slow = new DynamoDBClient({
         endpoint: dynamo.endpoint,
         region: LOCAL_REGION,
@@ -237,7 +241,10 @@ describe('DynamoStore on DynamoDB Local', () => {
       slow.middlewareStack.add(
         (next, context) => async (args) => {
           const result = await next(args);
-          if (context.commandName === 'GetItemCommand') await held;
+          if (context.commandName === 'GetItemCommand') {
+            answered();
+            await held;
+          }
           return result;
         },
         { step: 'initialize', name: 'holdReads' },
@@ -246,6 +253,8 @@ describe('DynamoStore on DynamoDB Local', () => {
       const bound = connection({ state: 'bound', user: 'alice@localhost', resource: 'desk' });
       await new DynamoStore(client, tableName).createConnection(bound);
       const early = store.getConnection(bound.connectionId);
+      // The table has answered the read (with the record) before the delete is sent.
+      await readAnswered;
       await store.deleteConnection(bound.connectionId);
       release();
       assert.deepEqual(await early, bound, 'the early read saw the record');

@@ -16,7 +16,7 @@
 //   both ways (contacts get unsubscribe, unsubscribed and unavailable) and it leaves its
 //   contacts' rosters, and its credentials, roster, blocklist and inbox are deleted.
 // Error replies never echo a password (§3.3; errors.ts strips it from every reply).
-import { StanzaError, type StanzaErrorCondition, streamError } from './errors.ts';
+import { StanzaError, type StanzaErrorCondition, stanzaErrorReply, streamError } from './errors.ts';
 import { parseJid } from './jid.ts';
 import { closeElement, type Link } from './link.ts';
 import { NS } from './ns.ts';
@@ -47,18 +47,9 @@ function reply(iq: Element, ...children: Element[]): Element {
   return xml('iq', { xmlns: NS.client, type: 'result', id: iq.attrs.id }, ...children);
 }
 
-function refusal(iq: Element, condition: StanzaErrorCondition, type: string, text?: string): Element {
-  return xml(
-    'iq',
-    { xmlns: NS.client, type: 'error', id: iq.attrs.id },
-    xml(
-      'error',
-      { type },
-      xml(condition, { xmlns: NS.stanzas }),
-      text ? xml('text', { xmlns: NS.stanzas, 'xml:lang': 'en' }, text) : undefined,
-    ),
-  );
-}
+/** The error answer to a pre-authentication request (errors.ts builds it, without the password). */
+const refusal = (iq: Element, condition: StanzaErrorCondition, text: string): Element =>
+  stanzaErrorReply(iq, new StanzaError(condition, text), undefined);
 
 /** The username as the local part of an account on `domain`, or undefined when it is none. */
 function accountOf(ctx: Context, username: string): string | undefined {
@@ -78,7 +69,7 @@ export async function handleRegistration(link: Link, iq: Element): Promise<void>
   const { ctx, record } = link;
   const query = iq.getChildElements()[0] as Element;
   if (!ctx.config.registration) {
-    return link.send(refusal(iq, 'service-unavailable', 'cancel', 'registration is closed'));
+    return link.send(refusal(iq, 'service-unavailable', 'registration is closed'));
   }
   if (iq.attrs.type === 'get') {
     return link.send(
@@ -99,38 +90,28 @@ export async function handleRegistration(link: Link, iq: Element): Promise<void>
     );
   }
   if (query.getChild('remove')) {
-    return link.send(refusal(iq, 'unexpected-request', 'wait', 'log in to remove an account'));
+    return link.send(refusal(iq, 'unexpected-request', 'log in to remove an account'));
   }
   // Every attempt counts, a refused one too: names cannot be probed faster than accounts made.
   const address = record.sourceAddress ?? 'unknown';
   if (!(await ctx.store.countRegistration(address, ctx.config.registrationsPerHour, ctx.now()))) {
     ctx.logger.warn('registration limit reached', { connectionId: record.connectionId, address });
-    return link.send(refusal(iq, 'resource-constraint', 'wait', 'too many registrations, try again later'));
+    return link.send(refusal(iq, 'resource-constraint', 'too many registrations, try again later'));
   }
   const username = query.getChildText('username')?.trim() ?? '';
   const password = query.getChildText('password') ?? '';
   if (!username || !password) {
-    return link.send(refusal(iq, 'not-acceptable', 'modify', 'a username and a password are required'));
+    return link.send(refusal(iq, 'not-acceptable', 'a username and a password are required'));
   }
   const user = accountOf(ctx, username);
   if (!user) {
     return link.send(
-      refusal(
-        iq,
-        'not-acceptable',
-        'modify',
-        `not a valid username (at most ${MAX_USERNAME_LENGTH} characters)`,
-      ),
+      refusal(iq, 'not-acceptable', `not a valid username (at most ${MAX_USERNAME_LENGTH} characters)`),
     );
   }
   if (passwordTooShort(ctx, password)) {
     return link.send(
-      refusal(
-        iq,
-        'not-acceptable',
-        'modify',
-        `passwords have at least ${ctx.config.minPasswordLength} characters`,
-      ),
+      refusal(iq, 'not-acceptable', `passwords have at least ${ctx.config.minPasswordLength} characters`),
     );
   }
   const created = await ctx.store.createUser({
@@ -138,7 +119,7 @@ export async function handleRegistration(link: Link, iq: Element): Promise<void>
     scram: makeCredentials(password, ctx.config.scramIterations),
     createdAt: ctx.now(),
   });
-  if (!created) return link.send(refusal(iq, 'conflict', 'cancel', 'the username is taken'));
+  if (!created) return link.send(refusal(iq, 'conflict', 'the username is taken'));
   ctx.logger.info('account registered', { connectionId: record.connectionId, user });
   await link.send(reply(iq));
 }

@@ -119,7 +119,7 @@ const CONNECT_TIMEOUT = Duration.seconds(5);
 export const FRAMES_TIMEOUT = Duration.seconds(FRAMES_TIMEOUT_SECONDS);
 
 /**
- * What the frames function does to the table: exactly the commands of lib/store/dynamo.ts on the
+ * What the frames function does to the table: exactly the commands of lib/store/*.ts on the
  * request path (Scan only lists users, for the users command, and is not granted).
  */
 export const FRAMES_TABLE_ACTIONS = [

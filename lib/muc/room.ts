@@ -1,5 +1,5 @@
 // XEP-0045 rooms: join (create), leave, talk, private messages, subject, history and the
-// rejoin drain. Design and what is supported: docs/muc.md. Keys: store/dynamo.ts.
+// rejoin drain. Design and what is supported: docs/muc.md. Keys: store/rooms.ts.
 import { StanzaError } from '../errors.ts';
 import { sequenceFloor, sequenceId } from '../ids.ts';
 import { bare, type Jid } from '../jid.ts';

@@ -2,7 +2,7 @@
 // AwsSolutions pack on it. Bundling is skipped ('aws:cdk:bundling-stacks': []), so no esbuild run:
 // `npx cdk synth` exercises that.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
@@ -148,7 +148,7 @@ function grantsOf(t: Template, roleLogicalId: string): Set<string> {
 
 const arnOf = (logicalId: string) => ({ 'Fn::GetAtt': [logicalId, 'Arn'] });
 
-/** The DynamoDB actions lib/store/dynamo.ts's commands need (lib-dynamodb's names). */
+/** The DynamoDB actions the commands of lib/store/*.ts need (lib-dynamodb's names). */
 const COMMAND_ACTIONS: Record<string, string> = {
   Get: 'dynamodb:GetItem',
   Put: 'dynamodb:PutItem',
@@ -506,7 +506,7 @@ test('IAM: connect may only put items in the table and start authentication dead
   ]);
 });
 
-test('IAM: frames may use exactly the table commands of lib/store/dynamo.ts, the stage connections and its queue', () => {
+test('IAM: frames may use exactly the table commands of lib/store/, the stage connections and its queue', () => {
   const t = template();
   const [tableId] = only(t, 'AWS::DynamoDB::GlobalTable');
   const [queueId] = only(t, 'AWS::SQS::Queue', { RedrivePolicy: Match.anyValue() });
@@ -518,7 +518,11 @@ test('IAM: frames may use exactly the table commands of lib/store/dynamo.ts, the
   });
 
   // The commands the adapter sends, except Scan: only the users command lists users.
-  const source = readFileSync(new URL('../../lib/store/dynamo.ts', import.meta.url), 'utf8');
+  const store = new URL('../../lib/store/', import.meta.url);
+  const source = readdirSync(store)
+    .filter((file) => file.endsWith('.ts'))
+    .map((file) => readFileSync(new URL(file, store), 'utf8'))
+    .join('\n');
   const commands = new Set([...source.matchAll(/new (\w+)Command\(/g)].map((match) => match[1] as string));
   assert.ok(commands.has('Scan'), 'listUsers scans');
   const used = [...commands]

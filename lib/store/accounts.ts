@@ -1,0 +1,408 @@
+// Accounts: credentials, sessions, blocks and presence in the user's partition, plus the
+// server secret and the registration counts. Key design and the general remarks: dynamo.ts.
+//
+// | Item              | pk                  | sk                 | Access pattern (cost)                                   |
+// |-------------------|---------------------|--------------------|---------------------------------------------------------|
+// | User credentials  | USER#<bare JID>     | #USER              | get per login (0.5 RU); put/delete by the users command |
+// | Session           | USER#<bare JID>     | SESSION#<resource> | put on bind (1 WU, returns the replaced one); query all |
+// |                   |                     |                    | of a user's sessions in one request to route (0.5 RU)  |
+// |                   |                     |                    | `drainingUntil` set with initial presence, removed when |
+// |                   |                     |                    | the drain ends (1 WU per login)                         |
+// | Server secret     | SERVER              | #SECRET            | get once per container (decoy SCRAM salts)              |
+// | Registrations     | REGISTER#<address>  | #HOUR#<hour>       | XEP-0077 attempts from one source address in one hour:  |
+// |                   |                     |                    | conditional ADD per attempt (1 WU); TTL after the hour  |
+// | Block             | USER#<user>         | BLOCK#<jid>        | XEP-0191 blocklist; with the reverse entry below, one   |
+// | Blocked by        | USER#<jid>          | BLOCKEDBY#<user>   | routing query answers "blocked either way" (2 WU/block) |
+// | Presence          | USER#<user>         | #PRESENCE          | map resource -> last available presence; contacts' items|
+// |                   |                     |                    | are read with BatchGetItem, 100 a request (0.5 RU each) |
+//
+// The USER# partition holds only the credentials and the sessions, so routing reads it
+// whole: whether the user exists and where they are, in one query (0.5 RU, 1 consistent).
+//
+// Listing users is a Scan filtered on sk = #USER: an administrative command, never a
+// request path.
+
+import { randomBytes } from 'node:crypto';
+import {
+  BatchGetCommand,
+  DeleteCommand,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  ScanCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type { Account, PresenceEntry, SessionRecord, UserRecord } from '../ports.ts';
+import { BATCH_GET_LIMIT, isConditionFailure, type Table } from './table.ts';
+
+const key = {
+  user: (user: string) => ({ pk: `USER#${user}`, sk: '#USER' }),
+  session: (user: string, resource: string) => ({ pk: `USER#${user}`, sk: `SESSION#${resource}` }),
+  secret: () => ({ pk: 'SERVER', sk: '#SECRET' }),
+  registrations: (address: string, hour: number) => ({ pk: `REGISTER#${address}`, sk: `#HOUR#${hour}` }),
+  presence: (user: string) => ({ pk: `USER#${user}`, sk: '#PRESENCE' }),
+};
+
+export class Accounts {
+  private secret?: Buffer;
+
+  constructor(private readonly table: Table) {}
+
+  async getUser(user: string): Promise<UserRecord | undefined> {
+    const { Item } = await this.table.doc.send(
+      new GetCommand({ TableName: this.table.name, Key: key.user(user) }),
+    );
+    return Item ? { user: Item.user, scram: Item.scram, createdAt: Item.createdAt } : undefined;
+  }
+
+  async putUser(record: UserRecord): Promise<void> {
+    await this.table.doc.send(
+      new PutCommand({ TableName: this.table.name, Item: { ...key.user(record.user), ...record } }),
+    );
+  }
+
+  async deleteUser(user: string): Promise<boolean> {
+    const { Attributes } = await this.table.doc.send(
+      new DeleteCommand({ TableName: this.table.name, Key: key.user(user), ReturnValues: 'ALL_OLD' }),
+    );
+    return Attributes !== undefined;
+  }
+
+  async createUser(record: UserRecord): Promise<boolean> {
+    return this.table.conditionally(
+      new PutCommand({
+        TableName: this.table.name,
+        Item: { ...key.user(record.user), ...record },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
+  }
+
+  /** Several queries and batched deletes: an account's removal, never a message path. */
+  async purgeAccount(user: string): Promise<void> {
+    const items = [
+      // Others' blocks of this name (BLOCKEDBY#) stay: a new account of the name is still blocked.
+      ...(await this.table.queryAll(`USER#${user}`)).filter(
+        (item) => !String(item.sk).startsWith('BLOCKEDBY#'),
+      ),
+      ...(await this.table.queryAll(`ROSTER#${user}`)),
+      ...(await this.table.queryAll(`INBOX#${user}`)),
+    ];
+    await this.table.writeBatches([
+      ...items.map((item) => ({ DeleteRequest: { Key: { pk: item.pk, sk: item.sk } } })),
+      // The reverse entries of the account's own blocks.
+      ...items
+        .filter((item) => String(item.sk).startsWith('BLOCK#'))
+        .map((item) => ({
+          DeleteRequest: {
+            Key: { pk: `USER#${String(item.sk).slice('BLOCK#'.length)}`, sk: `BLOCKEDBY#${user}` },
+          },
+        })),
+    ]);
+  }
+
+  async countRegistration(address: string, limit: number, now: number): Promise<boolean> {
+    const hour = Math.floor(now / 3_600_000);
+    return this.table.conditionally(
+      new UpdateCommand({
+        TableName: this.table.name,
+        Key: key.registrations(address, hour),
+        UpdateExpression: 'ADD #count :one SET expiresAt = :expires',
+        ConditionExpression: 'attribute_not_exists(#count) OR #count < :limit',
+        ExpressionAttributeNames: { '#count': 'count' },
+        ExpressionAttributeValues: { ':one': 1, ':limit': limit, ':expires': (hour + 2) * 3600 },
+      }),
+    );
+  }
+
+  async listUsers(): Promise<string[]> {
+    const users: string[] = [];
+    let ExclusiveStartKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.table.doc.send(
+        new ScanCommand({
+          TableName: this.table.name,
+          FilterExpression: 'sk = :sk',
+          ExpressionAttributeValues: { ':sk': '#USER' },
+          ProjectionExpression: '#user',
+          ExpressionAttributeNames: { '#user': 'user' },
+          ExclusiveStartKey,
+        }),
+      );
+      for (const item of page.Items ?? []) users.push(item.user as string);
+      ExclusiveStartKey = page.LastEvaluatedKey;
+    } while (ExclusiveStartKey);
+    return users.sort();
+  }
+
+  async getServerSecret(): Promise<Buffer> {
+    if (this.secret) return this.secret;
+    const read = async () =>
+      (
+        await this.table.doc.send(
+          new GetCommand({ TableName: this.table.name, Key: key.secret(), ConsistentRead: true }),
+        )
+      ).Item;
+    let item = await read();
+    if (!item) {
+      await this.table.conditionally(
+        new PutCommand({
+          TableName: this.table.name,
+          Item: { ...key.secret(), secret: randomBytes(32).toString('base64') },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      item = await read();
+    }
+    this.secret = Buffer.from(item?.secret as string, 'base64');
+    return this.secret;
+  }
+
+  async putSession(session: SessionRecord): Promise<SessionRecord | undefined> {
+    const { Attributes } = await this.table.doc.send(
+      new PutCommand({
+        TableName: this.table.name,
+        Item: { ...key.session(session.user, session.resource), ...session },
+        ReturnValues: 'ALL_OLD',
+      }),
+    );
+    return Attributes ? this.table.live(toSession(Attributes)) : undefined;
+  }
+
+  async getSessions(user: string): Promise<SessionRecord[]> {
+    const { Items } = await this.table.doc.send(
+      new QueryCommand({
+        TableName: this.table.name,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+        ExpressionAttributeValues: { ':pk': `USER#${user}`, ':prefix': 'SESSION#' },
+      }),
+    );
+    return (Items ?? []).map(toSession).filter((session) => this.table.live(session));
+  }
+
+  async deleteSession(user: string, resource: string, connectionId: string): Promise<void> {
+    await this.table.conditionally(
+      new DeleteCommand({
+        TableName: this.table.name,
+        Key: key.session(user, resource),
+        ConditionExpression: 'connectionId = :connectionId',
+        ExpressionAttributeValues: { ':connectionId': connectionId },
+      }),
+    );
+  }
+
+  async updateSession(
+    user: string,
+    resource: string,
+    connectionId: string,
+    changes: Pick<SessionRecord, 'available' | 'priority' | 'drainingUntil'>,
+  ): Promise<void> {
+    const draining = changes.drainingUntil !== undefined;
+    await this.table.conditionally(
+      new UpdateCommand({
+        TableName: this.table.name,
+        Key: key.session(user, resource),
+        UpdateExpression: `SET available = :available, priority = :priority${draining ? ', drainingUntil = :until' : ''}`,
+        ConditionExpression: 'connectionId = :connectionId',
+        ExpressionAttributeValues: {
+          ':available': changes.available,
+          ':priority': changes.priority,
+          ':connectionId': connectionId,
+          ...(draining ? { ':until': changes.drainingUntil } : {}),
+        },
+      }),
+    );
+  }
+
+  async setDraining(
+    user: string,
+    resource: string,
+    connectionId: string,
+    until: number | undefined,
+  ): Promise<void> {
+    await this.table.conditionally(
+      new UpdateCommand({
+        TableName: this.table.name,
+        Key: key.session(user, resource),
+        UpdateExpression: until === undefined ? 'REMOVE drainingUntil' : 'SET drainingUntil = :until',
+        ConditionExpression: 'connectionId = :connectionId',
+        ExpressionAttributeValues: {
+          ':connectionId': connectionId,
+          ...(until === undefined ? {} : { ':until': until }),
+        },
+      }),
+    );
+  }
+
+  async getAccount(user: string, options: { consistent?: boolean } = {}): Promise<Account> {
+    const { Items = [] } = await this.table.doc.send(
+      new QueryCommand({
+        TableName: this.table.name,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': `USER#${user}` },
+        ConsistentRead: options.consistent ?? true,
+      }),
+    );
+    const suffixes = (prefix: string) =>
+      new Set(
+        Items.filter((item) => String(item.sk).startsWith(prefix)).map((item) =>
+          String(item.sk).slice(prefix.length),
+        ),
+      );
+    return {
+      exists: Items.some((item) => item.sk === '#USER'),
+      blocks: suffixes('BLOCK#'),
+      blockedBy: suffixes('BLOCKEDBY#'),
+      sessions: Items.filter((item) => String(item.sk).startsWith('SESSION#'))
+        .map(toSession)
+        .filter((session) => this.table.live(session)),
+    };
+  }
+
+  async markInterested(
+    user: string,
+    resource: string,
+    connectionId: string,
+    what: 'roster' | 'blocklist' = 'roster',
+  ): Promise<void> {
+    await this.table.conditionally(
+      new UpdateCommand({
+        TableName: this.table.name,
+        Key: key.session(user, resource),
+        UpdateExpression: what === 'roster' ? 'SET interested = :yes' : 'SET blocklistInterested = :yes',
+        ConditionExpression: 'connectionId = :connectionId',
+        ExpressionAttributeValues: { ':yes': true, ':connectionId': connectionId },
+      }),
+    );
+  }
+
+  async getPresences(users: readonly string[]): Promise<Map<string, PresenceEntry[]>> {
+    const result = new Map<string, PresenceEntry[]>();
+    const unique = [...new Set(users)];
+    for (let start = 0; start < unique.length; start += BATCH_GET_LIMIT) {
+      let keys: Record<string, unknown>[] | undefined = unique
+        .slice(start, start + BATCH_GET_LIMIT)
+        .map((user) => key.presence(user));
+      for (let attempt = 0; keys && keys.length > 0; attempt++) {
+        if (attempt > 0)
+          await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * 2 ** attempt)));
+        const page = await this.table.doc.send(
+          new BatchGetCommand({ RequestItems: { [this.table.name]: { Keys: keys } } }),
+        );
+        for (const item of page.Responses?.[this.table.name] ?? []) {
+          const user = String(item.pk).slice('USER#'.length);
+          const entries = Object.values((item.resources as Record<string, PresenceEntry> | undefined) ?? {});
+          result.set(
+            user,
+            entries.filter((entry) => this.table.live(entry)),
+          );
+        }
+        keys = page.UnprocessedKeys?.[this.table.name]?.Keys as Record<string, unknown>[] | undefined;
+      }
+    }
+    return result;
+  }
+
+  async setPresence(user: string, entry: PresenceEntry): Promise<void> {
+    const update = () =>
+      this.table.doc.send(
+        new UpdateCommand({
+          TableName: this.table.name,
+          Key: key.presence(user),
+          UpdateExpression: 'SET resources.#resource = :entry',
+          ConditionExpression: 'attribute_exists(resources)',
+          ExpressionAttributeNames: { '#resource': entry.resource },
+          ExpressionAttributeValues: { ':entry': entry },
+        }),
+      );
+    try {
+      await update();
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      // The first presence of this user: create the map, unless someone else just did.
+      try {
+        await this.table.doc.send(
+          new PutCommand({
+            TableName: this.table.name,
+            Item: { ...key.presence(user), resources: { [entry.resource]: entry } },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        );
+      } catch (again) {
+        if (!isConditionFailure(again)) throw again;
+        await update();
+      }
+    }
+  }
+
+  async removePresence(
+    user: string,
+    resource: string,
+    connectionId: string,
+  ): Promise<PresenceEntry | undefined> {
+    try {
+      const { Attributes } = await this.table.doc.send(
+        new UpdateCommand({
+          TableName: this.table.name,
+          Key: key.presence(user),
+          UpdateExpression: 'REMOVE resources.#resource',
+          ConditionExpression: 'resources.#resource.connectionId = :connectionId',
+          ExpressionAttributeNames: { '#resource': resource },
+          ExpressionAttributeValues: { ':connectionId': connectionId },
+          ReturnValues: 'UPDATED_OLD',
+        }),
+      );
+      return (Attributes?.resources as Record<string, PresenceEntry> | undefined)?.[resource];
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      return undefined;
+    }
+  }
+
+  async getBlocklist(user: string): Promise<string[]> {
+    const { Items = [] } = await this.table.doc.send(
+      new QueryCommand({
+        TableName: this.table.name,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+        ExpressionAttributeValues: { ':pk': `USER#${user}`, ':prefix': 'BLOCK#' },
+        ConsistentRead: true,
+      }),
+    );
+    return Items.map((item) => String(item.sk).slice('BLOCK#'.length));
+  }
+
+  async block(user: string, jids: readonly string[]): Promise<void> {
+    await this.table.writeBatches(
+      jids.flatMap((jid) => [
+        { PutRequest: { Item: { pk: `USER#${user}`, sk: `BLOCK#${jid}` } } },
+        { PutRequest: { Item: { pk: `USER#${jid}`, sk: `BLOCKEDBY#${user}` } } },
+      ]),
+    );
+  }
+
+  async unblock(user: string, jids?: readonly string[]): Promise<string[]> {
+    const current = await this.getBlocklist(user);
+    const removed = jids ? current.filter((jid) => jids.includes(jid)) : current;
+    await this.table.writeBatches(
+      removed.flatMap((jid) => [
+        { DeleteRequest: { Key: { pk: `USER#${user}`, sk: `BLOCK#${jid}` } } },
+        { DeleteRequest: { Key: { pk: `USER#${jid}`, sk: `BLOCKEDBY#${user}` } } },
+      ]),
+    );
+    return removed;
+  }
+}
+
+function toSession(item: Record<string, unknown>): SessionRecord {
+  return {
+    user: item.user as string,
+    resource: item.resource as string,
+    connectionId: item.connectionId as string,
+    available: item.available as boolean,
+    priority: item.priority as number,
+    ...(item.interested === true ? { interested: true } : {}),
+    ...(item.blocklistInterested === true ? { blocklistInterested: true } : {}),
+    ...(typeof item.drainingUntil === 'number' ? { drainingUntil: item.drainingUntil } : {}),
+    expiresAt: item.expiresAt as number,
+  };
+}

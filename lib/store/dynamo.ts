@@ -76,7 +76,6 @@ export interface DynamoStore
     Methods<Rosters>,
     Methods<Rooms> {}
 
-// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the constructor defines the interface's members (delegate)
 export class DynamoStore implements Store {
   constructor(client: DynamoDBClient, tableName: string, now: () => number = Date.now) {
     const table = new Table(client, tableName, now);

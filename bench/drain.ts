@@ -244,15 +244,18 @@ async function fillThroughStore(
       xml('request', { xmlns: NS_RECEIPTS }),
     );
     await store.reserveOfflineSlot(recipient, config.offlineQuota);
-    await store.storeMessage({
-      recipient,
-      sender: sender.jid.split('/')[0] as string,
-      id,
-      seq: sequenceId(now),
-      stanza: stanza.toString(),
-      storedAt: now,
-      receiptRequested: true,
-      expiresAt: Math.floor(now / 1000) + config.retentionDays * 86_400,
-    });
+    await store.storeMessage(
+      {
+        recipient,
+        sender: sender.jid.split('/')[0] as string,
+        id,
+        seq: sequenceId(now),
+        stanza: stanza.toString(),
+        storedAt: now,
+        receiptRequested: true,
+        expiresAt: Math.floor(now / 1000) + config.retentionDays * 86_400,
+      },
+      { listed: true },
+    );
   }
 }

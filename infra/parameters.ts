@@ -33,6 +33,8 @@ export interface XmppParameters {
   readonly offlineQuota: number;
   /** Days an undelivered message is kept (DynamoDB TTL). */
   readonly retentionDays: number;
+  /** Days users' XEP-0313 archives and rooms' messages are kept (DynamoDB TTL); 0 turns the archive off. */
+  readonly archiveDays: number;
   /** `open`: anyone on the domain may message anyone; `roster`: only contacts the recipient approved. */
   readonly messagePolicy: MessagePolicy;
   /** Frames one connection may send per second (bursts of 5 s of it); over it: policy-violation. */
@@ -77,6 +79,7 @@ export const PARAMETER_KEYS = [
   'removalPolicy',
   'offlineQuota',
   'retentionDays',
+  'archiveDays',
   'messagePolicy',
   'maxFramesPerSecond',
   'maxBytesPerSecond',
@@ -103,6 +106,7 @@ export const PARAMETER_DEFAULTS = {
   removalPolicy: 'retain',
   offlineQuota: 10_000,
   retentionDays: 30,
+  archiveDays: DEFAULTS.archiveDays,
   messagePolicy: 'open',
   // The abuse limits: the core's defaults (lib/config.ts).
   maxFramesPerSecond: DEFAULTS.maxFramesPerSecond,
@@ -202,6 +206,7 @@ export function parseParameters(context: (key: string) => unknown): XmppParamete
       1,
       3650,
     ),
+    archiveDays: integer('archiveDays', context('archiveDays') ?? PARAMETER_DEFAULTS.archiveDays, 0, 3650),
     messagePolicy: oneOf(
       'messagePolicy',
       context('messagePolicy') ?? PARAMETER_DEFAULTS.messagePolicy,

@@ -79,6 +79,8 @@ export interface XmppStackProps extends StackProps {
   readonly offlineQuota?: number;
   /** Days an undelivered message is kept. @default 30 */
   readonly retentionDays?: number;
+  /** Days XEP-0313 archives (users' and rooms') are kept; 0 turns them off. @default 365 */
+  readonly archiveDays?: number;
   /** Who may message whom: `open` or `roster`. @default 'open' */
   readonly messagePolicy?: MessagePolicy;
   /** Frames one connection may send per second (lib/limits.ts). @default 200 */
@@ -210,6 +212,7 @@ export class XmppStack extends Stack {
       LOG_LEVEL: parameters.logLevel,
       OFFLINE_QUOTA: String(parameters.offlineQuota),
       RETENTION_DAYS: String(parameters.retentionDays),
+      ARCHIVE_DAYS: String(parameters.archiveDays),
       MESSAGE_POLICY: parameters.messagePolicy,
       // Read by functions/runtime.ts: log lines' `service`, and the metrics' namespace and dimension.
       POWERTOOLS_SERVICE_NAME: this.stackName,

@@ -19,6 +19,11 @@ export interface Config {
   readonly offlineQuota: number;
   /** How long an undelivered message is kept, in days (DynamoDB TTL). */
   readonly retentionDays: number;
+  /**
+   * XEP-0313: how long users' archives (and rooms' messages) are kept, in days (DynamoDB TTL);
+   * 0 turns the archive off.
+   */
+  readonly archiveDays: number;
   /** Messages read from the table per request when draining. */
   readonly drainPageSize: number;
   /** Messages one invocation drains before it hands the rest to the next (docs/architecture.md). */
@@ -58,6 +63,7 @@ export const DEFAULTS = {
   maxConnectionSeconds: 7200,
   offlineQuota: 10_000,
   retentionDays: 30,
+  archiveDays: 365,
   drainPageSize: 100,
   drainPerInvocation: 1000,
   rosterLimit: 1000,
@@ -89,6 +95,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
     maxConnectionSeconds: positiveInt(env.MAX_CONNECTION_SECONDS, DEFAULTS.maxConnectionSeconds),
     offlineQuota: positiveInt(env.OFFLINE_QUOTA, DEFAULTS.offlineQuota),
     retentionDays: positiveInt(env.RETENTION_DAYS, DEFAULTS.retentionDays),
+    archiveDays: nonNegativeInt(env.ARCHIVE_DAYS, DEFAULTS.archiveDays),
     drainPageSize: Math.min(positiveInt(env.DRAIN_PAGE_SIZE, DEFAULTS.drainPageSize), 1000),
     drainPerInvocation: positiveInt(env.DRAIN_PER_INVOCATION, DEFAULTS.drainPerInvocation),
     rosterLimit: positiveInt(env.ROSTER_LIMIT, DEFAULTS.rosterLimit),
@@ -116,6 +123,14 @@ function positiveInt(value: string | undefined, fallback: number): number {
   const parsed = Number(value);
   if (!Number.isInteger(parsed) || parsed <= 0)
     throw new Error(`expected a positive integer, got "${value}"`);
+  return parsed;
+}
+
+function nonNegativeInt(value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 0)
+    throw new Error(`expected a non-negative integer, got "${value}"`);
   return parsed;
 }
 

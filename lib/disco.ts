@@ -11,17 +11,23 @@ export const SERVER_FEATURES = [
   NS.ping,
   NS.blocking,
   NS.register, // password change and account removal (lib/register.ts)
+  NS.carbons, // XEP-0280 §4: on the server
   'msgoffline',
 ] as const;
 
+/** XEP-0313 §8 and XEP-0359 §5: on the account's bare JID, when the archive is on. */
+const ACCOUNT_ARCHIVE_FEATURES = [NS.mam, NS.mamExtended, NS.stanzaId] as const;
+
 export const discoHandlers: IqHandlers = {
-  [`get query ${NS.discoInfo}`]: async ({ payload, target }) => {
+  [`get query ${NS.discoInfo}`]: async ({ link, payload, target }) => {
     if (payload.attrs.node) throw new StanzaError('item-not-found');
     if (target.kind === 'account') {
+      const archive = link.ctx.config.archiveDays > 0 ? ACCOUNT_ARCHIVE_FEATURES : [];
       return xml(
         'query',
         { xmlns: NS.discoInfo },
         xml('identity', { category: 'account', type: 'registered' }),
+        ...archive.map((feature) => xml('feature', { var: feature })),
       );
     }
     return xml(

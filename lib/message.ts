@@ -1,6 +1,8 @@
 // Messages between users: RFC 6121 §8 routing, the project's server receipt, storage
 // before delivery, XEP-0184 delivery receipts and XEP-0359 stanza ids (DESIGN.md §3).
+import { archiveEntries, archiveExpiry } from './archive.ts';
 import { blockedError, blockVerdict } from './blocks.ts';
+import { sendReceivedCopies, sendSentCopies, withoutPrivate } from './carbons.ts';
 import { deliverable, isDraining, pushToSessions, selectSessions } from './delivery.ts';
 import { StanzaError } from './errors.ts';
 import { sequenceId, stanzaId } from './ids.ts';
@@ -10,7 +12,7 @@ import { handleRoomMessage } from './muc/room.ts';
 import { NS } from './ns.ts';
 import type { Context, StoredMessage } from './ports.ts';
 import type { Target } from './router.ts';
-import { type Element, xml } from './xml.ts';
+import { cloneElement, type Element, xml } from './xml.ts';
 
 const DAY_SECONDS = 24 * 60 * 60;
 
@@ -85,8 +87,9 @@ async function routeLive(link: Link, stanza: Element, recipient: string, resourc
     if (quiet) return;
     throw new StanzaError('service-unavailable');
   }
-  const frame = stanza.toString();
-  await pushToSessions(link.ctx, selectSessions(account.sessions, resource), () => frame);
+  const frame = withoutPrivate(stanza).toString();
+  const reached = await pushToSessions(link.ctx, selectSessions(account.sessions, resource), () => frame);
+  await sendReceivedCopies(link.ctx, recipient, account.sessions, reached, stanza, frame);
 }
 
 /** The friends-only policy: the recipient lets the sender see their presence (from or both). */
@@ -105,7 +108,12 @@ async function storeAndPush(
   const sender = link.record.user as string;
   // Receipts are stored only when nobody is there to take them (see README).
   const receiptOnly = isReceipt(stanza) && !stanza.getChild('body');
-  const account = await ctx.store.getAccount(recipient, { consistent: !receiptOnly });
+  // The sender's own account (eventually consistent, in parallel): their archive
+  // preferences and the sessions that get <sent/> carbons. A receipt needs neither.
+  const [account, senderAccount] = await Promise.all([
+    ctx.store.getAccount(recipient, { consistent: !receiptOnly }),
+    receiptOnly ? undefined : ctx.store.getAccount(sender, { consistent: false }),
+  ]);
   if (!account.exists) throw new StanzaError('service-unavailable');
   // XEP-0191 §3.4–§3.5: nothing passes a block, either way.
   const verdict = blockVerdict(account, sender);
@@ -114,11 +122,14 @@ async function storeAndPush(
   if (!receiptOnly && ctx.config.messagePolicy === 'roster' && !(await approvedBy(ctx, recipient, sender))) {
     throw new StanzaError('subscription-required', 'the recipient has not approved you as a contact');
   }
+  withoutPrivate(stanza);
   let targets = selectSessions(account.sessions, resource);
   if (receiptOnly && targets.length > 0) {
     const frame = stanza.toString();
-    if ((await pushToSessions(ctx, targets, () => frame)).length > 0) {
+    const reached = await pushToSessions(ctx, targets, () => frame);
+    if (reached.length > 0) {
       ctx.metrics?.count('ReceiptsRouted');
+      await sendReceivedCopies(ctx, recipient, account.sessions, reached, stanza, frame);
       return;
     }
   }
@@ -139,9 +150,27 @@ async function storeAndPush(
   if (targets.length === 0 && !(await ctx.store.reserveOfflineSlot(recipient, ctx.config.offlineQuota))) {
     throw new StanzaError('resource-constraint', 'the recipient has too many messages waiting');
   }
-  const result = await ctx.store.storeMessage(message);
-  if (result.stored) ctx.metrics?.count(receiptOnly ? 'ReceiptsRouted' : 'MessagesStored');
+  // A session whose drain is under way gets the message from the drain, after the backlog.
+  let live = targets.filter((session) => !isDraining(ctx, session));
+  // A message about to be pushed is not listed for the drain (no index entry: half the
+  // writes); it is listed only if the push fails, or by the next drain's start.
+  const listed = live.length === 0;
+  const result = await ctx.store.storeMessage(message, { listed });
   const kept = result.stored ? message : result.existing;
+  const archived =
+    receiptOnly || !senderAccount || (!result.stored && result.delivered)
+      ? []
+      : await archiveEntries(
+          ctx,
+          { sender: { ...senderAccount, user: sender }, recipient: { ...account, user: recipient } },
+          stanza,
+          kept.seq,
+          kept.storedAt,
+        );
+  // Before the server receipt: what it acknowledges is in both archives. A retry writes the
+  // same items again (same keys), in case the first try stopped between the two writes.
+  if (archived.length > 0) await ctx.store.archive(archived, archiveExpiry(ctx, kept.storedAt));
+  if (result.stored) ctx.metrics?.count(receiptOnly ? 'ReceiptsRouted' : 'MessagesStored');
   if (!receiptOnly) await link.send(serverAck(ctx, link, kept.id, kept.seq));
   // A retry is acknowledged again and nothing more: the first copy is delivered or waits
   // in the inbox for the recipient's next session.
@@ -149,14 +178,29 @@ async function storeAndPush(
   // Nobody was available when we looked: look again now that the message is stored. A
   // session that became available in between either shows up here or finds the message
   // in its drain, which starts after it is marked available (presence.ts).
+  let sessions = account.sessions;
   if (targets.length === 0) {
-    targets = selectSessions((await ctx.store.getAccount(recipient)).sessions, resource);
+    sessions = (await ctx.store.getAccount(recipient)).sessions;
+    targets = selectSessions(sessions, resource);
+    live = targets.filter((session) => !isDraining(ctx, session));
   }
-  // A session whose drain is under way gets the message from the drain, after the backlog.
-  const live = targets.filter((session) => !isDraining(ctx, session));
-  const pushed = await pushToSessions(ctx, live, () => deliverable(ctx, message, false));
+  const frame = deliverable(ctx, message, false);
+  const pushed = await pushToSessions(ctx, live, () => frame);
+  if (pushed.length === 0 && !listed) await ctx.store.listForDrain(message);
   if (pushed.length > 0 && !message.receiptRequested) {
     await ctx.store.markDelivered(recipient, sender, message.id);
     ctx.metrics?.count('MessagesDelivered');
   }
+  await Promise.all([
+    sendReceivedCopies(ctx, recipient, sessions, pushed, stanza, frame),
+    senderAccount && sendSentCopies(link, senderAccount.sessions, stanza, sentCopy(stanza, archived, kept)),
+  ]);
+}
+
+/** The <sent/> carbon's message: with the sender's stanza-id when it went into their archive. */
+function sentCopy(stanza: Element, archived: readonly { user: string }[], kept: StoredMessage): string {
+  if (!archived.some((entry) => entry.user === kept.sender)) return stanza.toString();
+  const copy = cloneElement(stanza);
+  copy.cnode(xml('stanza-id', { xmlns: NS.stanzaId, by: kept.sender, id: kept.seq }));
+  return copy.toString();
 }

@@ -26,6 +26,13 @@ export const NS = {
   register: 'jabber:iq:register', // XEP-0077
   registerFeature: 'http://jabber.org/features/iq-register', // XEP-0077 §8
   chatMarkers: 'urn:xmpp:chat-markers:0', // XEP-0333
+  chatStates: 'http://jabber.org/protocol/chatstates', // XEP-0085
+  mam: 'urn:xmpp:mam:2', // XEP-0313
+  mamExtended: 'urn:xmpp:mam:2#extended', // XEP-0313 §7, §4.1.x (ids, before-id, after-id, metadata)
+  rsm: 'http://jabber.org/protocol/rsm', // XEP-0059
+  forward: 'urn:xmpp:forward:0', // XEP-0297
+  hints: 'urn:xmpp:hints', // XEP-0334
+  carbons: 'urn:xmpp:carbons:2', // XEP-0280
   /** The project's own server receipt (see README, "Server receipts"). */
   ack: 'urn:serverless-xmpp:ack:0',
 } as const;

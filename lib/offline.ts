@@ -31,8 +31,11 @@ export async function drain(ctx: Context, session: DrainTarget, after?: string):
   const { user, resource, connectionId } = session;
   const { drainPageSize: pageSize, drainPerInvocation: perInvocation } = ctx.config;
   const openGate = () => ctx.store.setDraining(user, resource, connectionId, undefined);
-  // A continuation: the drain goes on, and so does the lease.
+  // A continuation: the drain goes on, and so does the lease. A first invocation lists what
+  // was pushed live to an earlier session but never acknowledged (message.ts stores such
+  // messages unlisted), so that the pages below, in storage order, bring it too.
   if (after) await ctx.store.setDraining(user, resource, connectionId, drainLease(ctx));
+  else await ctx.store.listUnlisted(user);
   let cursor = after;
   let pushed = 0;
   let gateOpen = false;

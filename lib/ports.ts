@@ -45,6 +45,8 @@ export interface SessionRecord {
   interested?: boolean;
   /** XEP-0191 §3.3: the session asked for the blocklist, so it gets blocklist pushes. */
   blocklistInterested?: boolean;
+  /** XEP-0280: the session gets copies of its user's messages to and from other sessions. */
+  carbons?: boolean;
   /**
    * Epoch ms: until then the offline drain is under way and messages wait behind it
    * (offline.ts). A lease, so that a drain that died does not hold messages back for long.
@@ -93,7 +95,10 @@ export interface StoredMessage {
   readonly sender: string;
   /** The sender's stanza id: (sender, id) recognises a retry. */
   readonly id: string;
-  /** Storage order within the recipient's inbox; also the XEP-0359 stanza id. */
+  /**
+   * The server's id: time-ordered, the XEP-0359 stanza id the recipient gets, the one the
+   * sender's server receipt carries and the XEP-0313 archive id on both sides.
+   */
   readonly seq: string;
   /** The stanza as it will be pushed (from stamped, without our stanza-id). */
   readonly stanza: string;
@@ -109,8 +114,63 @@ export interface InboxPage {
   readonly next?: string;
 }
 
+/** XEP-0313 §6 (XEP-0441) preferences: which messages go into the user's archive. */
+export interface ArchivePrefs {
+  readonly default: 'always' | 'never' | 'roster';
+  /** Bare JIDs always archived, whatever the default. */
+  readonly always: readonly string[];
+  /** Bare JIDs never archived (wins over `always`). */
+  readonly never: readonly string[];
+}
+
+/** One message in an archive: a user's (XEP-0313) or a room's (room messages themselves). */
+export interface ArchivedMessage {
+  /** The archive id: the message's XEP-0359 stanza id. */
+  readonly id: string;
+  /** The other side: a bare JID in a user's archive, the sender's occupant JID in a room's. */
+  readonly with: string;
+  /** The other side's resource, when it had one (a user's archive: `with` queries by full JID). */
+  readonly withResource?: string;
+  /** The message as it was sent (from and to stamped). */
+  readonly stanza: string;
+  /** Epoch ms. */
+  readonly at: number;
+}
+
+/** Where an archive lives: a user's own, or a room's messages. */
+export type ArchiveOwner = { readonly user: string } | { readonly room: string };
+
+export interface ArchiveRange {
+  /** Only ids >= this (a sequenceFloor or an id). */
+  readonly from?: string;
+  /** Only ids < this. */
+  readonly until?: string;
+  /** Only ids > this (RSM after, after-id). */
+  readonly after?: string;
+  /** Only ids < this (RSM before, before-id). */
+  readonly before?: string;
+  /** Only messages with this bare (or, with `withResource`, full) JID. */
+  readonly with?: string;
+  readonly withResource?: string;
+  /** At most this many. */
+  readonly max: number;
+  /** The last `max` of the range instead of the first. */
+  readonly last: boolean;
+}
+
+export interface ArchivePage {
+  /** Oldest first. */
+  readonly messages: ArchivedMessage[];
+  /** True when the range holds nothing beyond `messages` in the direction read. */
+  readonly complete: boolean;
+}
+
 export interface Account {
   readonly exists: boolean;
+  /** Epoch ms the account was created: its archive starts there (an earlier account of the name is not shown). */
+  readonly createdAt?: number;
+  /** XEP-0313 preferences; undefined means the default (always). */
+  readonly archivePrefs?: ArchivePrefs;
   readonly sessions: SessionRecord[];
   /** XEP-0191: the JIDs this user blocks. */
   readonly blocks: ReadonlySet<string>;
@@ -132,6 +192,8 @@ export interface RoomConfig {
   readonly maxUsers: number;
   /** Messages kept for history and for the rejoin drain. */
   readonly historyLength: number;
+  /** XEP-0313 queries on the room (muc#roomconfig_enablearchiving); absent in rooms made before it: on. */
+  readonly archive?: boolean;
 }
 
 /** A room's own item: configuration, lock and subject. */
@@ -262,10 +324,20 @@ export interface Store {
   /** Whether the user exists, and their sessions: one request (strongly consistent by default). */
   getAccount(user: string, options?: { consistent?: boolean }): Promise<Account>;
 
-  /** Stores a message unless (recipient, sender, id) is stored already; then returns that one. */
+  /**
+   * Stores a message unless (recipient, sender, id) is stored already; then returns that one.
+   * `listed`: the drain will find it (false while it is being pushed live: no index entry,
+   * half the writes; `listForDrain` lists it when the push fails, a drain's start lists
+   * whatever is left unlisted).
+   */
   storeMessage(
     message: StoredMessage,
-  ): Promise<{ stored: true } | { stored: false; existing: StoredMessage }>;
+    options: { listed: boolean },
+  ): Promise<{ stored: true } | { stored: false; existing: StoredMessage; delivered: boolean }>;
+  /** Puts a message stored unlisted in the drain's order. */
+  listForDrain(message: Pick<StoredMessage, 'recipient' | 'sender' | 'id' | 'seq'>): Promise<void>;
+  /** Lists every undelivered message of the user that is not listed yet (a drain's start). */
+  listUnlisted(recipient: string): Promise<number>;
   /** Marks one message delivered; false when it was unknown or delivered already. */
   markDelivered(recipient: string, sender: string, id: string): Promise<boolean>;
   markAllDelivered(messages: readonly Pick<StoredMessage, 'recipient' | 'sender' | 'id'>[]): Promise<void>;
@@ -275,6 +347,20 @@ export interface Store {
   reserveOfflineSlot(recipient: string, quota: number): Promise<boolean>;
   /** The user drained their inbox: the offline count starts again. */
   resetOfflineCount(recipient: string): Promise<void>;
+
+  // XEP-0313 archives (lib/archive.ts) and XEP-0280 carbons (lib/carbons.ts).
+  /** Writes a message into users' archives (one batch request for both sides). */
+  archive(
+    entries: readonly { readonly user: string; readonly message: ArchivedMessage }[],
+    expiresAt: number,
+  ): Promise<void>;
+  /** One page of an archive: one query (more only when `with` filters many out). */
+  queryArchive(owner: ArchiveOwner, range: ArchiveRange): Promise<ArchivePage>;
+  /** The archived messages with these ids, oldest first (unknown ids are left out). */
+  getArchived(owner: ArchiveOwner, ids: readonly string[]): Promise<ArchivedMessage[]>;
+  setArchivePrefs(user: string, prefs: ArchivePrefs): Promise<void>;
+  /** Turns carbons on or off for the session, only while it is this connection's. */
+  setCarbons(user: string, resource: string, connectionId: string, enabled: boolean): Promise<void>;
 
   // XEP-0045 rooms (lib/muc/). Keys: the table at the top of store/dynamo.ts.
   /** Room item, affiliations and occupants: one query. */
@@ -291,7 +377,8 @@ export interface Store {
   /** Removes the occupant while it still belongs to the connection; returns it. */
   removeOccupant(room: string, jid: string, connectionId: string): Promise<Occupant | undefined>;
   setAffiliation(room: string, user: string, affiliation: Affiliation): Promise<void>;
-  storeRoomMessage(message: RoomMessage): Promise<void>;
+  /** `sender`: the occupant JID, kept for XEP-0313 `with` queries. */
+  storeRoomMessage(message: RoomMessage, sender?: string): Promise<void>;
   /** Newest first: up to `limit` messages with seq after `after` (when given). */
   roomHistory(room: string, limit: number, after?: string): Promise<RoomMessage[]>;
   /** The seq of the room's newest message, or of the newest one older than `before`. */

@@ -3,7 +3,9 @@
 // arrives here in order (docs/architecture.md, "Order"). Each runs the core with a context
 // in which a post that meets a gone connection ends that session (session.ts), and a
 // stream a handler ended is closed only after its session left every routing path.
+import { archiveHandlers } from './archive.ts';
 import { blockingHandlers } from './blocking.ts';
+import { carbonsHandlers } from './carbons.ts';
 import { discoHandlers } from './disco.ts';
 import { streamError } from './errors.ts';
 import { sequenceFloor } from './ids.ts';
@@ -49,6 +51,8 @@ export function stanzaHandlers(): StanzaHandlers {
       ...blockingHandlers,
       ...registerHandlers,
       ...mucIqHandlers,
+      ...archiveHandlers,
+      ...carbonsHandlers,
     },
     message: handleMessage,
     presence: (link, stanza, target) =>

@@ -21,6 +21,7 @@ const { values } = parseArgs({
     'max-bytes-per-second': { type: 'string', default: process.env.MAX_BYTES_PER_SECOND },
     'max-sessions-per-user': { type: 'string', default: process.env.MAX_SESSIONS_PER_USER },
     'auth-timeout': { type: 'string', default: process.env.AUTH_TIMEOUT_SECONDS },
+    'archive-days': { type: 'string', default: process.env.ARCHIVE_DAYS },
     faults: { type: 'string', default: process.env.FAULTS ?? '' },
     registration: { type: 'string', default: process.env.REGISTRATION ?? 'on' },
     'from-synth': { type: 'boolean', default: false },
@@ -52,6 +53,8 @@ if (values.help) {
   --registration on|off  XEP-0077 in-band registration: anyone may create an account from a
                       client or the chat page (default on, env REGISTRATION; on AWS it is off
                       unless the context parameter registration=open)
+  --archive-days N    days the XEP-0313 message archive keeps messages; 0 turns it off
+                      (default 365, env ARCHIVE_DAYS)
   --faults LIST       inject faults, e.g. ddb=0.05,post=0.05,kill=0.02 (shares of DynamoDB calls,
                       posts and frames invocations that fail; seed=N; env FAULTS; none by default)`);
   process.exit(0);
@@ -92,6 +95,16 @@ for (const [key, flag] of Object.entries(limitFlags) as [keyof typeof limitFlags
   }
   limits[key] = parsed;
 }
+const archiveText = values['archive-days'];
+const archiveDays = archiveText === undefined || archiveText === '' ? undefined : Number(archiveText);
+if (
+  archiveDays !== undefined &&
+  !(Number.isInteger(archiveDays) && archiveDays >= 0 && archiveDays <= 3650)
+) {
+  console.error(`--archive-days must be an integer from 0 to 3650, not "${archiveText}"`);
+  process.exit(2);
+}
+const archive = archiveDays === undefined ? {} : { archiveDays };
 const dataDir = resolve(values['data-dir']);
 const domain = values.domain.toLowerCase();
 if (values['from-synth'] && hasFaults(faults)) {
@@ -113,6 +126,7 @@ const system = values['from-synth']
         messagePolicy,
         registration: registration ? 'open' : 'closed',
         ...limits,
+        ...archive,
       },
       logLevel: values['log-level'] as 'info',
       api: { log: logWarning },
@@ -133,6 +147,7 @@ const system = values['from-synth']
         messagePolicy,
         registration,
         ...limits,
+        ...archive,
       },
       logLevel: values['log-level'] as 'info',
       api: { log: (message, fields) => console.error(JSON.stringify({ level: 'WARN', message, ...fields })) },

@@ -1,7 +1,9 @@
 // Shared by the test tiers: a local system per test file, users, real clients.
 import { after, before } from 'node:test';
+import { DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { type Element, parse } from 'ltx';
 import { WebSocket } from 'ws';
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../infra/local/dynamodb.ts';
 import { type LocalSystem, type LocalSystemOptions, startLocalSystem } from '../infra/local/system.ts';
 import { makeCredentials } from '../lib/scram.ts';
 
@@ -239,5 +241,40 @@ export async function befriend(system: Pick<LocalSystem, 'context'>, a: string, 
       { contact, groups: [], subscription: 'both', askOut: false, pendingIn: false, listed: true },
       { adds: true, limit: 100 },
     );
+  }
+}
+
+/**
+ * Messages kept for `user` and not delivered yet, listed for the drain or not (a message
+ * pushed live waits unlisted for its receipt: lib/store/messages.ts). Read straight from the
+ * table, so that counting changes nothing.
+ */
+export async function waiting(
+  system: Pick<LocalSystem, 'dynamo' | 'tableName'>,
+  user: string,
+): Promise<number> {
+  const client = new DynamoDBClient({
+    endpoint: system.dynamo.endpoint,
+    region: LOCAL_REGION,
+    credentials: LOCAL_CREDENTIALS,
+  });
+  try {
+    const { Items = [] } = await client.send(
+      new QueryCommand({
+        TableName: system.tableName,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :msg)',
+        // Expired ones are as good as gone: TTL deletes them, and no drain reads them.
+        FilterExpression: '(attribute_exists(s) OR attribute_exists(z)) AND expiresAt > :now',
+        ExpressionAttributeValues: {
+          ':pk': { S: `INBOX#${user}` },
+          ':msg': { S: 'MSG#' },
+          ':now': { N: String(Math.floor(Date.now() / 1000)) },
+        },
+        ConsistentRead: true,
+      }),
+    );
+    return Items.length;
+  } finally {
+    client.destroy();
   }
 }

@@ -46,6 +46,7 @@ export interface SynthesizedSystemOptions
     | 'maxStanzaBytes'
     | 'offlineQuota'
     | 'retentionDays'
+    | 'archiveDays'
     | 'maxFramesPerSecond'
     | 'maxBytesPerSecond'
     | 'maxSessionsPerUser'

@@ -1,6 +1,9 @@
 // XEP-0045 iqs: disco on the service and its rooms, the owner's configuration form (instant
-// room and real form), affiliations, kick and ban. Mediated invitations: invite.ts.
+// room and real form), affiliations, kick and ban, and the room's XEP-0313 archive (its
+// messages, queried at the room's bare JID). Mediated invitations: invite.ts.
+import { answerQuery, metadata, queryForm } from '../archive.ts';
 import { StanzaError } from '../errors.ts';
+import { sequenceFloor } from '../ids.ts';
 import { bare, type Jid, parseJid } from '../jid.ts';
 import type { Link } from '../link.ts';
 import { NS } from '../ns.ts';
@@ -36,8 +39,12 @@ function roomFeatures(config: RoomConfig): string[] {
     'muc_semianonymous',
     'muc_unmoderated',
     'muc_unsecured',
+    ...(archiving(config) ? [NS.mam, NS.mamExtended, NS.stanzaId] : []),
   ];
 }
+
+/** The archive is on unless the owner turned it off (rooms made before it existed: on). */
+const archiving = (config: RoomConfig) => config.archive !== false;
 
 async function discoInfo(request: StanzaRequest): Promise<Element> {
   const jid = mucJid(request);
@@ -96,6 +103,7 @@ function configForm(config: RoomConfig): Element {
     field('boolean', 'muc#roomconfig_publicroom', 'Listed in the directory', config.public),
     field('text-single', 'muc#roomconfig_maxusers', 'Maximum occupants', config.maxUsers),
     field('text-single', 'muc#maxhistoryfetch', 'History length', config.historyLength),
+    field('boolean', 'muc#roomconfig_enablearchiving', 'Message archive (XEP-0313)', archiving(config)),
   );
 }
 
@@ -127,6 +135,7 @@ function applyForm(config: RoomConfig, form: Element): RoomConfig {
     public: bool('muc#roomconfig_publicroom', config.public),
     maxUsers: int('muc#roomconfig_maxusers', config.maxUsers, 10_000),
     historyLength: int('muc#maxhistoryfetch', config.historyLength, MAX_HISTORY_LENGTH),
+    archive: bool('muc#roomconfig_enablearchiving', archiving(config)),
   };
 }
 
@@ -245,7 +254,50 @@ async function applyAffiliation(
   }
 }
 
+// Archive: XEP-0313 on the room (§5.1.2 MUC archives) -------------------------------------
+
+/**
+ * The room's archive, when it is on and the requester may read it: in a members-only room its
+ * members (and admins and owners), in others anyone who may join (not outcasts).
+ */
+async function readableArchive(request: StanzaRequest): Promise<RoomState & { room: RoomRecord }> {
+  const { ctx } = request.link;
+  const state = await existingRoom(ctx, mucJid(request));
+  if (ctx.config.archiveDays === 0 || !archiving(state.room.config))
+    throw new StanzaError('service-unavailable', 'the room keeps no archive');
+  const mine = requesterAffiliation(request.link, state);
+  if (mine === 'outcast') throw new StanzaError('forbidden');
+  if (state.room.config.membersOnly && mine === 'none')
+    throw new StanzaError('forbidden', 'only members read this archive');
+  return state;
+}
+
+const roomArchiveHandlers: IqHandlers = {
+  [`muc get query ${NS.mam}`]: async (request) => {
+    await readableArchive(request);
+    return queryForm();
+  },
+  [`muc set query ${NS.mam}`]: async (request) => {
+    const state = await readableArchive(request);
+    const room = state.room.room;
+    return answerQuery(
+      request.link,
+      request.payload,
+      { room },
+      {
+        floor: sequenceFloor(state.room.createdAt),
+        archiveJid: room,
+      },
+    );
+  },
+  [`muc get metadata ${NS.mam}`]: async (request) => {
+    const state = await readableArchive(request);
+    return metadata(request.link.ctx, { room: state.room.room }, sequenceFloor(state.room.createdAt));
+  },
+};
+
 export const mucIqHandlers: IqHandlers = {
+  ...roomArchiveHandlers,
   [`muc get query ${NS.discoInfo}`]: discoInfo,
   [`muc get query ${NS.discoItems}`]: discoItems,
   [`muc get query ${NS.mucOwner}`]: ownerGet,

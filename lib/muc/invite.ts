@@ -58,9 +58,10 @@ export async function mediatedInvite(link: Link, room: string, invite: Element):
   const targets = selectSessions(account.sessions);
   if (targets.length === 0 && !(await ctx.store.reserveOfflineSlot(recipient, ctx.config.offlineQuota)))
     throw new StanzaError('resource-constraint');
-  await ctx.store.storeMessage(message);
+  await ctx.store.storeMessage(message, { listed: targets.length === 0 });
   const pushed = await pushToSessions(ctx, targets, () => deliverable(ctx, message, false));
   if (pushed.length > 0) await ctx.store.markDelivered(recipient, room, id);
+  else if (targets.length > 0) await ctx.store.listForDrain(message);
 }
 
 /** Keyed like IqHandlers, prefixed `muc `: the router uses them for the MUC service. */

@@ -405,13 +405,19 @@ export async function handleRoomMessage(link: Link, stanza: Element, to: Jid): P
   const now = ctx.now();
   const seq = sequenceId(now);
   reflected.cnode(xml('stanza-id', { xmlns: NS.stanzaId, by: room, id: seq }));
-  await ctx.store.storeRoomMessage({
-    room,
-    seq,
-    stanza: reflected.toString(),
-    postedAt: now,
-    expiresAt: Math.floor(now / 1000) + ctx.config.retentionDays * DAY_SECONDS,
-  });
+  // Kept for history and, as long as the archive keeps messages, as the room's XEP-0313
+  // archive (lib/muc/admin.ts): the same item, no second write.
+  const keptDays = Math.max(ctx.config.retentionDays, ctx.config.archiveDays);
+  await ctx.store.storeRoomMessage(
+    {
+      room,
+      seq,
+      stanza: reflected.toString(),
+      postedAt: now,
+      expiresAt: Math.floor(now / 1000) + keptDays * DAY_SECONDS,
+    },
+    occupantJid(sender),
+  );
   ctx.metrics?.count('MessagesStored');
   // A gone occupant's session has ended (session.ts), which left this room with the marker at
   // the newest message. It is lowered to before every message of the fan-out window: this

@@ -15,7 +15,10 @@
 // | Blocked by        | USER#<jid>          | BLOCKEDBY#<user>   | routing query answers "blocked either way" (2 WU/block) |
 // | Presence          | USER#<user>         | #PRESENCE          | map resource -> last available presence; contacts' items|
 // |                   |                     |                    | are read with BatchGetItem, 100 a request (0.5 RU each) |
+// | Archive prefs     | USER#<user>         | #ARCHIVEPREFS      | XEP-0313 §6 preferences: put per change; read with the  |
+// |                   |                     |                    | account (the routing query), so archiving costs no read |
 //
+// A session's `carbons` flag (XEP-0280) is set on its item (1 WU), read with the account.
 // The USER# partition holds only the credentials and the sessions, so routing reads it
 // whole: whether the user exists and where they are, in one query (0.5 RU, 1 consistent).
 //
@@ -32,12 +35,13 @@ import {
   ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { Account, PresenceEntry, SessionRecord, UserRecord } from '../ports.ts';
+import type { Account, ArchivePrefs, PresenceEntry, SessionRecord, UserRecord } from '../ports.ts';
 import { BATCH_GET_LIMIT, isConditionFailure, type Table } from './table.ts';
 
 const key = {
   user: (user: string) => ({ pk: `USER#${user}`, sk: '#USER' }),
   session: (user: string, resource: string) => ({ pk: `USER#${user}`, sk: `SESSION#${resource}` }),
+  archivePrefs: (user: string) => ({ pk: `USER#${user}`, sk: '#ARCHIVEPREFS' }),
   secret: () => ({ pk: 'SERVER', sk: '#SECRET' }),
   registrations: (address: string, hour: number) => ({ pk: `REGISTER#${address}`, sk: `#HOUR#${hour}` }),
   presence: (user: string) => ({ pk: `USER#${user}`, sk: '#PRESENCE' }),
@@ -249,14 +253,42 @@ export class Accounts {
           String(item.sk).slice(prefix.length),
         ),
       );
+    const credentials = Items.find((item) => item.sk === '#USER');
+    const prefs = Items.find((item) => item.sk === '#ARCHIVEPREFS');
     return {
-      exists: Items.some((item) => item.sk === '#USER'),
+      exists: credentials !== undefined,
+      createdAt: credentials?.createdAt as number | undefined,
+      archivePrefs: prefs
+        ? {
+            default: prefs.default as ArchivePrefs['default'],
+            always: (prefs.always as string[] | undefined) ?? [],
+            never: (prefs.never as string[] | undefined) ?? [],
+          }
+        : undefined,
       blocks: suffixes('BLOCK#'),
       blockedBy: suffixes('BLOCKEDBY#'),
       sessions: Items.filter((item) => String(item.sk).startsWith('SESSION#'))
         .map(toSession)
         .filter((session) => this.table.live(session)),
     };
+  }
+
+  async setArchivePrefs(user: string, prefs: ArchivePrefs): Promise<void> {
+    await this.table.doc.send(
+      new PutCommand({ TableName: this.table.name, Item: { ...key.archivePrefs(user), ...prefs } }),
+    );
+  }
+
+  async setCarbons(user: string, resource: string, connectionId: string, enabled: boolean): Promise<void> {
+    await this.table.conditionally(
+      new UpdateCommand({
+        TableName: this.table.name,
+        Key: key.session(user, resource),
+        UpdateExpression: enabled ? 'SET carbons = :yes' : 'REMOVE carbons',
+        ConditionExpression: 'connectionId = :connectionId',
+        ExpressionAttributeValues: { ':connectionId': connectionId, ...(enabled ? { ':yes': true } : {}) },
+      }),
+    );
   }
 
   async markInterested(
@@ -402,6 +434,7 @@ function toSession(item: Record<string, unknown>): SessionRecord {
     priority: item.priority as number,
     ...(item.interested === true ? { interested: true } : {}),
     ...(item.blocklistInterested === true ? { blocklistInterested: true } : {}),
+    ...(item.carbons === true ? { carbons: true } : {}),
     ...(typeof item.drainingUntil === 'number' ? { drainingUntil: item.drainingUntil } : {}),
     expiresAt: item.expiresAt as number,
   };

@@ -5,6 +5,7 @@
 // - accounts.ts: credentials, sessions, blocks and presence (USER#), the server secret,
 //   registration counts
 // - messages.ts: the inbox (INBOX#): messages, the byOrder index, the offline count
+// - archive.ts: XEP-0313 archives (ARCHIVE#), and queries on rooms' messages
 // - rosters.ts: roster items and version (ROSTER#)
 // - rooms.ts: XEP-0045 rooms (ROOM#), the directory (MUC) and joined-room pools (CONN# / #ROOMS)
 //
@@ -24,6 +25,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { ConnectionRecord, ExpiredItem, Store } from '../ports.ts';
 import { Accounts } from './accounts.ts';
+import { Archives } from './archive.ts';
 import { Connections } from './connections.ts';
 import { Messages } from './messages.ts';
 import { Rooms, toOccupant } from './rooms.ts';
@@ -73,6 +75,7 @@ export interface DynamoStore
   extends Methods<Connections>,
     Methods<Accounts>,
     Methods<Messages>,
+    Methods<Archives>,
     Methods<Rosters>,
     Methods<Rooms> {}
 
@@ -83,6 +86,7 @@ export class DynamoStore implements Store {
       new Connections(table),
       new Accounts(table),
       new Messages(table),
+      new Archives(table),
       new Rosters(table),
       new Rooms(table),
     ];

@@ -3,12 +3,21 @@
 //
 // | Item              | pk                  | sk                 | Access pattern (cost)                                   |
 // |-------------------|---------------------|--------------------|---------------------------------------------------------|
-// | Message           | INBOX#<recipient>   | MSG#<sender>#<id>  | conditional put dedupes a retry (1 WU + 1 WU for the    |
-// |                   |                     |                    | index entry); marked delivered by removing `seq` and the|
-// |                   |                     |                    | stanza (1 + 1 WU); the tombstone keeps deduping until TTL|
-// | (index byOrder)   | INBOX#<recipient>   | seq                | only undelivered messages have `seq`: one strongly      |
-// |                   |                     |                    | consistent query a page, in storage order (drain)       |
+// | Message           | INBOX#<recipient>   | MSG#<sender>#<id>  | conditional put dedupes a retry (1 WU under 1 KB        |
+// |                   |                     |                    | deflated); `sid` is the server id. Marked delivered by  |
+// |                   |                     |                    | removing the stanza (1 WU); the tombstone keeps deduping|
+// |                   |                     |                    | for DEDUPE_WINDOW_SECONDS, then TTL removes it          |
+// | (index byOrder)   | INBOX#<recipient>   | seq                | only listed undelivered messages have `seq` (= sid): one|
+// |                   |                     |                    | strongly consistent query a page, in storage order      |
+// |                   |                     |                    | (drain). A message pushed live is stored unlisted (no   |
+// |                   |                     |                    | index entry, half the writes); `listForDrain` lists it  |
+// |                   |                     |                    | when the push fails (1 + 1 WU), and a drain's start     |
+// |                   |                     |                    | lists what is left unlisted (one query of the partition:|
+// |                   |                     |                    | reads its bytes, tombstones and listed messages too)    |
 // | Offline count     | INBOX#<recipient>   | #COUNT             | conditional ADD per message stored for an offline user  |
+//
+// Items written before `sid` existed carry `seq` (undelivered) or `deliveredSeq` (tombstones);
+// toMessage reads either, so an existing table needs no migration.
 
 import { createHash } from 'node:crypto';
 import { DeleteCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
@@ -26,6 +35,13 @@ const idKey = (id: string) =>
     ? id
     : `#sha256:${createHash('sha256').update(id).digest('base64url')}`;
 
+/**
+ * How long a delivered message's tombstone recognises a retry of its id (a client resending
+ * after a lost connection does so within minutes). Bounded so that the drain's listing query
+ * (listUnlisted) does not read weeks of tombstones.
+ */
+export const DEDUPE_WINDOW_SECONDS = 24 * 60 * 60;
+
 const key = {
   message: (recipient: string, sender: string, id: string) => ({
     pk: `INBOX#${recipient}`,
@@ -41,7 +57,7 @@ function toMessage(item: Record<string, unknown>): StoredMessage {
     id: item.id as string,
     // A delivered message's tombstone keeps its server id apart: a resend is acknowledged
     // with the same stanza-id as the first time.
-    seq: (item.seq ?? item.deliveredSeq) as string,
+    seq: (item.sid ?? item.seq ?? item.deliveredSeq) as string,
     stanza: unpackStanza(item),
     storedAt: item.storedAt as number,
     receiptRequested: item.receiptRequested === true,
@@ -49,13 +65,20 @@ function toMessage(item: Record<string, unknown>): StoredMessage {
   };
 }
 
+/** Still holds its stanza: not delivered. */
+const UNDELIVERED = 'attribute_exists(s) OR attribute_exists(z)';
+
+/** Listing updates sent at once at a drain's start. */
+const LIST_CONCURRENCY = 25;
+
 export class Messages {
   constructor(private readonly table: Table) {}
 
   async storeMessage(
     message: StoredMessage,
-  ): Promise<{ stored: true } | { stored: false; existing: StoredMessage }> {
-    const { stanza, ...attributes } = message;
+    options: { listed: boolean },
+  ): Promise<{ stored: true } | { stored: false; existing: StoredMessage; delivered: boolean }> {
+    const { stanza, seq, ...attributes } = message;
     try {
       await this.table.doc.send(
         new PutCommand({
@@ -63,6 +86,8 @@ export class Messages {
           Item: {
             ...key.message(message.recipient, message.sender, message.id),
             ...attributes,
+            sid: seq,
+            ...(options.listed ? { seq } : {}),
             ...packStanza(stanza),
           },
           ConditionExpression: 'attribute_not_exists(pk)',
@@ -75,18 +100,73 @@ export class Messages {
       const old = (error as { Item?: Record<string, unknown> }).Item;
       if (!old) throw error;
       const item = 'pk' in old && typeof old.pk === 'object' ? unmarshallItem(old) : old;
-      return { stored: false, existing: toMessage(item) };
+      return { stored: false, existing: toMessage(item), delivered: item.deliveredAt !== undefined };
     }
   }
 
+  async listForDrain(message: Pick<StoredMessage, 'recipient' | 'sender' | 'id' | 'seq'>): Promise<void> {
+    await this.table.conditionally(
+      new UpdateCommand({
+        TableName: this.table.name,
+        Key: key.message(message.recipient, message.sender, message.id),
+        UpdateExpression: 'SET seq = :seq',
+        ConditionExpression: UNDELIVERED,
+        ExpressionAttributeValues: { ':seq': message.seq },
+      }),
+    );
+  }
+
+  async listUnlisted(recipient: string): Promise<number> {
+    const unlisted: Record<string, unknown>[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.table.doc.send(
+        new QueryCommand({
+          TableName: this.table.name,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :msg)',
+          FilterExpression: `attribute_not_exists(seq) AND attribute_exists(sid) AND expiresAt > :now AND (${UNDELIVERED})`,
+          ProjectionExpression: 'pk, sk, sid',
+          ExpressionAttributeValues: {
+            ':pk': `INBOX#${recipient}`,
+            ':msg': 'MSG#',
+            ':now': this.table.nowSeconds(),
+          },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      unlisted.push(...(page.Items ?? []));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    for (let first = 0; first < unlisted.length; first += LIST_CONCURRENCY) {
+      await Promise.all(
+        unlisted.slice(first, first + LIST_CONCURRENCY).map((item) =>
+          this.table.conditionally(
+            new UpdateCommand({
+              TableName: this.table.name,
+              Key: { pk: item.pk, sk: item.sk },
+              UpdateExpression: 'SET seq = sid',
+              ConditionExpression: UNDELIVERED,
+            }),
+          ),
+        ),
+      );
+    }
+    return unlisted.length;
+  }
+
   async markDelivered(recipient: string, sender: string, id: string): Promise<boolean> {
+    const now = this.table.now();
     return this.table.conditionally(
       new UpdateCommand({
         TableName: this.table.name,
         Key: key.message(recipient, sender, id),
-        UpdateExpression: 'REMOVE seq, s, z SET deliveredAt = :now, deliveredSeq = seq',
-        ConditionExpression: 'attribute_exists(seq)',
-        ExpressionAttributeValues: { ':now': this.table.now() },
+        // (A message stored before `sid` existed loses its server id here: a retry of it within
+        // the dedupe window is acknowledged without a stanza-id. DynamoDB refuses a SET that
+        // names a missing attribute, so `sid = if_not_exists(sid, seq)` cannot serve both.)
+        UpdateExpression: 'REMOVE seq, s, z SET deliveredAt = :now, expiresAt = :until',
+        ConditionExpression: UNDELIVERED,
+        ExpressionAttributeValues: { ':now': now, ':until': Math.floor(now / 1000) + DEDUPE_WINDOW_SECONDS },
       }),
     );
   }
@@ -97,6 +177,7 @@ export class Messages {
     // A tombstone replaces each message: one batch request for up to 25, no condition needed
     // because these messages were just read as undelivered.
     const deliveredAt = this.table.now();
+    const until = Math.floor(deliveredAt / 1000) + DEDUPE_WINDOW_SECONDS;
     await this.table.writeBatches(
       messages.map((message) => ({
         PutRequest: {
@@ -106,8 +187,8 @@ export class Messages {
             sender: message.sender,
             id: message.id,
             deliveredAt,
-            deliveredSeq: (message as StoredMessage).seq,
-            expiresAt: (message as StoredMessage).expiresAt,
+            sid: (message as StoredMessage).seq,
+            expiresAt: Math.min(until, (message as StoredMessage).expiresAt),
           },
         },
       })),

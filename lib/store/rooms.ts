@@ -176,12 +176,14 @@ export class Rooms {
     );
   }
 
-  async storeRoomMessage(message: RoomMessage): Promise<void> {
+  async storeRoomMessage(message: RoomMessage, sender?: string): Promise<void> {
     await this.table.doc.send(
       new PutCommand({
         TableName: this.table.name,
         Item: {
           ...key.roomMessage(message.room, message.seq),
+          // The room's XEP-0313 archive (archive.ts) filters `with` on it.
+          ...(sender ? { w: sender } : {}),
           at: message.postedAt,
           expiresAt: message.expiresAt,
           ...packStanza(message.stanza),

@@ -14,6 +14,7 @@ import {
   roundTrip,
   useLocalSystem,
   waitForStanza,
+  waiting,
 } from '../helpers.ts';
 
 const ACK = 'urn:serverless-xmpp:ack:0';
@@ -129,9 +130,7 @@ describe('one-to-one messaging', () => {
     await bob.xmpp.send(receiptFor(received));
     const receipt = await waitForStanza(alice.stanzas, isReceiptFor('m-online-1'));
     assert.equal(receipt.attrs.from, 'bob@localhost/tablet');
-    await eventually(
-      async () => (await system().context.store.undelivered('bob@localhost', 10)).messages.length === 0,
-    );
+    await eventually(async () => (await waiting(system(), 'bob@localhost')) === 0);
     await alice.xmpp.stop();
     await bob.xmpp.stop();
   });
@@ -192,7 +191,7 @@ describe('one-to-one messaging', () => {
     await alice.xmpp.send(chat('erin@localhost', 'm-dead-1', 'into the void'));
     await waitForStanza(alice.stanzas, isAckFor('m-dead-1'));
     await system().api.idle();
-    assert.equal((await system().context.store.undelivered('erin@localhost', 10)).messages.length, 1);
+    assert.equal(await waiting(system(), 'erin@localhost'), 1);
     bob.close();
 
     const again = await goOnline(system(), 'erin@localhost', 'pw', 'phone');
@@ -217,7 +216,7 @@ describe('one-to-one messaging', () => {
       async () => (await system().context.store.getAccount('frank@localhost')).sessions.length === 0,
     );
     await eventually(async () => (await system().context.store.getConnection(frankConnection)) === undefined);
-    assert.equal((await system().context.store.undelivered('frank@localhost', 10)).messages.length, 1);
+    assert.equal(await waiting(system(), 'frank@localhost'), 1);
     frank.close();
     const back = await goOnline(system(), 'frank@localhost', 'pw');
     await waitForStanza(back.stanzas, isBody('gone'));
@@ -248,7 +247,7 @@ describe('one-to-one messaging', () => {
     await alice.xmpp.send(chat('hank@localhost', 'm-crash-1', 'crash-body'));
     await eventually(() => alice.stanzas.filter(isAckFor('m-crash-1')).length >= 1);
     await system().api.idle();
-    assert.equal((await system().context.store.undelivered('hank@localhost', 10)).messages.length, 1);
+    assert.equal(await waiting(system(), 'hank@localhost'), 1);
     await hank.xmpp.stop();
     const again = await goOnline(system(), 'hank@localhost', 'pw', 'two');
     await waitForStanza(again.stanzas, isBody('crash-body'));
@@ -273,9 +272,7 @@ describe('one-to-one messaging', () => {
     await waitForStanza(ivyDesk.stanzas, isBody('to both'));
     await ivyDesk.xmpp.send(receiptFor(onPhone));
     await waitForStanza(alice.stanzas, isReceiptFor('m-two-1'));
-    await eventually(
-      async () => (await system().context.store.undelivered('ivy@localhost', 10)).messages.length === 0,
-    );
+    await eventually(async () => (await waiting(system(), 'ivy@localhost')) === 0);
     await ivyPhone.xmpp.send(receiptFor(onPhone)); // a second receipt is harmless
     await alice.xmpp.send(chat('ivy@localhost', 'm-two-2', 'to the desk only'));
     await alice.xmpp.send(chat('ivy@localhost/desk', 'm-two-3', 'addressed to the desk'));
@@ -352,7 +349,7 @@ describe('one-to-one messaging', () => {
       0,
       'only the 61st is refused',
     );
-    assert.equal((await system().context.store.undelivered('kim@localhost', 100)).messages.length, 60);
+    assert.equal(await waiting(system(), 'kim@localhost'), 60);
     alice.send(
       '<message xmlns="jabber:client" type="chat" to="leo@localhost" id="cs1"><active xmlns="http://jabber.org/protocol/chatstates"/></message>',
     );
@@ -360,7 +357,7 @@ describe('one-to-one messaging', () => {
       '<message xmlns="jabber:client" type="headline" to="leo@localhost" id="h1"><body>news</body></message>',
     );
     await system().api.idle();
-    assert.equal((await system().context.store.undelivered('leo@localhost', 10)).messages.length, 0);
+    assert.equal(await waiting(system(), 'leo@localhost'), 0);
     const leo = await goOnline(system(), 'leo@localhost', 'pw');
     alice.send(
       '<message xmlns="jabber:client" type="chat" to="leo@localhost" id="cs2"><composing xmlns="http://jabber.org/protocol/chatstates"/></message>',
@@ -404,31 +401,37 @@ describe('draining a large backlog', () => {
       await Promise.all(
         Array.from({ length: 50 }, (_, offset) => {
           const index = start + offset;
-          return store.storeMessage({
-            recipient: 'reader@localhost',
-            sender: 'sender@localhost',
-            id: `big-${index}`,
-            seq: `${sequenceId(now + index)}`,
-            stanza: `<message xmlns="jabber:client" type="chat" from="sender@localhost/x" to="reader@localhost" id="big-${index}"><body>${index}</body></message>`,
-            storedAt: now + index,
-            receiptRequested: false,
-            expiresAt: Math.floor(now / 1000) + 3600,
-          });
+          return store.storeMessage(
+            {
+              recipient: 'reader@localhost',
+              sender: 'sender@localhost',
+              id: `big-${index}`,
+              seq: `${sequenceId(now + index)}`,
+              stanza: `<message xmlns="jabber:client" type="chat" from="sender@localhost/x" to="reader@localhost" id="big-${index}"><body>${index}</body></message>`,
+              storedAt: now + index,
+              receiptRequested: false,
+              expiresAt: Math.floor(now / 1000) + 3600,
+            },
+            { listed: true },
+          );
         }),
       );
     }
     // One expired message is never drained.
-    await store.storeMessage({
-      recipient: 'reader@localhost',
-      sender: 'sender@localhost',
-      id: 'expired',
-      seq: sequenceId(now + 5000),
-      stanza:
-        '<message xmlns="jabber:client" type="chat" to="reader@localhost" id="expired"><body>old</body></message>',
-      storedAt: now,
-      receiptRequested: false,
-      expiresAt: Math.floor(now / 1000) - 1,
-    });
+    await store.storeMessage(
+      {
+        recipient: 'reader@localhost',
+        sender: 'sender@localhost',
+        id: 'expired',
+        seq: sequenceId(now + 5000),
+        stanza:
+          '<message xmlns="jabber:client" type="chat" to="reader@localhost" id="expired"><body>old</body></message>',
+        storedAt: now,
+        receiptRequested: false,
+        expiresAt: Math.floor(now / 1000) - 1,
+      },
+      { listed: true },
+    );
     const reader = await goOnline(system(), 'reader@localhost', 'pw');
     await eventually(() => reader.stanzas.filter((s) => s.getChild('body')).length >= 2000, 60_000);
     await system().api.idle();
@@ -440,7 +443,7 @@ describe('draining a large backlog', () => {
       bodies,
       Array.from({ length: 2000 }, (_, index) => index),
     );
-    assert.equal((await store.undelivered('reader@localhost', 10)).messages.length, 0);
+    assert.equal(await waiting(system(), 'reader@localhost'), 0);
     await reader.xmpp.stop();
   });
 });

@@ -5,7 +5,15 @@ import { describe, test } from 'node:test';
 import { xml } from '@xmpp/client';
 import type { Element } from 'ltx';
 import type { LocalSystem } from '../../infra/local/system.ts';
-import { abandon, addUser, eventually, goOnline, useLocalSystem, waitForStanza } from '../helpers.ts';
+import {
+  abandon,
+  addUser,
+  eventually,
+  goOnline,
+  useLocalSystem,
+  waitForStanza,
+  waiting,
+} from '../helpers.ts';
 
 const MUC = 'http://jabber.org/protocol/muc';
 const MUC_USER = 'http://jabber.org/protocol/muc#user';
@@ -406,9 +414,7 @@ describe('group chat (XEP-0045)', () => {
         xml('x', { xmlns: MUC_USER }, xml('invite', { to: 'dave@localhost' }, xml('reason', {}, 'join us'))),
       ),
     );
-    await eventually(
-      async () => (await sys().context.store.undelivered('dave@localhost', 10)).messages.length === 1,
-    );
+    await eventually(async () => (await waiting(sys(), 'dave@localhost')) === 1);
     const dave = await goOnline(sys(), 'dave@localhost', 'pw');
     const invitation = await waitForStanza(
       dave.stanzas,

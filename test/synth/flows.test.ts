@@ -115,16 +115,19 @@ describe('the synthesised stack, each bundle in its own process', () => {
       await Promise.all(
         Array.from({ length: Math.min(50, count - start) }, (_, offset) => {
           const index = start + offset;
-          return store.storeMessage({
-            recipient: 'carol@localhost',
-            sender: 'dave@localhost',
-            id: `backlog-${index}`,
-            seq: sequenceId(now + index),
-            stanza: `<message xmlns="jabber:client" type="chat" from="dave@localhost/x" to="carol@localhost" id="backlog-${index}"><body>${index}</body></message>`,
-            storedAt: now + index,
-            receiptRequested: false,
-            expiresAt: Math.floor(now / 1000) + 3600,
-          });
+          return store.storeMessage(
+            {
+              recipient: 'carol@localhost',
+              sender: 'dave@localhost',
+              id: `backlog-${index}`,
+              seq: sequenceId(now + index),
+              stanza: `<message xmlns="jabber:client" type="chat" from="dave@localhost/x" to="carol@localhost" id="backlog-${index}"><body>${index}</body></message>`,
+              storedAt: now + index,
+              receiptRequested: false,
+              expiresAt: Math.floor(now / 1000) + 3600,
+            },
+            { listed: true },
+          );
         }),
       );
     }

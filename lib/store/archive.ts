@@ -1,0 +1,155 @@
+// XEP-0313 archives: users' own, and rooms' (their messages, rooms.ts). Key design and the
+// general remarks: dynamo.ts.
+//
+// | Item              | pk                  | sk                 | Access pattern (cost)                                   |
+// |-------------------|---------------------|--------------------|---------------------------------------------------------|
+// | Archived message  | ARCHIVE#<user>      | MSG#<id>           | one BatchWrite puts both sides of a message (1 WU each  |
+// |                   |                     |                    | under 1 KB deflated); `w` the peer's bare JID, `r` its  |
+// |                   |                     |                    | resource, `at` epoch ms; TTL archiveDays                |
+// | Room message      | ROOM#<room JID>     | MSG#<seq>          | rooms.ts: the room's archive is its messages (`w` the   |
+// |                   |                     |                    | sender's occupant JID): no second write                 |
+//
+// A page is one query on the id range (ids are time-ordered, lib/ids.ts), Limit max + 2 (the
+// range's exclusive ends may come back once each), forwards or, for the last page,
+// backwards: reads grow with the page's bytes. A `with` query filters on `w`, and DynamoDB
+// counts what it reads before the filter: it reads on, page after page, up to
+// WITH_PAGES_WITH_MATCH pages once something matched, WITH_PAGES_WITHOUT_MATCH otherwise;
+// the page then says complete='false' and the client pages on from the last id.
+
+import { BatchGetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import type { ArchivedMessage, ArchiveOwner, ArchivePage, ArchiveRange } from '../ports.ts';
+import { BATCH_GET_LIMIT, packStanza, type Table, unpackStanza } from './table.ts';
+
+const WITH_PAGES_WITH_MATCH = 4;
+const WITH_PAGES_WITHOUT_MATCH = 20;
+
+const partition = (owner: ArchiveOwner) => ('user' in owner ? `ARCHIVE#${owner.user}` : `ROOM#${owner.room}`);
+const sortKey = (id: string) => `MSG#${id}`;
+
+function toArchived(item: Record<string, unknown>): ArchivedMessage {
+  return {
+    id: String(item.sk).slice('MSG#'.length),
+    with: (item.w as string | undefined) ?? '',
+    withResource: (item.r as string | undefined) || undefined,
+    stanza: unpackStanza(item),
+    at: item.at as number,
+  };
+}
+
+export class Archives {
+  constructor(private readonly table: Table) {}
+
+  async archive(
+    entries: readonly { readonly user: string; readonly message: ArchivedMessage }[],
+    expiresAt: number,
+  ): Promise<void> {
+    await this.table.writeBatches(
+      entries.map(({ user, message }) => ({
+        PutRequest: {
+          Item: {
+            pk: partition({ user }),
+            sk: sortKey(message.id),
+            w: message.with,
+            ...(message.withResource ? { r: message.withResource } : {}),
+            at: message.at,
+            ...packStanza(message.stanza),
+            expiresAt,
+          },
+        },
+      })),
+    );
+  }
+
+  async queryArchive(owner: ArchiveOwner, range: ArchiveRange): Promise<ArchivePage> {
+    const lower = [range.from, range.after]
+      .filter((id): id is string => id !== undefined)
+      .sort()
+      .pop();
+    const upper = [range.until, range.before]
+      .filter((id): id is string => id !== undefined)
+      .sort()
+      .shift();
+    const filters = ['expiresAt > :now'];
+    const values: Record<string, unknown> = {
+      ':pk': partition(owner),
+      ':lo': sortKey(lower ?? ''),
+      ':hi': upper === undefined ? 'MSG#~' : sortKey(upper),
+      ':now': this.table.nowSeconds(),
+    };
+    if (range.with !== undefined) {
+      if ('room' in owner) {
+        // A room's messages keep the sender's occupant JID whole.
+        filters.push('w = :with');
+        values[':with'] = range.withResource ? `${range.with}/${range.withResource}` : range.with;
+      } else {
+        filters.push('w = :with');
+        values[':with'] = range.with;
+        if (range.withResource) {
+          filters.push('r = :resource');
+          values[':resource'] = range.withResource;
+        }
+      }
+    }
+    const wanted = range.max + 1; // one more than the page: whether it is complete
+    const found: ArchivedMessage[] = [];
+    let start: Record<string, unknown> | undefined;
+    let pages = 0;
+    let exhausted = false;
+    for (;;) {
+      const page = await this.table.doc.send(
+        new QueryCommand({
+          TableName: this.table.name,
+          KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lo AND :hi',
+          FilterExpression: filters.join(' AND '),
+          ExpressionAttributeValues: values,
+          ScanIndexForward: !range.last,
+          ConsistentRead: true,
+          Limit: range.with === undefined ? wanted + 2 : Math.max(wanted + 2, 100),
+          ExclusiveStartKey: start,
+        }),
+      );
+      pages++;
+      for (const item of page.Items ?? []) {
+        const message = toArchived(item);
+        // BETWEEN includes its ends; after and before exclude them.
+        if (message.id === range.after || message.id === range.before) continue;
+        if (found.length < wanted) found.push(message);
+      }
+      start = page.LastEvaluatedKey;
+      if (!start) {
+        exhausted = true;
+        break;
+      }
+      if (found.length >= wanted) break;
+      const cap = found.length > 0 ? WITH_PAGES_WITH_MATCH : WITH_PAGES_WITHOUT_MATCH;
+      if (range.with === undefined || pages >= cap) break;
+    }
+    const complete = exhausted && found.length <= range.max;
+    const messages = found.slice(0, range.max);
+    if (range.last) messages.reverse();
+    return { messages, complete };
+  }
+
+  async getArchived(owner: ArchiveOwner, ids: readonly string[]): Promise<ArchivedMessage[]> {
+    const unique = [...new Set(ids)];
+    const found: ArchivedMessage[] = [];
+    const now = this.table.nowSeconds();
+    for (let first = 0; first < unique.length; first += BATCH_GET_LIMIT) {
+      let keys: Record<string, unknown>[] | undefined = unique
+        .slice(first, first + BATCH_GET_LIMIT)
+        .map((id) => ({ pk: partition(owner), sk: sortKey(id) }));
+      for (let attempt = 0; keys && keys.length > 0; attempt++) {
+        if (attempt > 0)
+          await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * 2 ** attempt)));
+        const result = await this.table.doc.send(
+          new BatchGetCommand({ RequestItems: { [this.table.name]: { Keys: keys, ConsistentRead: true } } }),
+        );
+        for (const item of result.Responses?.[this.table.name] ?? []) {
+          if ((item.expiresAt as number) > now) found.push(toArchived(item));
+        }
+        keys = result.UnprocessedKeys?.[this.table.name]?.Keys as Record<string, unknown>[] | undefined;
+      }
+    }
+    return found.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+}

@@ -69,6 +69,8 @@ export class Archives {
       .filter((id): id is string => id !== undefined)
       .sort()
       .shift();
+    // An empty range (an end before the start, or before the archive's start): nothing to read.
+    if (lower !== undefined && upper !== undefined && lower > upper) return { messages: [], complete: true };
     const filters = ['expiresAt > :now'];
     const values: Record<string, unknown> = {
       ':pk': partition(owner),

@@ -2,34 +2,73 @@
 // (playwright-core, nothing downloaded), against the local system. A new account is registered
 // on the page; it adds an xmpp.js user, who approves; they chat both ways with receipts; the
 // browser user joins a room and talks; the page is reloaded and the room is back, with what
-// was said meanwhile. Every request of the page stays on this machine (the page's CSP, and a
+// was said meanwhile. Then the browser user logs in from a fresh browser profile: the chat with
+// the xmpp.js user is back from the message archive (XEP-0313); with both browsers open, what
+// one sends shows in the other (carbons, XEP-0280) and what the xmpp.js user sends to the bare
+// JID shows in both. Every request of the pages stays on this machine (the page's CSP, and a
 // check below).
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { xml } from '@xmpp/client';
-import type { Element } from 'ltx';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { type Element, parse } from 'ltx';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { addUser, goOnline, useLocalSystem, WAIT_MS, waitForStanza } from '../helpers.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ROOM = 'lounge@conference.localhost';
 const MUC = 'http://jabber.org/protocol/muc';
+const MAM = 'urn:xmpp:mam:2';
+const CARBONS = 'urn:xmpp:carbons:2';
+const FORWARD = 'urn:xmpp:forward:0';
 /** Where the test leaves its screenshot (the README's picture is a copy of one). */
 export const SCREENSHOT_DIR = 'test-results';
 
 const isBody = (body: string) => (stanza: Element) => stanza.getChildText('body') === body;
 
+/** The message a XEP-0313 result or a XEP-0280 copy forwards, if `stanza` is one. */
+const forwarded = (stanza: Element, name: 'result' | 'sent' | 'received', xmlns: string) =>
+  stanza.getChild(name, xmlns)?.getChild('forwarded', FORWARD)?.getChild('message');
+
+/** Every element the page's WebSocket receives (RFC 7395: one element a frame), from its first connection. */
+function framesOf(page: Page): Element[] {
+  const frames: Element[] = [];
+  page.on('websocket', (socket) =>
+    socket.on('framereceived', ({ payload }) => {
+      frames.push(parse(payload.toString()));
+    }),
+  );
+  return frames;
+}
+
 describe('Converse.js in Chromium, on the page npm start serves', () => {
   const system = useLocalSystem({ config: { registration: true } });
   let browser: Browser;
   let page: Page;
+  let pageFrames: Element[];
+  /** The browser user's second browser, a fresh profile (its own storage). */
+  let second: BrowserContext | undefined;
+  let secondPage: Page;
+  let secondFrames: Element[];
   let bob: Awaited<ReturnType<typeof goOnline>>;
   const offHost: string[] = [];
   const base = () =>
     system()
       .url.replace(/^ws:/, 'http:')
       .replace(/\/xmpp-websocket$/, '/');
+  // Requests the page's policy blocks get no response: only those that went out count.
+  const keepOnHost = (on: Page) =>
+    on.on('response', (response) => {
+      const request = response.request();
+      const url = new URL(request.url());
+      if (
+        !['127.0.0.1', 'localhost'].includes(url.hostname) &&
+        url.protocol !== 'data:' &&
+        url.protocol !== 'blob:'
+      ) {
+        offHost.push(request.url());
+      }
+    });
 
   test('setup: Chromium and an xmpp.js user who approves requests and returns receipts', async () => {
     assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: .ci/run installs Debian's chromium package`);
@@ -68,18 +107,8 @@ describe('Converse.js in Chromium, on the page npm start serves', () => {
     });
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     page.setDefaultTimeout(WAIT_MS);
-    // Requests the page's policy blocks get no response: only those that went out count.
-    page.on('response', (response) => {
-      const request = response.request();
-      const url = new URL(request.url());
-      if (
-        !['127.0.0.1', 'localhost'].includes(url.hostname) &&
-        url.protocol !== 'data:' &&
-        url.protocol !== 'blob:'
-      ) {
-        offHost.push(request.url());
-      }
-    });
+    keepOnHost(page);
+    pageFrames = framesOf(page);
   });
 
   test('register a new account on the page; Converse logs in with it', async () => {
@@ -187,7 +216,59 @@ describe('Converse.js in Chromium, on the page npm start serves', () => {
     assert.deepEqual(offHost, [], 'every request of the page stayed on this machine');
   });
 
+  test('a fresh browser profile: the chat with the xmpp.js user is back, from the archive', async () => {
+    second = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    secondPage = await second.newPage();
+    secondPage.setDefaultTimeout(WAIT_MS);
+    keepOnHost(secondPage);
+    secondFrames = framesOf(secondPage);
+    await secondPage.goto(base());
+    await secondPage.fill('form#converse-login input[name=jid]', 'carol');
+    await secondPage.fill('form#converse-login input[name=password]', 'carol password');
+    await secondPage.click('form#converse-login button[type=submit]');
+    await secondPage.click('converse-roster .current-xmpp-contact:has-text("Bob") a.open-chat');
+    // Nothing of the chat is in this profile: what it shows, the archive gave.
+    await secondPage.waitForSelector(
+      'converse-chat .chat-msg__content--me .chat-msg__text:has-text("Hello Bob, from the browser")',
+    );
+    await secondPage.waitForSelector(
+      'converse-chat .chat-msg__content--them .chat-msg__text:has-text("Hi Carol, from xmpp.js")',
+    );
+    for (const body of ['Hello Bob, from the browser', 'Hi Carol, from xmpp.js']) {
+      await waitForStanza(secondFrames, (s) => {
+        const message = forwarded(s, 'result', MAM);
+        return message !== undefined && isBody(body)(message);
+      });
+    }
+  });
+
+  test('two browsers of one user: what one sends shows in the other, what comes in shows in both', async () => {
+    await page.click('converse-roster .current-xmpp-contact:has-text("Bob") a.open-chat');
+    await page.waitForSelector('converse-chat textarea.chat-textarea');
+    await secondPage.fill('converse-chat textarea.chat-textarea', 'Sent from the second browser');
+    await secondPage.press('converse-chat textarea.chat-textarea', 'Enter');
+    await waitForStanza(bob.stanzas, isBody('Sent from the second browser'));
+    await waitForStanza(pageFrames, (s) => {
+      const message = forwarded(s, 'sent', CARBONS);
+      return message !== undefined && isBody('Sent from the second browser')(message);
+    });
+    await page.waitForSelector(
+      'converse-chat .chat-msg__content--me .chat-msg__text:has-text("Sent from the second browser")',
+    );
+
+    await bob.xmpp.send(
+      xml('message', { to: 'carol@localhost', type: 'chat' }, xml('body', {}, 'To both of your browsers')),
+    );
+    for (const on of [page, secondPage]) {
+      await on.waitForSelector(
+        'converse-chat .chat-msg__content--them .chat-msg__text:has-text("To both of your browsers")',
+      );
+    }
+    assert.deepEqual(offHost, [], 'every request of the pages stayed on this machine');
+  });
+
   test('teardown', async () => {
+    await second?.close();
     await browser?.close();
     await bob?.xmpp.stop();
   });

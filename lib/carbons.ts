@@ -13,7 +13,7 @@ import type { Context, SessionRecord } from './ports.ts';
 import type { IqHandlers } from './router.ts';
 import { type Element, xml } from './xml.ts';
 
-/** §6.1: which messages are copied. */
+/** §6.1: which messages are copied (ask before withoutPrivate takes the <private/> out). */
 export function eligible(stanza: Element): boolean {
   if (isPrivate(stanza)) return false;
   const type = stanza.attrs.type ?? 'normal';
@@ -57,17 +57,17 @@ function wrapped(kind: 'received' | 'sent', user: string, session: SessionRecord
 
 /**
  * §6: <received/> copies of `message` (as delivered) for the recipient's sessions that
- * enabled carbons and did not get it.
+ * enabled carbons and did not get it; `copyable`: what `eligible` said of the stanza.
  */
 export async function sendReceivedCopies(
   ctx: Context,
   recipient: string,
   sessions: readonly SessionRecord[],
   reached: readonly SessionRecord[],
-  stanza: Element,
+  copyable: boolean,
   message: string,
 ): Promise<void> {
-  if (!eligible(stanza)) return;
+  if (!copyable) return;
   const got = new Set(reached.map((session) => session.connectionId));
   const targets = copyTargets(sessions, (session) => got.has(session.connectionId));
   if (targets.length === 0) return;
@@ -78,10 +78,10 @@ export async function sendReceivedCopies(
 export async function sendSentCopies(
   link: Link,
   sessions: readonly SessionRecord[],
-  stanza: Element,
+  copyable: boolean,
   message: string,
 ): Promise<void> {
-  if (!eligible(stanza)) return;
+  if (!copyable) return;
   const user = link.record.user as string;
   const targets = copyTargets(sessions, (session) => session.connectionId === link.connectionId);
   if (targets.length === 0) return;

@@ -2,7 +2,7 @@
 // before delivery, XEP-0184 delivery receipts and XEP-0359 stanza ids (DESIGN.md §3).
 import { archiveEntries, archiveExpiry } from './archive.ts';
 import { blockedError, blockVerdict } from './blocks.ts';
-import { sendReceivedCopies, sendSentCopies, withoutPrivate } from './carbons.ts';
+import { eligible, sendReceivedCopies, sendSentCopies, withoutPrivate } from './carbons.ts';
 import { deliverable, isDraining, pushToSessions, selectSessions } from './delivery.ts';
 import { StanzaError } from './errors.ts';
 import { sequenceId, stanzaId } from './ids.ts';
@@ -87,9 +87,10 @@ async function routeLive(link: Link, stanza: Element, recipient: string, resourc
     if (quiet) return;
     throw new StanzaError('service-unavailable');
   }
+  const copyable = eligible(stanza);
   const frame = withoutPrivate(stanza).toString();
   const reached = await pushToSessions(link.ctx, selectSessions(account.sessions, resource), () => frame);
-  await sendReceivedCopies(link.ctx, recipient, account.sessions, reached, stanza, frame);
+  await sendReceivedCopies(link.ctx, recipient, account.sessions, reached, copyable, frame);
 }
 
 /** The friends-only policy: the recipient lets the sender see their presence (from or both). */
@@ -122,6 +123,7 @@ async function storeAndPush(
   if (!receiptOnly && ctx.config.messagePolicy === 'roster' && !(await approvedBy(ctx, recipient, sender))) {
     throw new StanzaError('subscription-required', 'the recipient has not approved you as a contact');
   }
+  const copyable = eligible(stanza);
   withoutPrivate(stanza);
   let targets = selectSessions(account.sessions, resource);
   if (receiptOnly && targets.length > 0) {
@@ -129,7 +131,7 @@ async function storeAndPush(
     const reached = await pushToSessions(ctx, targets, () => frame);
     if (reached.length > 0) {
       ctx.metrics?.count('ReceiptsRouted');
-      await sendReceivedCopies(ctx, recipient, account.sessions, reached, stanza, frame);
+      await sendReceivedCopies(ctx, recipient, account.sessions, reached, copyable, frame);
       return;
     }
   }
@@ -192,8 +194,8 @@ async function storeAndPush(
     ctx.metrics?.count('MessagesDelivered');
   }
   await Promise.all([
-    sendReceivedCopies(ctx, recipient, sessions, pushed, stanza, frame),
-    senderAccount && sendSentCopies(link, senderAccount.sessions, stanza, sentCopy(stanza, archived, kept)),
+    sendReceivedCopies(ctx, recipient, sessions, pushed, copyable, frame),
+    senderAccount && sendSentCopies(link, senderAccount.sessions, copyable, sentCopy(stanza, archived, kept)),
   ]);
 }
 

@@ -35,7 +35,24 @@ export interface CostReport {
   readonly offlineStored?: Cost;
   /** The online case by Store method: where the units go. */
   readonly onlineByMethod?: Record<string, MethodCost>;
+  /** The online case with the XEP-0313 archive off (archiveDays 0), on a system of its own. */
+  readonly onlineArchiveOff?: Cost;
+  /** One XEP-0313 page of ARCHIVE_PAGE messages: the archive query alone, and the bytes it read. */
+  readonly archivePage?: ArchivePageCost;
 }
+
+export interface ArchivePageCost {
+  readonly messages: number;
+  /** The items' size as DynamoDB counts it (attribute names and values). */
+  readonly bytes: number;
+  /** The archive query (Store.queryArchive) alone. */
+  readonly query: MethodCost;
+  /** The whole iq: the account read (preferences, the archive's start) and the query. */
+  readonly total: Cost;
+}
+
+/** The page the cost of a MAM query is measured on. */
+export const ARCHIVE_PAGE = 50;
 
 const WORDS =
   'message server client receipt delivered stored offline online chat friend room hello 你好 世界 今天 明天'.split(
@@ -127,6 +144,7 @@ export async function measureMessageCost(bodyBytes = 1024, shared?: BenchSystem)
     await until(() => alice.stanzas.some((stanza) => receiptId(stanza) === 'measured-offline'));
     await system.api.idle();
     const drained = difference(bench.cost(), loggedIn);
+    const archivePage = await measureArchivePage(bench, alice, bob, bodyBytes);
     await alice.stop();
     await bob.stop();
     await system.api.idle();
@@ -136,9 +154,133 @@ export async function measureMessageCost(bodyBytes = 1024, shared?: BenchSystem)
       offline: sum(sent, drained),
       offlineStored: sent,
       onlineByMethod,
+      onlineArchiveOff: await measureArchiveOff(bodyBytes),
+      archivePage,
     };
   } finally {
     if (!shared) await bench.stop();
+  }
+}
+
+/** The online case again, on a system with the archive off. */
+async function measureArchiveOff(bodyBytes: number): Promise<Cost> {
+  const bench = await startBenchSystem({ config: { archiveDays: 0 } });
+  try {
+    const { system } = bench;
+    await addUsers(system, [ALICE, BOB]);
+    const alice = await connect(system, ALICE);
+    await sendPresence(system, alice);
+    const bob = await connect(system, BOB);
+    await sendPresence(system, bob);
+    await roundTrip(bench, alice, bob, 'warm-up', sampleBody(bodyBytes));
+    const before = bench.cost();
+    await roundTrip(bench, alice, bob, 'measured-online', sampleBody(bodyBytes));
+    const cost = difference(bench.cost(), before);
+    await alice.stop();
+    await bob.stop();
+    await system.api.idle();
+    return cost;
+  } finally {
+    await bench.stop();
+  }
+}
+
+/** Fills alice's archive with ARCHIVE_PAGE more messages and reads them back as one page. */
+async function measureArchivePage(
+  bench: BenchSystem,
+  alice: BenchClient,
+  bob: BenchClient,
+  bodyBytes: number,
+): Promise<ArchivePageCost> {
+  const { system } = bench;
+  const { xml } = alice;
+  const ids: string[] = [];
+  for (let i = 0; i < ARCHIVE_PAGE; i++) {
+    const id = `archived-${i}`;
+    ids.push(id);
+    await alice.xmpp.send(chat(xml, `${BOB}@${system.config.domain}`, id, sampleBody(bodyBytes)));
+  }
+  await until(() => ids.every((id) => bob.stanzas.some((stanza) => stanza.attrs.id === id)));
+  await system.api.idle();
+  const first = ids[0] as string;
+  const pushed = bob.stanzas.find((stanza) => stanza.attrs.id === first);
+  const after = pushed?.getChild('stanza-id')?.attrs.id;
+  if (!after) throw new Error('the first archived message came without a stanza-id');
+  // The page starts right before the first of them: after the message sent just before it.
+  const previous = (
+    await system.context.store.queryArchive(
+      { user: `${ALICE}@${system.config.domain}` },
+      { before: after, max: 1, last: true },
+    )
+  ).messages[0]?.id;
+  const before = bench.cost();
+  bench.profile.reset();
+  const answer = await alice.xmpp.iqCaller.request(
+    xml(
+      'iq',
+      { type: 'set' },
+      xml(
+        'query',
+        { xmlns: 'urn:xmpp:mam:2' },
+        xml(
+          'set',
+          { xmlns: 'http://jabber.org/protocol/rsm' },
+          xml('max', {}, String(ARCHIVE_PAGE)),
+          previous ? xml('after', {}, previous) : xml('before', {}, ''),
+        ),
+      ),
+    ),
+  );
+  await system.api.idle();
+  const total = difference(bench.cost(), before);
+  const query = bench.profile.snapshot().queryArchive ?? {
+    calls: 0,
+    readUnits: 0,
+    writeUnits: 0,
+    requests: 0,
+  };
+  const lastId = answer.getChild('fin')?.getChild('set')?.getChildText('last');
+  const page = await system.context.store.queryArchive(
+    { user: `${ALICE}@${system.config.domain}` },
+    { after: previous, max: ARCHIVE_PAGE, last: false },
+  );
+  if (page.messages.length !== ARCHIVE_PAGE || page.messages.at(-1)?.id !== lastId)
+    throw new Error('the measured page is not the 50 messages just sent');
+  return { messages: page.messages.length, bytes: await archiveBytes(bench, page.messages), query, total };
+}
+
+/** DynamoDB's item size: attribute names and values, as stored (the stanza deflated). */
+async function archiveBytes(bench: BenchSystem, messages: readonly { id: string }[]): Promise<number> {
+  const { DynamoDBClient, BatchGetItemCommand } = await import('@aws-sdk/client-dynamodb');
+  const { LOCAL_CREDENTIALS, LOCAL_REGION } = await import('../infra/local/dynamodb.ts');
+  const client = new DynamoDBClient({
+    endpoint: bench.system.dynamo.endpoint,
+    region: LOCAL_REGION,
+    credentials: LOCAL_CREDENTIALS,
+  });
+  try {
+    let bytes = 0;
+    const owner = `ARCHIVE#${ALICE}@${bench.system.config.domain}`;
+    const { Responses } = await client.send(
+      new BatchGetItemCommand({
+        RequestItems: {
+          [bench.system.tableName]: {
+            Keys: messages.map((message) => ({ pk: { S: owner }, sk: { S: `MSG#${message.id}` } })),
+          },
+        },
+      }),
+    );
+    for (const item of Responses?.[bench.system.tableName] ?? []) {
+      for (const [name, value] of Object.entries(item)) {
+        bytes += Buffer.byteLength(name);
+        if (value.S !== undefined) bytes += Buffer.byteLength(value.S);
+        else if (value.N !== undefined) bytes += Math.ceil(value.N.length / 2) + 1;
+        else if (value.B !== undefined) bytes += value.B.length;
+      }
+    }
+    return bytes;
+  } finally {
+    client.destroy();
   }
 }
 
@@ -152,7 +294,19 @@ export function formatReport(report: CostReport): string {
     '|---|---|---|---|---|---|---|',
     row('recipient online', report.online),
     row('recipient offline (drained at login; presence included)', report.offline),
+    ...(report.onlineArchiveOff ? [row('recipient online, archive off', report.onlineArchiveOff)] : []),
+    ...(report.archivePage ? ['', formatArchivePage(report.archivePage)] : []),
   ].join('\n');
+}
+
+export function formatArchivePage(page: ArchivePageCost): string {
+  const limit = page.bytes / 4096 + 1;
+  return (
+    `A XEP-0313 page of ${page.messages} such messages: the archive query ${page.query.requests} request(s), ` +
+    `${page.query.readUnits} read units for ${page.bytes} bytes read (target: at most bytes / 4 KB + 1 = ` +
+    `${limit.toFixed(1)}); the whole iq ${page.total.readUnits} read units in ${page.total.dynamoRequests} requests, ` +
+    `${page.total.posts} posts.`
+  );
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

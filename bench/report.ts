@@ -1,6 +1,7 @@
 // The Markdown summary of a bench run (bench/results/latest.md) and the targets of issue 6,
 // reported as reached or not, honestly: a missed target is a finding, not a failure.
 import type { Cost, InvocationTimes, MethodCost } from './harness.ts';
+import { formatArchivePage } from './message-cost.ts';
 import { BILL_LINES, type Bill, PRICES } from './money.ts';
 import { formatRoomCosts, type RoomCost } from './room-cost.ts';
 import type { BenchResults } from './run.ts';
@@ -299,8 +300,12 @@ export function formatMarkdown(results: Results): string {
           'recipient offline: stored, drained at login, receipt back (presence included)',
           cost.offline,
         ),
+        ...(cost.onlineArchiveOff
+          ? [costRow('recipient online, XEP-0313 archive off (archiveDays 0)', cost.onlineArchiveOff)]
+          : []),
       ]),
     );
+    if (cost.archivePage) push(formatArchivePage(cost.archivePage));
     if (cost.onlineByMethod) {
       push('Where the online case’s units go, by Store method:', byMethodTable(cost.onlineByMethod));
     }

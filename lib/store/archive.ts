@@ -9,9 +9,9 @@
 // | Room message      | ROOM#<room JID>     | MSG#<seq>          | rooms.ts: the room's archive is its messages (`w` the   |
 // |                   |                     |                    | sender's occupant JID): no second write                 |
 //
-// A page is one query on the id range (ids are time-ordered, lib/ids.ts), Limit max + 2 (the
-// range's exclusive ends may come back once each), forwards or, for the last page,
-// backwards: reads grow with the page's bytes. A `with` query filters on `w`, and DynamoDB
+// A page is one query on the id range (ids are time-ordered, lib/ids.ts), Limit max + 1 (the
+// one more says whether the page is complete), forwards or, for the last page, backwards:
+// reads grow with the page's bytes. A `with` query filters on `w`, and DynamoDB
 // counts what it reads before the filter: it reads on, page after page, up to
 // WITH_PAGES_WITH_MATCH pages once something matched, WITH_PAGES_WITHOUT_MATCH otherwise;
 // the page then says complete='false' and the client pages on from the last id.
@@ -25,6 +25,12 @@ const WITH_PAGES_WITHOUT_MATCH = 20;
 
 const partition = (owner: ArchiveOwner) => ('user' in owner ? `ARCHIVE#${owner.user}` : `ROOM#${owner.room}`);
 const sortKey = (id: string) => `MSG#${id}`;
+
+/** The greatest key below `key` that an id can have: its last character one less, then '~'. */
+function justBefore(key: string): string {
+  const last = key.charCodeAt(key.length - 1);
+  return `${key.slice(0, -1)}${String.fromCharCode(last - 1)}~`;
+}
 
 function toArchived(item: Record<string, unknown>): ArchivedMessage {
   return {
@@ -61,12 +67,14 @@ export class Archives {
   }
 
   async queryArchive(owner: ArchiveOwner, range: ArchiveRange): Promise<ArchivePage> {
-    const lower = [range.from, range.after]
-      .filter((id): id is string => id !== undefined)
+    // Ids are of one length and alphabet (lib/ids.ts), so an exclusive end becomes a key
+    // just past it: the query never reads the item it was given.
+    const lower = [range.from && sortKey(range.from), range.after && `${sortKey(range.after)}!`]
+      .filter((key): key is string => Boolean(key))
       .sort()
       .pop();
-    const upper = [range.until, range.before]
-      .filter((id): id is string => id !== undefined)
+    const upper = [range.until && sortKey(range.until), range.before && justBefore(sortKey(range.before))]
+      .filter((key): key is string => Boolean(key))
       .sort()
       .shift();
     // An empty range (an end before the start, or before the archive's start): nothing to read.
@@ -74,8 +82,8 @@ export class Archives {
     const filters = ['expiresAt > :now'];
     const values: Record<string, unknown> = {
       ':pk': partition(owner),
-      ':lo': sortKey(lower ?? ''),
-      ':hi': upper === undefined ? 'MSG#~' : sortKey(upper),
+      ':lo': lower ?? sortKey(''),
+      ':hi': upper ?? sortKey('~'),
       ':now': this.table.nowSeconds(),
     };
     if (range.with !== undefined) {
@@ -106,16 +114,13 @@ export class Archives {
           ExpressionAttributeValues: values,
           ScanIndexForward: !range.last,
           ConsistentRead: true,
-          Limit: range.with === undefined ? wanted + 2 : Math.max(wanted + 2, 100),
+          Limit: range.with === undefined ? wanted : Math.max(wanted, 100),
           ExclusiveStartKey: start,
         }),
       );
       pages++;
       for (const item of page.Items ?? []) {
-        const message = toArchived(item);
-        // BETWEEN includes its ends; after and before exclude them.
-        if (message.id === range.after || message.id === range.before) continue;
-        if (found.length < wanted) found.push(message);
+        if (found.length < wanted) found.push(toArchived(item));
       }
       start = page.LastEvaluatedKey;
       if (!start) {

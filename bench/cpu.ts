@@ -85,6 +85,8 @@ function harnessContext(): { ctx: Context; posts: () => number } {
       accounts.get(user) ?? { exists: false, sessions: [], blocks: new Set(), blockedBy: new Set() },
     storeMessage: async () => ({ stored: true }),
     markDelivered: async () => true,
+    listForDrain: async () => {},
+    archive: async () => {},
     markAllDelivered: async () => {},
     reserveOfflineSlot: async () => true,
     saveConnection: async () => {},

@@ -77,9 +77,9 @@ export function configScript(settings: WebClientSettings): string {
     registration_domain: settings.domain,
     allow_registration: settings.registration,
     muc_domain: settings.mucDomain,
-    // Converse asks a room for no history on join (<history maxstanzas='0'/>) and expects a
-    // message archive (XEP-0313) to catch up, which the server does not offer yet: the last
-    // messages of the room's history come instead, those it already shows once (stanza-id).
+    // Converse asks a room for no history on join (<history maxstanzas='0'/>) and catches up
+    // from the room's message archive (XEP-0313), which a room's owner may turn off: the last
+    // messages of the room's history come too, those it already shows once (stanza-id).
     muc_history_max_stanzas: 50,
     auto_reconnect: true,
     // Stream management (XEP-0198) is not offered; no need to ask.

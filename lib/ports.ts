@@ -1,4 +1,4 @@
-// The two ports the XMPP core talks through. Adapters: store/dynamo.ts (DynamoDB) and
+// The two ports the XMPP core talks through. Adapters: store/ (DynamoDB, composed in store/dynamo.ts) and
 // gateway/management-api.ts (API Gateway Management API). Domain code never imports the SDK.
 import type { Config } from './config.ts';
 import type { ScramCredentials, ScramExchange } from './scram.ts';
@@ -362,7 +362,7 @@ export interface Store {
   /** Turns carbons on or off for the session, only while it is this connection's. */
   setCarbons(user: string, resource: string, connectionId: string, enabled: boolean): Promise<void>;
 
-  // XEP-0045 rooms (lib/muc/). Keys: the table at the top of store/dynamo.ts.
+  // XEP-0045 rooms (lib/muc/). Keys: the table at the top of store/rooms.ts.
   /** Room item, affiliations and occupants: one query. */
   getRoomState(room: string): Promise<RoomState>;
   /** Occupants only: one query, reads grow with the list's bytes. */

@@ -461,6 +461,147 @@ describe('DynamoStore on DynamoDB Local', () => {
     });
   });
 
+  describe('inbox: listed and unlisted messages', () => {
+    const stored = (recipient: string, id: string, seq: string) => ({
+      recipient,
+      sender: 'sender@localhost',
+      id,
+      seq,
+      stanza: `<message xmlns="jabber:client" id="${id}"><body>${id}</body></message>`,
+      storedAt: Date.now(),
+      receiptRequested: true,
+      expiresAt: nowSeconds() + HOUR,
+    });
+
+    test('an unlisted message is not in the drain’s pages until listed; a drain’s start lists it', async () => {
+      const store = new DynamoStore(client, tableName);
+      const user = `${unique('inbox')}@localhost`;
+      const { sequenceId } = await import('../../lib/ids.ts');
+      const first = stored(user, 'live-1', sequenceId(Date.now()));
+      const second = stored(user, 'live-2', sequenceId(Date.now() + 1));
+      const third = stored(user, 'offline-3', sequenceId(Date.now() + 2));
+      assert.deepEqual(await store.storeMessage(first, { listed: false }), { stored: true });
+      await store.storeMessage(second, { listed: false });
+      await store.storeMessage(third, { listed: true });
+      assert.deepEqual(
+        (await store.undelivered(user, 10)).messages.map((m) => m.id),
+        ['offline-3'],
+      );
+      await store.listForDrain(second);
+      assert.deepEqual(
+        (await store.undelivered(user, 10)).messages.map((m) => m.id),
+        ['live-2', 'offline-3'],
+      );
+      assert.equal(await store.listUnlisted(user), 1);
+      // In storage order, whatever order they were listed in.
+      const page = await store.undelivered(user, 10);
+      assert.deepEqual(
+        page.messages.map((m) => m.id),
+        ['live-1', 'live-2', 'offline-3'],
+      );
+      assert.deepEqual(
+        page.messages.map((m) => m.seq),
+        [first.seq, second.seq, third.seq],
+      );
+      assert.equal(await store.listUnlisted(user), 0);
+    });
+
+    test('delivered: a tombstone that keeps the server id for a day; a retry sees it as delivered', async () => {
+      const store = new DynamoStore(client, tableName);
+      const user = `${unique('inbox')}@localhost`;
+      const message = stored(user, 'm1', '0000000000000aaaaaaaa');
+      await store.storeMessage(message, { listed: false });
+      const retried = await store.storeMessage(message, { listed: false });
+      assert.equal(retried.stored, false);
+      assert.equal(!retried.stored && retried.delivered, false);
+      assert.equal(await store.markDelivered(user, message.sender, 'm1'), true);
+      assert.equal(await store.markDelivered(user, message.sender, 'm1'), false);
+      const after = await store.storeMessage(message, { listed: false });
+      assert.ok(!after.stored && after.delivered && after.existing.seq === message.seq);
+      const item = await rawItem(tableName, `INBOX#${user}`, 'MSG#sender@localhost#m1');
+      assert.equal(item?.s, undefined);
+      assert.equal(item?.seq, undefined);
+      assert.ok(Number(item?.expiresAt?.N) <= nowSeconds() + 24 * HOUR + 1);
+      // Listing a delivered message does nothing.
+      await store.listForDrain(message);
+      assert.equal(await store.listUnlisted(user), 0);
+      assert.deepEqual((await store.undelivered(user, 10)).messages, []);
+    });
+  });
+
+  describe('archives', () => {
+    test('pages by id range, exclusive ends, last pages, with, ids; preferences and carbons on the account', async () => {
+      const store = new DynamoStore(client, tableName);
+      const user = `${unique('archive')}@localhost`;
+      const { sequenceId } = await import('../../lib/ids.ts');
+      const base = Date.now();
+      const ids = Array.from({ length: 6 }, (_, i) => sequenceId(base + i));
+      await store.archive(
+        ids.map((id, i) => ({
+          user,
+          message: {
+            id,
+            with: i % 2 === 0 ? 'even@localhost' : 'odd@localhost',
+            withResource: i === 4 ? 'phone' : undefined,
+            stanza: `<message xmlns="jabber:client"><body>${i}</body></message>`,
+            at: base + i,
+          },
+        })),
+        nowSeconds() + HOUR,
+      );
+      const owner = { user };
+      const page = (range: Parameters<DynamoStore['queryArchive']>[1]) =>
+        store
+          .queryArchive(owner, range)
+          .then((p) => ({ ids: p.messages.map((m) => ids.indexOf(m.id)), complete: p.complete }));
+      assert.deepEqual(await page({ max: 10, last: false }), { ids: [0, 1, 2, 3, 4, 5], complete: true });
+      assert.deepEqual(await page({ max: 2, last: false }), { ids: [0, 1], complete: false });
+      assert.deepEqual(await page({ max: 2, last: false, after: ids[1] }), { ids: [2, 3], complete: false });
+      assert.deepEqual(await page({ max: 2, last: true }), { ids: [4, 5], complete: false });
+      assert.deepEqual(await page({ max: 10, last: true, before: ids[2] }), { ids: [0, 1], complete: true });
+      assert.deepEqual(await page({ max: 10, last: false, after: ids[0], before: ids[3] }), {
+        ids: [1, 2],
+        complete: true,
+      });
+      assert.deepEqual(await page({ max: 10, last: false, with: 'even@localhost' }), {
+        ids: [0, 2, 4],
+        complete: true,
+      });
+      assert.deepEqual(await page({ max: 10, last: false, with: 'even@localhost', withResource: 'phone' }), {
+        ids: [4],
+        complete: true,
+      });
+      assert.deepEqual(await page({ max: 10, last: false, from: ids[3], until: ids[5] }), {
+        ids: [3, 4],
+        complete: true,
+      });
+      assert.deepEqual(await page({ max: 10, last: false, after: ids[4], before: ids[1] }), {
+        ids: [],
+        complete: true,
+      });
+      const picked = await store.getArchived(owner, [ids[3] as string, ids[1] as string, 'nope']);
+      assert.deepEqual(
+        picked.map((m) => ids.indexOf(m.id)),
+        [1, 3],
+      );
+      assert.equal(picked[0]?.stanza, '<message xmlns="jabber:client"><body>1</body></message>');
+
+      await store.putUser({ user, scram: makeCredentials('pw', 4096), createdAt: base });
+      await store.setArchivePrefs(user, { default: 'roster', always: ['a@localhost'], never: [] });
+      const account = await store.getAccount(user);
+      assert.equal(account.createdAt, base);
+      assert.deepEqual(account.archivePrefs, { default: 'roster', always: ['a@localhost'], never: [] });
+      const mine = session(user, 'phone');
+      await store.putSession(mine);
+      await store.setCarbons(user, 'phone', mine.connectionId, true);
+      assert.equal((await store.getAccount(user)).sessions[0]?.carbons, true);
+      await store.setCarbons(user, 'phone', 'another-connection', false);
+      assert.equal((await store.getAccount(user)).sessions[0]?.carbons, true);
+      await store.setCarbons(user, 'phone', mine.connectionId, false);
+      assert.equal((await store.getAccount(user)).sessions[0]?.carbons, undefined);
+    });
+  });
+
   describe('rooms', () => {
     test('markClosing and isClosing: gone or ending reads as closing', async () => {
       const store = new DynamoStore(client, tableName);

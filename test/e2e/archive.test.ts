@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import { xml } from '@xmpp/client';
 import type { Element } from 'ltx';
 import type { LocalSystem } from '../../infra/local/system.ts';
-import { addUser, goOnline, useLocalSystem, waitForStanza } from '../helpers.ts';
+import { addUser, befriend, goOnline, useLocalSystem, waitForStanza } from '../helpers.ts';
 
 const MAM = 'urn:xmpp:mam:2';
 const RSM = 'http://jabber.org/protocol/rsm';
@@ -281,6 +281,22 @@ describe('message archive (XEP-0313)', () => {
     const bad = await iq(alice, 'set', xml('prefs', { xmlns: MAM, default: 'sometimes' }));
     assert.equal(errorOf(bad), 'bad-request');
     // Back to the default for the tests below.
+    await iq(alice, 'set', xml('prefs', { xmlns: MAM, default: 'always' }));
+  });
+
+  test('preferences: roster archives only contacts in the roster', async () => {
+    await befriend(sys(), 'alice@localhost', 'carol@localhost');
+    assert.equal(
+      (await iq(alice, 'set', xml('prefs', { xmlns: MAM, default: 'roster' }))).attrs.type,
+      'result',
+    );
+    await alice.xmpp.send(chat('bob@localhost', 'r1', 'bob is no contact'));
+    await waitForStanza(alice.stanzas, isAckFor('r1'));
+    await alice.xmpp.send(chat('carol@localhost', 'r2', 'carol is a contact'));
+    await waitForStanza(alice.stanzas, isAckFor('r2'));
+    const mine = (await query(alice)).bodies;
+    assert.ok(!mine.includes('bob is no contact'));
+    assert.ok(mine.includes('carol is a contact'));
     await iq(alice, 'set', xml('prefs', { xmlns: MAM, default: 'always' }));
   });
 

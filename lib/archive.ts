@@ -86,6 +86,8 @@ export async function archiveEntries(
     { owner: message.sender, peer: message.recipient.user, resource: to?.resource },
     { owner: message.recipient, peer: message.sender.user, resource: from?.resource },
   ];
+  // A note to oneself (another resource, or the bare JID) is one message in one archive.
+  if (message.sender.user === message.recipient.user) sides.pop();
   const entries = [];
   for (const { owner, peer, resource } of sides) {
     const inRoster = async () => (await ctx.store.getRosterItem(owner.user, peer))?.listed === true;

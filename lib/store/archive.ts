@@ -73,7 +73,10 @@ export class Archives {
       .filter((key): key is string => Boolean(key))
       .sort()
       .pop();
-    const upper = [range.until && justBefore(sortKey(range.until)), range.before && justBefore(sortKey(range.before))]
+    const upper = [
+      range.until && justBefore(sortKey(range.until)),
+      range.before && justBefore(sortKey(range.before)),
+    ]
       .filter((key): key is string => Boolean(key))
       .sort()
       .shift();

@@ -177,6 +177,9 @@ function parseQuery(query: Element, floor: string): ParsedQuery {
   const beforeText = rsmBefore?.getText().trim();
   const afterId = one('after-id');
   const beforeId = one('before-id');
+  for (const id of [afterId, beforeId])
+    if (id !== undefined && !ARCHIVE_ID.test(id))
+      throw new StanzaError('item-not-found', 'no such id in the archive');
   const ids = values.get('ids');
   if (ids && ids.length > MAX_IDS) throw new StanzaError('policy-violation', `at most ${MAX_IDS} ids`);
 
@@ -311,7 +314,8 @@ function prefsElement(prefs: ArchivePrefs): Element {
   );
 }
 
-const MAX_PREF_JIDS = 500;
+/** Preferences are read with every message (the account's query): kept small. */
+const MAX_PREF_JIDS = 100;
 
 function parsePrefs(element: Element): ArchivePrefs {
   const mode = element.attrs.default;
@@ -330,13 +334,27 @@ function parsePrefs(element: Element): ArchivePrefs {
   return { default: mode, always, never };
 }
 
+/**
+ * Where an archive starts: its account's (or room's) creation, or the oldest message that has
+ * not expired, whichever is later. DynamoDB's TTL deletes expired items up to days late and
+ * a query's Limit counts them: without this, a page could read nothing but them.
+ */
+export function archiveFloor(ctx: Context, createdAt: number, keptDays: number): string {
+  const oldest = ctx.now() - keptDays * DAY_SECONDS * 1000;
+  return sequenceFloor(Math.max(createdAt, oldest));
+}
+
 /** The user's own archive: the account read gives its start and its preferences. */
 async function ownArchive(link: Link): Promise<{ user: string; account: Account; floor: string }> {
   const { ctx } = link;
   if (ctx.config.archiveDays === 0) throw new StanzaError('service-unavailable', 'the archive is off');
   const user = link.record.user as string;
   const account = await ctx.store.getAccount(user, { consistent: false });
-  return { user, account, floor: sequenceFloor(account.createdAt ?? 0) };
+  // A session of a removed account (its sessions are gone) reads nothing, not even the archive
+  // of a new account of the same name.
+  if (!account.exists || !account.sessions.some((session) => session.connectionId === link.connectionId))
+    throw new StanzaError('service-unavailable', 'the account has ended');
+  return { user, account, floor: archiveFloor(ctx, account.createdAt ?? 0, ctx.config.archiveDays) };
 }
 
 export const archiveHandlers: IqHandlers = {

@@ -46,13 +46,16 @@ function copyTargets(sessions: readonly SessionRecord[], except: (session: Sessi
 function wrapped(kind: 'received' | 'sent', user: string, session: SessionRecord, message: string): string {
   // The forwarded message is spliced in as text: it is already serialised, with its xmlns.
   const to = `${user}/${session.resource}`;
-  return xml(
-    'message',
-    { xmlns: NS.client, from: user, to, type: 'chat' },
-    xml(kind, { xmlns: NS.carbons }, xml('forwarded', { xmlns: NS.forward }, '\u0000')),
-  )
-    .toString()
-    .replace('\u0000', message);
+  return (
+    xml(
+      'message',
+      { xmlns: NS.client, from: user, to, type: 'chat' },
+      xml(kind, { xmlns: NS.carbons }, xml('forwarded', { xmlns: NS.forward }, '\u0000')),
+    )
+      .toString()
+      // A function, not a string: a replacement string would expand `$&` and the like in the text.
+      .replace('\u0000', () => message)
+  );
 }
 
 /**

@@ -155,8 +155,9 @@ async function storeAndPush(
   // A session whose drain is under way gets the message from the drain, after the backlog.
   let live = targets.filter((session) => !isDraining(ctx, session));
   // A message about to be pushed is not listed for the drain (no index entry: half the
-  // writes); it is listed only if the push fails, or by the next drain's start.
-  const listed = live.length === 0;
+  // writes); it is listed only if the push fails, or by the next drain's start. While a
+  // session drains, it is listed at once: that drain must bring it, after the backlog.
+  const listed = live.length < targets.length || live.length === 0;
   const result = await ctx.store.storeMessage(message, { listed });
   const kept = result.stored ? message : result.existing;
   const archived =

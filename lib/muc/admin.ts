@@ -1,9 +1,8 @@
 // XEP-0045 iqs: disco on the service and its rooms, the owner's configuration form (instant
 // room and real form), affiliations, kick and ban, and the room's XEP-0313 archive (its
 // messages, queried at the room's bare JID). Mediated invitations: invite.ts.
-import { answerQuery, metadata, queryForm } from '../archive.ts';
+import { answerQuery, archiveFloor, metadata, queryForm } from '../archive.ts';
 import { StanzaError } from '../errors.ts';
-import { sequenceFloor } from '../ids.ts';
 import { bare, type Jid, parseJid } from '../jid.ts';
 import type { Link } from '../link.ts';
 import { NS } from '../ns.ts';
@@ -272,6 +271,10 @@ async function readableArchive(request: StanzaRequest): Promise<RoomState & { ro
   return state;
 }
 
+/** A room's messages are kept for archiveDays, or retentionDays if longer (room.ts). */
+const roomFloor = (ctx: Context, room: RoomRecord) =>
+  archiveFloor(ctx, room.createdAt, Math.max(ctx.config.archiveDays, ctx.config.retentionDays));
+
 const roomArchiveHandlers: IqHandlers = {
   [`muc get query ${NS.mam}`]: async (request) => {
     await readableArchive(request);
@@ -285,14 +288,14 @@ const roomArchiveHandlers: IqHandlers = {
       request.payload,
       { room },
       {
-        floor: sequenceFloor(state.room.createdAt),
+        floor: roomFloor(request.link.ctx, state.room),
         archiveJid: room,
       },
     );
   },
   [`muc get metadata ${NS.mam}`]: async (request) => {
     const state = await readableArchive(request);
-    return metadata(request.link.ctx, { room: state.room.room }, sequenceFloor(state.room.createdAt));
+    return metadata(request.link.ctx, { room: state.room.room }, roomFloor(request.link.ctx, state.room));
   },
 };
 

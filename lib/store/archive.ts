@@ -81,7 +81,7 @@ export class Archives {
       .sort()
       .shift();
     // An empty range (an end before the start, or before the archive's start): nothing to read.
-    if (lower !== undefined && upper !== undefined && lower > upper) return { messages: [], complete: true };
+    if ((lower ?? sortKey('')) > (upper ?? sortKey('~'))) return { messages: [], complete: true };
     const filters = ['expiresAt > :now'];
     const values: Record<string, unknown> = {
       ':pk': partition(owner),

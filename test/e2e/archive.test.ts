@@ -241,6 +241,8 @@ describe('message archive (XEP-0313)', () => {
       'item-not-found',
     );
     assert.equal(errorOf((await query(alice, { fields: { with: '@localhost' } })).answer), 'jid-malformed');
+    assert.equal(errorOf((await query(alice, { fields: { 'after-id': '~x' } })).answer), 'item-not-found');
+    assert.equal(errorOf((await query(alice, { fields: { 'before-id': 'é' } })).answer), 'item-not-found');
     // Bob's archive, asked by alice: the same answer whether or not bob exists, and nothing sent.
     const theirs = await query(alice, { to: 'bob@localhost' });
     assert.equal(errorOf(theirs.answer), 'service-unavailable');
@@ -329,10 +331,14 @@ describe('message archive (XEP-0313)', () => {
     await dora.xmpp.send(chat('eve@localhost', 'd1', 'secret of the first dora'));
     await waitForStanza(dora.stanzas, isAckFor('d1'));
     assert.equal((await query(dora)).bodies.length, 1);
-    await dora.xmpp.stop();
+    // Removed from the store (as `npm run users -- delete` does) while her session is still open.
     await sys().context.store.purgeAccount('dora@localhost');
     // The same name registered again, a moment later.
     await addUser(sys(), 'dora@localhost', 'pw2');
+    // The old session reads nothing, not even the new account's archive.
+    assert.equal(errorOf((await query(dora)).answer), 'service-unavailable');
+    await dora.xmpp.stop();
+    await sys().api.idle();
     const second = await goOnline(sys(), 'dora@localhost', 'pw2');
     const result = await query(second);
     assert.deepEqual(result.bodies, []);

@@ -90,6 +90,13 @@ describe('message carbons (XEP-0280)', () => {
     assert.equal(carbonsOf(laptop).length, 0, 'the session that got the message gets no copy of it');
   });
 
+  test('a copy carries the text as it was, `$&` and all', async () => {
+    const tricky = "costs $& and $' and $$";
+    await bob.xmpp.send(chat('alice@localhost/laptop', 'r0', tricky));
+    await waitForStanza(laptop.stanzas, isBody(tricky));
+    await waitForStanza(phone.stanzas, isCarbon('received', tricky));
+  });
+
   test('to the bare JID: every available session gets the message itself, nobody a copy', async () => {
     await bob.xmpp.send(chat('alice@localhost', 'r2', 'for everyone'));
     for (const session of [laptop, phone, tablet])

@@ -160,19 +160,22 @@ async function storeAndPush(
   const listed = live.length < targets.length || live.length === 0;
   const result = await ctx.store.storeMessage(message, { listed });
   const kept = result.stored ? message : result.existing;
+  // A tombstone written before it kept `storedAt` has none: the retry's time stands in.
+  const storedAt = kept.storedAt ?? now;
   const archived =
-    receiptOnly || !senderAccount || (!result.stored && result.delivered)
+    receiptOnly || !senderAccount
       ? []
       : await archiveEntries(
           ctx,
           { sender: { ...senderAccount, user: sender }, recipient: { ...account, user: recipient } },
           stanza,
           kept.seq,
-          kept.storedAt,
+          storedAt,
         );
   // Before the server receipt: what it acknowledges is in both archives. A retry writes the
-  // same items again (same keys), in case the first try stopped between the two writes.
-  if (archived.length > 0) await ctx.store.archive(archived, archiveExpiry(ctx, kept.storedAt));
+  // same items again (same keys), in case the first try stopped between the two writes, even
+  // when a drain has delivered the message meanwhile.
+  if (archived.length > 0) await ctx.store.archive(archived, archiveExpiry(ctx, storedAt));
   if (result.stored) ctx.metrics?.count(receiptOnly ? 'ReceiptsRouted' : 'MessagesStored');
   if (!receiptOnly) await link.send(serverAck(ctx, link, kept.id, kept.seq));
   // A retry is acknowledged again and nothing more: the first copy is delivered or waits

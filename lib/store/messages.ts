@@ -188,6 +188,8 @@ export class Messages {
             id: message.id,
             deliveredAt,
             sid: (message as StoredMessage).seq,
+            // A retry re-archives the message at its first time (lib/message.ts).
+            storedAt: (message as StoredMessage).storedAt,
             expiresAt: Math.min(until, (message as StoredMessage).expiresAt),
           },
         },

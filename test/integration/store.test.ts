@@ -28,6 +28,11 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const HOUR = 3600;
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 const unique = (prefix: string) => `${prefix}-${randomUUID()}`;
+/**
+ * An id of lib/ids.ts's shape made at `ms`, without sequenceId: that keeps a process-wide
+ * clock, and a later test that makes ids in the past (lastRoomSeq) must not inherit it.
+ */
+const idAt = (ms: number) => `${sequenceFloor(ms)}0000${randomUUID().slice(0, 8)}`;
 
 function connection(overrides: Partial<ConnectionRecord> = {}): ConnectionRecord {
   return {
@@ -476,10 +481,9 @@ describe('DynamoStore on DynamoDB Local', () => {
     test('an unlisted message is not in the drain’s pages until listed; a drain’s start lists it', async () => {
       const store = new DynamoStore(client, tableName);
       const user = `${unique('inbox')}@localhost`;
-      const { sequenceId } = await import('../../lib/ids.ts');
-      const first = stored(user, 'live-1', sequenceId(Date.now()));
-      const second = stored(user, 'live-2', sequenceId(Date.now() + 1));
-      const third = stored(user, 'offline-3', sequenceId(Date.now() + 2));
+      const first = stored(user, 'live-1', idAt(Date.now()));
+      const second = stored(user, 'live-2', idAt(Date.now() + 1));
+      const third = stored(user, 'offline-3', idAt(Date.now() + 2));
       assert.deepEqual(await store.storeMessage(first, { listed: false }), { stored: true });
       await store.storeMessage(second, { listed: false });
       await store.storeMessage(third, { listed: true });
@@ -533,9 +537,8 @@ describe('DynamoStore on DynamoDB Local', () => {
     test('pages by id range, exclusive ends, last pages, with, ids; preferences and carbons on the account', async () => {
       const store = new DynamoStore(client, tableName);
       const user = `${unique('archive')}@localhost`;
-      const { sequenceId } = await import('../../lib/ids.ts');
       const base = Date.now();
-      const ids = Array.from({ length: 6 }, (_, i) => sequenceId(base + i));
+      const ids = Array.from({ length: 6 }, (_, i) => idAt(base + i));
       await store.archive(
         ids.map((id, i) => ({
           user,

@@ -13,6 +13,9 @@ export const drainLease = (ctx: Context) => ctx.now() + DRAIN_LEASE_MS;
 export const isDraining = (ctx: Context, session: Pick<SessionRecord, 'drainingUntil'>) =>
   session.drainingUntil !== undefined && session.drainingUntil > ctx.now();
 
+/** XEP-0352: a session (or its presence entry) that gets everything, not marked inactive (csi.ts). */
+export const awake = (session: { readonly inactive?: boolean }) => session.inactive !== true;
+
 /**
  * To a full JID: that resource if it is connected, else as if to the bare JID (§8.5.3.2.1
  * for messages). To a bare JID: every available resource with non-negative priority

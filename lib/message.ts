@@ -3,7 +3,8 @@
 import { archiveEntries, archiveExpiry } from './archive.ts';
 import { blockedError, blockVerdict } from './blocks.ts';
 import { eligible, sendReceivedCopies, sendSentCopies, withoutPrivate } from './carbons.ts';
-import { deliverable, isDraining, pushToSessions, selectSessions } from './delivery.ts';
+import { isHeldBack } from './csi.ts';
+import { awake, deliverable, isDraining, pushToSessions, selectSessions } from './delivery.ts';
 import { StanzaError } from './errors.ts';
 import { sequenceId, stanzaId } from './ids.ts';
 import { bare, type Jid, parseJid } from './jid.ts';
@@ -73,7 +74,10 @@ async function acknowledgeDelivery(link: Link, receipt: Element, originalSender:
   link.ctx.logger.debug('delivered', { recipient: me, sender: originalSender, id });
 }
 
-/** Headlines, errors and body-less messages (chat states) go to live sessions only. */
+/**
+ * Headlines, errors and body-less messages (chat states) go to live sessions only; a chat
+ * state alone skips inactive ones (XEP-0352, csi.ts), their copies included.
+ */
 async function routeLive(link: Link, stanza: Element, recipient: string, resource?: string): Promise<void> {
   const account = await link.ctx.store.getAccount(recipient, { consistent: false });
   const quiet = stanza.attrs.type === 'error' || stanza.attrs.type === 'headline';
@@ -89,8 +93,10 @@ async function routeLive(link: Link, stanza: Element, recipient: string, resourc
   }
   const copyable = eligible(stanza);
   const frame = withoutPrivate(stanza).toString();
-  const reached = await pushToSessions(link.ctx, selectSessions(account.sessions, resource), () => frame);
-  await sendReceivedCopies(link.ctx, recipient, account.sessions, reached, copyable, frame);
+  const wanted = isHeldBack(stanza) ? awake : () => true;
+  const targets = selectSessions(account.sessions, resource).filter(wanted);
+  const reached = await pushToSessions(link.ctx, targets, () => frame);
+  await sendReceivedCopies(link.ctx, recipient, account.sessions.filter(wanted), reached, copyable, frame);
 }
 
 /** The friends-only policy: the recipient lets the sender see their presence (from or both). */

@@ -33,6 +33,7 @@ export const NS = {
   forward: 'urn:xmpp:forward:0', // XEP-0297
   hints: 'urn:xmpp:hints', // XEP-0334
   carbons: 'urn:xmpp:carbons:2', // XEP-0280
+  csi: 'urn:xmpp:csi:0', // XEP-0352
   /** The project's own server receipt (see README, "Server receipts"). */
   ack: 'urn:serverless-xmpp:ack:0',
 } as const;

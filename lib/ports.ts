@@ -32,6 +32,8 @@ export interface ConnectionRecord {
   closingAt?: number;
   /** The client's IP address as API Gateway saw it at $connect (registration limits). */
   sourceAddress?: string;
+  /** XEP-0352 <inactive/> sent between the restart and bind: the bound session starts inactive. */
+  inactive?: boolean;
 }
 
 export interface SessionRecord {
@@ -47,6 +49,8 @@ export interface SessionRecord {
   blocklistInterested?: boolean;
   /** XEP-0280: the session gets copies of its user's messages to and from other sessions. */
   carbons?: boolean;
+  /** XEP-0352: the client said its user is not looking; presence updates and chat states wait (csi.ts). */
+  inactive?: boolean;
   /**
    * Epoch ms: until then the offline drain is under way and messages wait behind it
    * (offline.ts). A lease, so that a drain that died does not hold messages back for long.
@@ -80,6 +84,8 @@ export interface PresenceEntry {
   readonly expiresAt: number;
   /** Directed presence sent outside the roster: they get unavailable when the session ends. */
   readonly directed: readonly string[];
+  /** XEP-0352: the session is inactive, so broadcasts skip it (csi.ts); the session item's flag, copied. */
+  readonly inactive?: boolean;
 }
 
 export interface UserRecord {
@@ -361,6 +367,11 @@ export interface Store {
   setArchivePrefs(user: string, prefs: ArchivePrefs): Promise<void>;
   /** Turns carbons on or off for the session, only while it is this connection's. */
   setCarbons(user: string, resource: string, connectionId: string, enabled: boolean): Promise<void>;
+  /**
+   * XEP-0352: marks the session inactive or active, on its item and on its presence entry (when
+   * it has one), each only while it is this connection's.
+   */
+  setInactive(user: string, resource: string, connectionId: string, inactive: boolean): Promise<void>;
 
   // XEP-0045 rooms (lib/muc/). Keys: the table at the top of store/rooms.ts.
   /** Room item, affiliations and occupants: one query. */

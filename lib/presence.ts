@@ -3,16 +3,17 @@
 // see (their last presence, read in batches), re-delivers subscription requests still
 // unanswered, then drains the messages that waited. Updates are broadcast; unavailable
 // presence — sent, or implied when the session ends — goes to the same contacts and to
-// everyone the session sent directed presence to.
+// everyone the session sent directed presence to. Available presence skips sessions that
+// said they are inactive (XEP-0352, csi.ts); they get the current state when active again.
 import { blockedError, blockVerdict } from './blocks.ts';
-import { drainLease, pushToSessions, selectSessions } from './delivery.ts';
+import { awake, drainLease, pushToSessions, selectSessions } from './delivery.ts';
 import { StanzaError } from './errors.ts';
 import { bare } from './jid.ts';
 import type { Link } from './link.ts';
 import { leaveAllRooms } from './muc/room.ts';
 import { NS } from './ns.ts';
 import { drain } from './offline.ts';
-import type { Context, PresenceEntry, RosterItem } from './ports.ts';
+import type { Account, Context, PresenceEntry, RosterItem } from './ports.ts';
 import type { Target } from './router.ts';
 import { receivesPresenceFrom, sendsPresenceTo } from './subscription.ts';
 import { type Element, parseStored, xml } from './xml.ts';
@@ -58,9 +59,14 @@ async function toResources(
   );
 }
 
-function pick(presences: ReadonlyMap<string, PresenceEntry[]>, users: Iterable<string>) {
+/** The entries of `users`; `keep` leaves some resources out (inactive ones, for available presence). */
+function pick(
+  presences: ReadonlyMap<string, PresenceEntry[]>,
+  users: Iterable<string>,
+  keep: (entry: PresenceEntry) => boolean = () => true,
+) {
   const picked = new Map<string, PresenceEntry[]>();
-  for (const user of users) picked.set(user, presences.get(user) ?? []);
+  for (const user of users) picked.set(user, (presences.get(user) ?? []).filter(keep));
   return picked;
 }
 
@@ -69,7 +75,7 @@ export async function sendAvailablePresence(ctx: Context, user: string, contact:
   const presences = await ctx.store.getPresences([user, contact]);
   // One element per WebSocket message (RFC 7395 §3.3.3): one post per resource.
   for (const entry of presences.get(user) ?? []) {
-    await toResources(ctx, pick(presences, [contact]), (to) => addressed(entry.stanza, to));
+    await toResources(ctx, pick(presences, [contact], awake), (to) => addressed(entry.stanza, to));
   }
 }
 
@@ -93,6 +99,37 @@ async function contactsOf(ctx: Context, user: string) {
   };
 }
 
+/** Nobody blocked either way sees the user's presence or is probed (XEP-0191 §3.3). */
+const unblockedBy = (account: Account) => (contact: string) =>
+  !account.blocks.has(contact) && !account.blockedBy.has(contact);
+
+/**
+ * The answers to the probes (§4.3): the last presence of each contact the user sees and of
+ * the user's other resources, posted to the link's session, one post each (RFC 7395 §3.3.3).
+ */
+async function sendProbeAnswers(
+  link: Link,
+  presences: ReadonlyMap<string, PresenceEntry[]>,
+  watched: readonly string[],
+): Promise<void> {
+  const { user, resource } = link.record;
+  const full = `${user}/${resource}`;
+  const others = (presences.get(user as string) ?? []).filter((entry) => entry.resource !== resource);
+  const seen = [...watched.flatMap((contact) => presences.get(contact) ?? []), ...others];
+  for (const entry of seen) await link.send(addressedElement(entry.stanza, full));
+}
+
+/**
+ * XEP-0352: an inactive session became active again (csi.ts). Instead of the updates it
+ * missed, it gets what the probes of initial presence bring: the current presence.
+ */
+export async function sendCurrentPresence(link: Link, account: Account): Promise<void> {
+  const { ctx } = link;
+  const user = link.record.user as string;
+  const watched = (await contactsOf(ctx, user)).watched.filter(unblockedBy(account));
+  await sendProbeAnswers(link, await ctx.store.getPresences([user, ...watched]), watched);
+}
+
 async function becomeAvailable(link: Link, presence: Element): Promise<void> {
   const { ctx, record } = link;
   const user = record.user as string;
@@ -103,8 +140,7 @@ async function becomeAvailable(link: Link, presence: Element): Promise<void> {
   const session = account.sessions.find((candidate) => candidate.connectionId === record.connectionId);
   if (!session) return;
   const initial = !session.available;
-  // Nobody blocked either way sees the user's presence or is probed (XEP-0191 §3.3).
-  const unblocked = (contact: string) => !account.blocks.has(contact) && !account.blockedBy.has(contact);
+  const unblocked = unblockedBy(account);
   const contacts = await contactsOf(ctx, user);
   const { items } = contacts;
   const watchers = contacts.watchers.filter(unblocked);
@@ -127,17 +163,20 @@ async function becomeAvailable(link: Link, presence: Element): Promise<void> {
     stanza: stanza.toString(),
     expiresAt: record.expiresAt,
     directed: previous?.directed ?? [],
+    ...(awake(session) ? {} : { inactive: true }),
   });
-  // Broadcast to the contacts subscribed to the user, and to the user's other resources.
-  const others = (presences.get(user) ?? []).filter((entry) => entry.resource !== resource);
-  const audience = pick(presences, watchers);
-  audience.set(user, others);
+  // Broadcast to the contacts subscribed to the user, and to the user's other resources,
+  // except the inactive ones (XEP-0352).
+  const audience = pick(presences, [...watchers, user], awake);
+  audience.set(
+    user,
+    (audience.get(user) ?? []).filter((entry) => entry.resource !== resource),
+  );
   await toResources(ctx, audience, (to) => addressed(stanza.toString(), to));
   if (!initial) return;
-  // Probes (§4.3): the presence of the contacts the user is subscribed to, and of the
-  // user's other resources; then requests still waiting for an answer (§3.1.3).
-  const seen = [...watched.flatMap((contact) => presences.get(contact) ?? []), ...others];
-  for (const entry of seen) await link.send(addressedElement(entry.stanza, full));
+  // Probes (§4.3), unless the session is inactive already (it asks at <active/>); then
+  // requests still waiting for an answer (§3.1.3).
+  if (awake(session)) await sendProbeAnswers(link, presences, watched);
   for (const item of items.filter(
     (candidate: RosterItem) => candidate.pendingIn && unblocked(candidate.contact),
   )) {

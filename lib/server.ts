@@ -6,6 +6,7 @@
 import { archiveHandlers } from './archive.ts';
 import { blockingHandlers } from './blocking.ts';
 import { carbonsHandlers } from './carbons.ts';
+import { handleCsi, isCsi } from './csi.ts';
 import { discoHandlers } from './disco.ts';
 import { streamError } from './errors.ts';
 import { sequenceFloor } from './ids.ts';
@@ -136,6 +137,9 @@ async function handleFrame(link: Link, frame: Frame, handlers: StanzaHandlers): 
     if (link.closed) return;
     if (element.name === 'open') await handleOpen(link, element);
     else if (element.name === 'close' && element.attrs.xmlns === NS.framing) await handleClose(link);
+    // XEP-0352 (csi.ts): once authenticated and restarted; before that, out of place.
+    else if (isCsi(element) && ['restarted', 'bound'].includes(link.record.state))
+      await handleCsi(link, element);
     else if (link.record.state !== 'bound') await handleNegotiation(link, element);
     else if (
       element.name === 'iq' &&

@@ -1,6 +1,8 @@
 // RFC 7395 framing and RFC 6120 stream negotiation: <open/>, features, SASL, restart,
-// resource binding (§7), the legacy session IQ (RFC 3921 §3) and <close/>.
+// resource binding (§7), the legacy session IQ (RFC 3921 §3) and <close/>. Client state
+// indications (XEP-0352) are offered with bind; csi.ts handles them.
 import { randomBytes } from 'node:crypto';
+import { csiFeature } from './csi.ts';
 import { streamError } from './errors.ts';
 import { validResource } from './jid.ts';
 import { sessionLimitReached } from './limits.ts';
@@ -24,6 +26,7 @@ function features(link: Link): Element {
           xml('bind', { xmlns: NS.bind }),
           xml('session', { xmlns: NS.session }, xml('optional')),
           xml('ver', { xmlns: NS.rosterVersioning }),
+          csiFeature(),
         ]
       : [mechanismsFeature(), ...(link.ctx.config.registration ? [registerFeature()] : [])]),
   );
@@ -78,6 +81,8 @@ async function bind(link: Link, iq: Element, request: Element): Promise<void> {
     connectionId: record.connectionId,
     available: false,
     priority: 0,
+    // XEP-0352: <inactive/> sent before bind (csi.ts).
+    ...(record.inactive ? { inactive: true } : {}),
     expiresAt: record.expiresAt,
   };
   const replaced = await ctx.store.putSession(session);

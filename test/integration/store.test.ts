@@ -603,6 +603,36 @@ describe('DynamoStore on DynamoDB Local', () => {
       await store.setCarbons(user, 'phone', mine.connectionId, false);
       assert.equal((await store.getAccount(user)).sessions[0]?.carbons, undefined);
     });
+
+    test('setInactive marks the session, and its presence entry when it has one, only while they are the connection’s', async () => {
+      const store = new DynamoStore(client, tableName);
+      const user = `${unique('csi')}@localhost`;
+      const mine = session(user, 'phone');
+      await store.putSession(mine);
+      const flags = async () => ({
+        session: (await store.getAccount(user)).sessions[0]?.inactive,
+        presence: (await store.getPresences([user])).get(user)?.[0]?.inactive,
+      });
+      // Not available yet: no presence entry, and none is made.
+      await store.setInactive(user, 'phone', mine.connectionId, true);
+      assert.deepEqual(await flags(), { session: true, presence: undefined });
+      assert.equal((await store.getPresences([user])).get(user), undefined);
+      await store.setPresence(user, {
+        resource: 'phone',
+        connectionId: mine.connectionId,
+        priority: 0,
+        stanza: '<presence/>',
+        expiresAt: mine.expiresAt,
+        directed: [],
+        inactive: true,
+      });
+      await store.setInactive(user, 'phone', 'another-connection', false);
+      assert.deepEqual(await flags(), { session: true, presence: true });
+      await store.setInactive(user, 'phone', mine.connectionId, false);
+      assert.deepEqual(await flags(), { session: undefined, presence: undefined });
+      await store.setInactive(user, 'phone', mine.connectionId, true);
+      assert.deepEqual(await flags(), { session: true, presence: true });
+    });
   });
 
   describe('rooms', () => {

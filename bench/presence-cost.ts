@@ -1,6 +1,8 @@
 // What presence costs for a user with N contacts (subscription both) of whom K are
 // online: one login (initial presence, including probes and the drain check), one
-// presence change, one logout. Counted through the emulator like bench/message-cost.ts.
+// presence change, the same change with the online contacts inactive (XEP-0352: the posts
+// it saves) and one contact active again, one logout. Counted through the emulator like
+// bench/message-cost.ts.
 // `npm run bench:presence-cost [N] [K]` prints it; test/e2e/presence-cost.test.ts checks
 // that posts grow with K and requests do not grow with N.
 import { pathToFileURL } from 'node:url';
@@ -27,8 +29,16 @@ export interface PresenceCostReport {
   readonly online: number;
   readonly login: StepCost;
   readonly change: StepCost;
+  /** The same change once every online contact sent <inactive/> (XEP-0352). */
+  readonly changeInactive: StepCost;
+  /** One contact's <active/>: the user's current presence, read from the presence items. */
+  readonly active: StepCost;
   readonly logout: StepCost;
 }
+
+/** XEP-0352: posts a presence change no longer costs, per inactive contact session. */
+export const postsSavedPerInactiveSession = (report: PresenceCostReport) =>
+  report.online === 0 ? 0 : (report.change.posts - report.changeInactive.posts) / report.online;
 
 function snapshot(system: LocalSystem, meter: CapacityMeter): StepCost {
   return {
@@ -93,6 +103,23 @@ export async function measurePresenceCost(contacts = 100, onlineCount = 10): Pro
     await settle(system, client);
     const change = minus(snapshot(system, meter), before);
 
+    for (const other of others) {
+      other.send('<inactive xmlns="urn:xmpp:csi:0"/>');
+      await settle(system, other);
+    }
+    before = snapshot(system, meter);
+    client.send('<presence xmlns="jabber:client"><show>xa</show></presence>');
+    await settle(system, client);
+    const changeInactive = minus(snapshot(system, meter), before);
+
+    before = snapshot(system, meter);
+    const first = others[0];
+    if (first) {
+      first.send('<active xmlns="urn:xmpp:csi:0"/>');
+      await settle(system, first);
+    }
+    const active = minus(snapshot(system, meter), before);
+
     before = snapshot(system, meter);
     client.send('<close xmlns="urn:ietf:params:xml:ns:xmpp-framing"/>');
     await client.closed;
@@ -102,7 +129,7 @@ export async function measurePresenceCost(contacts = 100, onlineCount = 10): Pro
     await system.api.idle();
     const logout = minus(snapshot(system, meter), before);
     for (const other of others) other.close();
-    return { contacts, online: onlineCount, login, change, logout };
+    return { contacts, online: onlineCount, login, change, changeInactive, active, logout };
   } finally {
     await system.stop();
   }
@@ -118,7 +145,11 @@ export function formatPresenceReport(report: PresenceCostReport): string {
     '|---|---|---|---|---|',
     row('login (initial presence: broadcast, probes, drain check)', report.login),
     row('presence change', report.change),
+    row('presence change, the online contacts inactive (XEP-0352)', report.changeInactive),
+    row("one contact's <active/>: the user's current presence", report.active),
     row('logout (<close/>, $disconnect, unavailable broadcast)', report.logout),
+    '',
+    `Posts saved per inactive contact session and presence change: ${postsSavedPerInactiveSession(report)}.`,
   ].join('\n');
 }
 

@@ -366,9 +366,22 @@ export function formatMarkdown(results: Results): string {
         [
           row('initial presence: broadcast, probes, drain check', roster.login),
           row('presence change (away)', roster.change),
+          // Results written before XEP-0352 have neither.
+          ...(roster.changeInactive && roster.active
+            ? [
+                row('the same change, the online contacts inactive (XEP-0352 CSI)', roster.changeInactive),
+                row("one contact's <active/>: the user's current presence", roster.active),
+              ]
+            : []),
           row('logout: <close/>, $disconnect, unavailable to the contacts', roster.logout),
         ],
       ),
+      ...(roster.changeInactive && roster.online > 0
+        ? [
+            `Client state indication saves ${(roster.change.posts - roster.changeInactive.posts) / roster.online} post per inactive contact ` +
+              'session and presence change (chat states to it are held back too); unavailable presence still goes.',
+          ]
+        : []),
     );
   }
   if (results.drain?.length) {

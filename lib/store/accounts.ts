@@ -30,7 +30,6 @@
 
 import { randomBytes } from 'node:crypto';
 import {
-  BatchGetCommand,
   DeleteCommand,
   GetCommand,
   PutCommand,
@@ -39,7 +38,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { Account, ArchivePrefs, PresenceEntry, SessionRecord, UserRecord } from '../ports.ts';
-import { BATCH_GET_LIMIT, isConditionFailure, type Table } from './table.ts';
+import { isConditionFailure, type Table } from './table.ts';
 
 const key = {
   user: (user: string) => ({ pk: `USER#${user}`, sk: '#USER' }),
@@ -341,27 +340,14 @@ export class Accounts {
 
   async getPresences(users: readonly string[]): Promise<Map<string, PresenceEntry[]>> {
     const result = new Map<string, PresenceEntry[]>();
-    const unique = [...new Set(users)];
-    for (let start = 0; start < unique.length; start += BATCH_GET_LIMIT) {
-      let keys: Record<string, unknown>[] | undefined = unique
-        .slice(start, start + BATCH_GET_LIMIT)
-        .map((user) => key.presence(user));
-      for (let attempt = 0; keys && keys.length > 0; attempt++) {
-        if (attempt > 0)
-          await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * 2 ** attempt)));
-        const page = await this.table.doc.send(
-          new BatchGetCommand({ RequestItems: { [this.table.name]: { Keys: keys } } }),
-        );
-        for (const item of page.Responses?.[this.table.name] ?? []) {
-          const user = String(item.pk).slice('USER#'.length);
-          const entries = Object.values((item.resources as Record<string, PresenceEntry> | undefined) ?? {});
-          result.set(
-            user,
-            entries.filter((entry) => this.table.live(entry)),
-          );
-        }
-        keys = page.UnprocessedKeys?.[this.table.name]?.Keys as Record<string, unknown>[] | undefined;
-      }
+    const items = await this.table.getBatches([...new Set(users)].map((user) => key.presence(user)));
+    for (const item of items) {
+      const user = String(item.pk).slice('USER#'.length);
+      const entries = Object.values((item.resources as Record<string, PresenceEntry> | undefined) ?? {});
+      result.set(
+        user,
+        entries.filter((entry) => this.table.live(entry)),
+      );
     }
     return result;
   }

@@ -16,9 +16,9 @@
 // WITH_PAGES_WITH_MATCH pages once something matched, WITH_PAGES_WITHOUT_MATCH otherwise;
 // the page then says complete='false' and the client pages on from the last id.
 
-import { BatchGetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { ArchivedMessage, ArchiveOwner, ArchivePage, ArchiveRange } from '../ports.ts';
-import { BATCH_GET_LIMIT, packStanza, type Table, unpackStanza } from './table.ts';
+import { packStanza, type Table, unpackStanza } from './table.ts';
 
 const WITH_PAGES_WITH_MATCH = 4;
 const WITH_PAGES_WITHOUT_MATCH = 20;
@@ -141,25 +141,11 @@ export class Archives {
   }
 
   async getArchived(owner: ArchiveOwner, ids: readonly string[]): Promise<ArchivedMessage[]> {
-    const unique = [...new Set(ids)];
-    const found: ArchivedMessage[] = [];
+    const keys = [...new Set(ids)].map((id) => ({ pk: partition(owner), sk: sortKey(id) }));
     const now = this.table.nowSeconds();
-    for (let first = 0; first < unique.length; first += BATCH_GET_LIMIT) {
-      let keys: Record<string, unknown>[] | undefined = unique
-        .slice(first, first + BATCH_GET_LIMIT)
-        .map((id) => ({ pk: partition(owner), sk: sortKey(id) }));
-      for (let attempt = 0; keys && keys.length > 0; attempt++) {
-        if (attempt > 0)
-          await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * 2 ** attempt)));
-        const result = await this.table.doc.send(
-          new BatchGetCommand({ RequestItems: { [this.table.name]: { Keys: keys, ConsistentRead: true } } }),
-        );
-        for (const item of result.Responses?.[this.table.name] ?? []) {
-          if ((item.expiresAt as number) > now) found.push(toArchived(item));
-        }
-        keys = result.UnprocessedKeys?.[this.table.name]?.Keys as Record<string, unknown>[] | undefined;
-      }
-    }
-    return found.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return (await this.table.getBatches(keys, { consistent: true }))
+      .filter((item) => (item.expiresAt as number) > now)
+      .map(toArchived)
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 }

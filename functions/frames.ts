@@ -1,6 +1,7 @@
 // Consumes the per-connection FIFO queue that $default and $disconnect feed
 // (docs/architecture.md, "Order"): one message group per connection, so frames of
-// one connection are handled one after another, and different connections in parallel.
+// one connection are handled one after another, and different connections in parallel,
+// in separate invocations and, within one batch, concurrently.
 import type { Context as LambdaContext, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { CONTINUE_EVENT } from '../lib/gateway/sqs-continuations.ts';
 import type { Context } from '../lib/ports.ts';
@@ -64,37 +65,67 @@ export function createFramesHandler(context: () => Context) {
  */
 export const RECORD_START_MARGIN_MS = 5_000;
 
-/** Handles the records in order; returns those SQS must deliver again. */
-async function handleBatch(ctx: Context, event: SQSEvent): Promise<SQSBatchResponse['batchItemFailures']> {
-  const failedGroups = new Set<string>();
-  const batchItemFailures: SQSBatchResponse['batchItemFailures'] = [];
-  let outOfTime = false;
+type RecordHandler = (ctx: Context, record: SQSRecord) => Promise<void>;
+
+/**
+ * Handles the records of each connection (message group) in order, and different
+ * connections concurrently: one connection's slow frame (a room fan-out, a drain) no longer
+ * holds up the others' in the same batch. Returns the records SQS must deliver again.
+ */
+export async function handleBatch(
+  ctx: Context,
+  event: SQSEvent,
+  handle: RecordHandler = handleRecord,
+): Promise<SQSBatchResponse['batchItemFailures']> {
+  const groups = new Map<string, SQSRecord[]>();
   for (const record of event.Records) {
     const group = record.attributes.MessageGroupId ?? '';
-    outOfTime ||= ctx.remainingMs !== undefined && ctx.remainingMs() < RECORD_START_MARGIN_MS;
-    // FIFO: once a frame of a connection fails, its later frames must wait for the retry.
-    if (outOfTime || failedGroups.has(group)) {
-      batchItemFailures.push({ itemIdentifier: record.messageId });
-      continue;
-    }
+    groups.set(group, [...(groups.get(group) ?? []), record]);
+  }
+  const left = await Promise.all(
+    [...groups].map(([group, records]) => handleGroup(ctx, group, records, handle)),
+  );
+  // In the batch's order, as SQS gave them.
+  const failed = new Set(left.flat());
+  const batchItemFailures = event.Records.filter((record) => failed.has(record.messageId)).map((record) => ({
+    itemIdentifier: record.messageId,
+  }));
+  if (
+    batchItemFailures.length > 0 &&
+    ctx.remainingMs !== undefined &&
+    ctx.remainingMs() < RECORD_START_MARGIN_MS
+  ) {
+    ctx.logger.warn('invocation short of time: records left for a later one', {
+      left: batchItemFailures.length,
+    });
+  }
+  return batchItemFailures;
+}
+
+/** One connection's records, one after another; returns the ids of those not handled. */
+async function handleGroup(
+  ctx: Context,
+  group: string,
+  records: readonly SQSRecord[],
+  handle: RecordHandler,
+): Promise<string[]> {
+  for (const [index, record] of records.entries()) {
+    // FIFO: once a frame of a connection fails (or cannot start in time), its later frames
+    // must wait for the retry.
+    const rest = () => records.slice(index).map((later) => later.messageId);
+    if (ctx.remainingMs !== undefined && ctx.remainingMs() < RECORD_START_MARGIN_MS) return rest();
     try {
-      await handleRecord(ctx, record);
+      await handle(ctx, record);
     } catch (error) {
       ctx.logger.error('frame failed', {
         connectionId: group,
         messageId: record.messageId,
         error: String(error),
       });
-      failedGroups.add(group);
-      batchItemFailures.push({ itemIdentifier: record.messageId });
+      return rest();
     }
   }
-  if (outOfTime) {
-    ctx.logger.warn('invocation short of time: records left for a later one', {
-      left: batchItemFailures.length,
-    });
-  }
-  return batchItemFailures;
+  return [];
 }
 
 export const handler = createFramesHandler(lazyContext(() => createContext(settingsFromEnv())));

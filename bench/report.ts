@@ -19,17 +19,34 @@ type Results = Omit<BenchResults, 'targets'> & { readonly targets?: Target[] };
 export function evaluateTargets(results: Results): Target[] {
   const targets: Target[] = [];
   const online = results.messageCost?.online;
+  const archiveOff = results.messageCost?.onlineArchiveOff;
+  const page = results.messageCost?.archivePage;
+  // Issue 13: a message store at half the writes, the archive on top.
   targets.push({
-    name: 'write units per one-to-one message with its receipt',
-    target: '≤ 2',
+    name: 'write units per one-to-one message with its receipt, XEP-0313 archive on (the default)',
+    target: '≤ 4',
     measured: online ? String(online.writeUnits) : 'not run',
-    reached: online ? online.writeUnits <= 2 : undefined,
+    reached: online ? online.writeUnits <= 4 : undefined,
   });
   targets.push({
-    name: 'read units per one-to-one message with its receipt',
+    name: 'write units per one-to-one message with its receipt, archive off',
     target: '≤ 2',
-    measured: online ? String(online.readUnits) : 'not run',
-    reached: online ? online.readUnits <= 2 : undefined,
+    measured: archiveOff ? String(archiveOff.writeUnits) : 'not run',
+    reached: archiveOff ? archiveOff.writeUnits <= 2 : undefined,
+  });
+  targets.push({
+    name: 'read units per one-to-one message with its receipt (archive on and off)',
+    target: '≤ 2',
+    measured: online ? `${online.readUnits}; off: ${archiveOff?.readUnits ?? 'not run'}` : 'not run',
+    reached: online ? online.readUnits <= 2 && (archiveOff?.readUnits ?? 0) <= 2 : undefined,
+  });
+  targets.push({
+    name: 'a XEP-0313 page of 50 messages',
+    target: 'one query; read units ≤ bytes read / 4 KB + 1',
+    measured: page
+      ? `${page.query.requests} query, ${page.query.readUnits} RU for ${page.bytes} B`
+      : 'not run',
+    reached: page ? page.query.requests === 1 && page.query.readUnits <= page.bytes / 4096 + 1 : undefined,
   });
   const drains = results.drain ?? [];
   const big = drains.filter((drain) => drain.backlog >= 100);

@@ -70,7 +70,7 @@ describe('benchmark smoke run', () => {
     assert.equal(room.posts, 2);
     assert.ok(room.occupantListBytes > 0);
     assertWithinTimeout(room.framesInvocations, 'room message to 2');
-    assert.equal(results.targets.length, 9);
+    assert.equal(results.targets.length, 11);
     const withinTimeout = results.targets.find((target) => target.name.startsWith('every invocation within'));
     assert.equal(withinTimeout?.reached, true, JSON.stringify(withinTimeout));
 

@@ -102,6 +102,21 @@ async function roundTrip(
   await bench.system.api.idle();
 }
 
+/** Both users online, containers warmed by one round trip, then one round trip counted. */
+async function measureOnline(bench: BenchSystem, bodyBytes: number) {
+  const { system } = bench;
+  await addUsers(system, [ALICE, BOB]);
+  const alice = await connect(system, ALICE);
+  await sendPresence(system, alice);
+  const bob = await connect(system, BOB);
+  await sendPresence(system, bob);
+  await roundTrip(bench, alice, bob, 'warm-up', sampleBody(bodyBytes));
+  const before = bench.cost();
+  bench.profile.reset();
+  await roundTrip(bench, alice, bob, 'measured-online', sampleBody(bodyBytes));
+  return { alice, bob, online: difference(bench.cost(), before), byMethod: bench.profile.snapshot() };
+}
+
 /**
  * Counts one message with a `bodyBytes` body and its receipt, recipient online and offline.
  * Starts its own system unless one is given (its users `alice` and `bob` must be unused).
@@ -110,22 +125,17 @@ export async function measureMessageCost(bodyBytes = 1024, shared?: BenchSystem)
   const bench = shared ?? (await startBenchSystem());
   const { system } = bench;
   try {
-    await addUsers(system, [ALICE, BOB]);
-    const alice = await connect(system, ALICE);
-    await sendPresence(system, alice);
-    let bob = await connect(system, BOB);
-    await sendPresence(system, bob);
-    await roundTrip(bench, alice, bob, 'warm-up', sampleBody(bodyBytes));
-
-    let before = bench.cost();
-    bench.profile.reset();
-    await roundTrip(bench, alice, bob, 'measured-online', sampleBody(bodyBytes));
-    const onlineCost = difference(bench.cost(), before);
-    const onlineByMethod = bench.profile.snapshot();
+    const {
+      alice,
+      bob: firstBob,
+      online: onlineCost,
+      byMethod: onlineByMethod,
+    } = await measureOnline(bench, bodyBytes);
+    let bob = firstBob;
 
     await bob.stop();
     await system.api.idle();
-    before = bench.cost();
+    const before = bench.cost();
     const { xml } = alice;
     await alice.xmpp.send(
       chat(xml, `${BOB}@${system.config.domain}`, 'measured-offline', sampleBody(bodyBytes)),
@@ -166,20 +176,11 @@ export async function measureMessageCost(bodyBytes = 1024, shared?: BenchSystem)
 async function measureArchiveOff(bodyBytes: number): Promise<Cost> {
   const bench = await startBenchSystem({ config: { archiveDays: 0 } });
   try {
-    const { system } = bench;
-    await addUsers(system, [ALICE, BOB]);
-    const alice = await connect(system, ALICE);
-    await sendPresence(system, alice);
-    const bob = await connect(system, BOB);
-    await sendPresence(system, bob);
-    await roundTrip(bench, alice, bob, 'warm-up', sampleBody(bodyBytes));
-    const before = bench.cost();
-    await roundTrip(bench, alice, bob, 'measured-online', sampleBody(bodyBytes));
-    const cost = difference(bench.cost(), before);
+    const { alice, bob, online } = await measureOnline(bench, bodyBytes);
     await alice.stop();
     await bob.stop();
-    await system.api.idle();
-    return cost;
+    await bench.system.api.idle();
+    return online;
   } finally {
     await bench.stop();
   }

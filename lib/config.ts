@@ -46,6 +46,22 @@ export interface Config {
   readonly registrationsPerHour: number;
   /** Shortest password registration and password change accept, in characters. */
   readonly minPasswordLength: number;
+  /**
+   * XEP-0357: the push services clients may enable (the JID they name in `<enable jid=…>`),
+   * each with the app server's endpoint the notifications are POSTed to (lib/push.ts).
+   */
+  readonly pushServices: ReadonlyMap<string, string>;
+  /** Push registrations (service and node) one user may have. */
+  readonly pushMaxRegistrations: number;
+  /** At most one notification per registration in this many seconds; the count covers the rest. */
+  readonly pushCoalesceSeconds: number;
+  /** Whether a notification carries the message's body (`last-message-body`); off: sender and count only. */
+  readonly pushIncludeBody: boolean;
+  /** Whether a room message that mentions an offline member's nick notifies them. */
+  readonly pushRoomMentions: boolean;
+  /** Tries of one notification before it goes to the dead-letter queue; waits double from `pushRetrySeconds`. */
+  readonly pushMaxAttempts: number;
+  readonly pushRetrySeconds: number;
 }
 
 export type MessagePolicy = 'open' | 'roster';
@@ -76,11 +92,17 @@ export const DEFAULTS = {
   registration: false,
   registrationsPerHour: 10,
   minPasswordLength: 8,
+  pushMaxRegistrations: 10,
+  pushCoalesceSeconds: 10,
+  pushIncludeBody: false,
+  pushRoomMentions: true,
+  pushMaxAttempts: 8,
+  pushRetrySeconds: 10,
 } as const;
 
 export function defaultConfig(domain: string = DEFAULTS.domain): Config {
   const { domain: _default, ...rest } = DEFAULTS;
-  return { ...rest, domain, mucDomain: `conference.${domain}` };
+  return { ...rest, domain, mucDomain: `conference.${domain}`, pushServices: new Map() };
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
@@ -107,7 +129,45 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
     registration: registration(env.REGISTRATION),
     registrationsPerHour: positiveInt(env.REGISTRATIONS_PER_HOUR, DEFAULTS.registrationsPerHour),
     minPasswordLength: positiveInt(env.MIN_PASSWORD_LENGTH, DEFAULTS.minPasswordLength),
+    pushServices: parsePushServices(env.PUSH_SERVICES ?? ''),
+    pushMaxRegistrations: positiveInt(env.PUSH_MAX_REGISTRATIONS, DEFAULTS.pushMaxRegistrations),
+    pushCoalesceSeconds: nonNegativeInt(env.PUSH_COALESCE_SECONDS, DEFAULTS.pushCoalesceSeconds),
+    pushIncludeBody: flag(env.PUSH_INCLUDE_BODY, 'PUSH_INCLUDE_BODY', DEFAULTS.pushIncludeBody),
+    pushRoomMentions: flag(env.PUSH_ROOM_MENTIONS, 'PUSH_ROOM_MENTIONS', DEFAULTS.pushRoomMentions),
+    pushMaxAttempts: positiveInt(env.PUSH_MAX_ATTEMPTS, DEFAULTS.pushMaxAttempts),
+    pushRetrySeconds: positiveInt(env.PUSH_RETRY_SECONDS, DEFAULTS.pushRetrySeconds),
   };
+}
+
+/**
+ * PUSH_SERVICES (the `--push-service` flags, the stack's `pushServices`): `jid=url` entries
+ * separated by commas or white space, e.g. `push.example.com=https://app.example.com/xmpp-push`.
+ */
+export function parsePushServices(text: string): Map<string, string> {
+  const services = new Map<string, string>();
+  for (const entry of text.split(/[\s,]+/).filter(Boolean)) {
+    const split = entry.indexOf('=');
+    const jid = entry.slice(0, split).toLowerCase();
+    const url = entry.slice(split + 1);
+    if (split <= 0 || !/^[^\s/@]+(@[^\s/@]+)?$/.test(jid))
+      throw new Error(`a push service is jid=url, got "${entry}"`);
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new Error(`the push service ${jid} needs an http or https URL, got "${url}"`);
+    }
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
+      throw new Error(`the push service ${jid} needs an http or https URL, got "${url}"`);
+    services.set(jid, url);
+  }
+  return services;
+}
+
+function flag(value: string | undefined, name: string, fallback: boolean): boolean {
+  if (value === undefined || value === '') return fallback;
+  if (value !== 'true' && value !== 'false') throw new Error(`${name} must be true or false, got "${value}"`);
+  return value === 'true';
 }
 
 /** REGISTRATION: `open` or `closed` (the stack's context parameter `registration`). */

@@ -20,6 +20,7 @@ import { drain } from './offline.ts';
 import { pingHandlers } from './ping.ts';
 import type { ConnectionRecord, Context, ExpiredItem } from './ports.ts';
 import { handlePresence } from './presence.ts';
+import { pushHandlers } from './push.ts';
 import { registerHandlers } from './register.ts';
 import { handleSubscription, isSubscriptionStanza, rosterHandlers } from './roster.ts';
 import { routeStanza, type StanzaHandlers } from './router.ts';
@@ -54,6 +55,7 @@ export function stanzaHandlers(): StanzaHandlers {
       ...mucIqHandlers,
       ...archiveHandlers,
       ...carbonsHandlers,
+      ...pushHandlers,
     },
     message: handleMessage,
     presence: (link, stanza, target) =>

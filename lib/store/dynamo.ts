@@ -8,6 +8,7 @@
 // - archive.ts: XEP-0313 archives (ARCHIVE#), and queries on rooms' messages
 // - rosters.ts: roster items and version (ROSTER#)
 // - rooms.ts: XEP-0045 rooms (ROOM#), the directory (MUC) and joined-room pools (CONN# / #ROOMS)
+// - push.ts: XEP-0357 push registrations and their coalescing state (USER# / PUSH#)
 //
 // table.ts holds what they share (the document client, conditional writes, expiry, whole-
 // partition queries, batched writes, stanza packing); DynamoStore below composes them into
@@ -28,6 +29,7 @@ import { Accounts } from './accounts.ts';
 import { Archives } from './archive.ts';
 import { Connections } from './connections.ts';
 import { Messages } from './messages.ts';
+import { PushRegistrations } from './push.ts';
 import { Rooms, toOccupant } from './rooms.ts';
 import { Rosters } from './rosters.ts';
 import { Table } from './table.ts';
@@ -77,7 +79,8 @@ export interface DynamoStore
     Methods<Messages>,
     Methods<Archives>,
     Methods<Rosters>,
-    Methods<Rooms> {}
+    Methods<Rooms>,
+    Methods<PushRegistrations> {}
 
 export class DynamoStore implements Store {
   constructor(client: DynamoDBClient, tableName: string, now: () => number = Date.now) {
@@ -89,6 +92,7 @@ export class DynamoStore implements Store {
       new Archives(table),
       new Rosters(table),
       new Rooms(table),
+      new PushRegistrations(table),
     ];
     for (const part of parts) delegate(this, part);
   }

@@ -266,6 +266,8 @@ export interface RoomState {
   /** Bare JID -> affiliation (none is never stored). */
   readonly affiliations: ReadonlyMap<string, Affiliation>;
   readonly occupants: Occupant[];
+  /** The nick each affiliated user last left the room with (XEP-0357 mentions: muc/mentions.ts). */
+  readonly memberNicks?: ReadonlyMap<string, string>;
 }
 
 /** A groupchat message (or subject change), stored once per room. */
@@ -437,6 +439,8 @@ export interface Store {
   /** Removes the occupant while it still belongs to the connection; returns it. */
   removeOccupant(room: string, jid: string, connectionId: string): Promise<Occupant | undefined>;
   setAffiliation(room: string, user: string, affiliation: Affiliation): Promise<void>;
+  /** Keeps the nick an affiliated user left with, on their affiliation item (nothing for others). */
+  noteMemberNick(room: string, user: string, nick: string): Promise<void>;
   /** `sender`: the occupant JID, kept for XEP-0313 `with` queries. */
   storeRoomMessage(message: RoomMessage, sender?: string): Promise<void>;
   /** Newest first: up to `limit` messages with seq after `after` (when given). */

@@ -12,6 +12,7 @@ import { xml } from '@xmpp/client';
 import { type Element, parse } from 'ltx';
 import type { LocalSystem } from '../../infra/local/system.ts';
 import { SIGNATURE_HEADER } from '../../lib/gateway/push-delivery.ts';
+import { DEFAULT_ROOM_CONFIG } from '../../lib/muc/room.ts';
 import {
   abandon,
   addUser,
@@ -159,6 +160,7 @@ async function dropSocket(system: LocalSystem, session: Session, user: string): 
 
 const app = new AppServer();
 await app.start();
+after(() => app.stop());
 
 describe('push notifications (XEP-0357)', () => {
   const system = useLocalSystem({
@@ -182,7 +184,6 @@ describe('push notifications (XEP-0357)', () => {
     for (const user of ['alice', 'bob', 'carol', 'dave', 'erin', 'fay'])
       await addUser(sys(), `${user}@localhost`, 'pw');
   });
-  after(() => app.stop());
 
   test('setup: alice is online; the account advertises urn:xmpp:push:0', async () => {
     alice = await goOnline(sys(), 'alice@localhost', 'pw', 'desk');
@@ -351,5 +352,78 @@ describe('push notifications (XEP-0357)', () => {
     assert.equal(app.received.filter((note) => note.path === '/down').length, 3);
     // Still enabled: a later message tries again.
     assert.equal((await sys().context.store.getAccount('fay@localhost')).push.length, 1);
+  });
+});
+
+describe('push: room mentions, the body where allowed, and EventBridge events', () => {
+  const ROOM = 'lounge@conference.localhost';
+  const system = useLocalSystem({
+    config: {
+      pushServices: new Map([['push.localhost', `${app.url}/rooms`]]),
+      pushCoalesceSeconds: 0,
+      pushIncludeBody: true,
+    },
+    pushEvents: true,
+  });
+  const sys = (): LocalSystem => system();
+  const isSubject = (stanza: Element) =>
+    stanza.name === 'message' && stanza.getChild('subject') !== undefined;
+  const joinRoom = async (session: Session, nick: string) => {
+    await session.xmpp.send(
+      xml('presence', { to: `${ROOM}/${nick}` }, xml('x', { xmlns: 'http://jabber.org/protocol/muc' })),
+    );
+    await waitForStanza(session.stanzas, isSubject);
+  };
+  const say = (session: Session, body: string) =>
+    session.xmpp.send(xml('message', { to: ROOM, type: 'groupchat', id: body }, xml('body', {}, body)));
+
+  test('an offline member is told only of messages that mention the nick they left with; the event carries the same', async () => {
+    for (const user of ['alice', 'bob', 'carol']) await addUser(sys(), `${user}@localhost`, 'pw');
+    await sys().context.store.createRoom({
+      room: ROOM,
+      config: { ...DEFAULT_ROOM_CONFIG, persistent: true, name: 'Lounge' },
+      locked: false,
+      createdAt: Date.now(),
+    });
+    await sys().context.store.setAffiliation(ROOM, 'bob@localhost', 'member');
+    const bob = await goOnline(sys(), 'bob@localhost', 'pw', 'phone');
+    await bob.xmpp.iqCaller.request(enable('bob-room-phone'));
+    await joinRoom(bob, 'Bobby');
+    await bob.xmpp.stop();
+    await eventually(
+      async () => (await sys().context.store.getAccount('bob@localhost')).sessions.length === 0,
+    );
+    // carol was in the room too, but is no member: mentions of her notify nobody.
+    const carol = await goOnline(sys(), 'carol@localhost', 'pw', 'phone');
+    await carol.xmpp.iqCaller.request(enable('carol-room-phone'));
+    await joinRoom(carol, 'carol');
+    await carol.xmpp.stop();
+
+    const alice = await goOnline(sys(), 'alice@localhost', 'pw', 'desk');
+    await joinRoom(alice, 'Al');
+    const events: Record<string, unknown>[] = [];
+    sys().push?.events.onEvent((event) => events.push(JSON.parse(event.Detail ?? '{}')));
+    await say(alice, 'hello everyone');
+    await say(alice, 'Bobbyfoo is not a mention, carol is not a member');
+    await say(alice, 'are you there, bobby?');
+    const note = await eventually(() => app.forNode('bob-room-phone')[0]);
+    assert.equal(summary(note).get('last-message-sender'), `${ROOM}/Al`);
+    // pushIncludeBody=true here.
+    assert.equal(summary(note).get('last-message-body'), 'are you there, bobby?');
+    await sys().api.idle();
+    await eventually(() => sys().push?.queue.idle());
+    assert.equal(app.forNode('bob-room-phone').length, 1);
+    assert.equal(app.forNode('carol-room-phone').length, 0);
+    const [event] = events;
+    assert.deepEqual(event, {
+      user: 'bob@localhost',
+      service: 'push.localhost',
+      node: 'bob-room-phone',
+      messageCount: 1,
+      lastMessageSender: `${ROOM}/Al`,
+      lastMessageBody: 'are you there, bobby?',
+    });
+    assert.equal(sys().push?.events.events[0]?.Source, 'serverless-xmpp.push');
+    await alice.xmpp.stop();
   });
 });

@@ -73,6 +73,12 @@ const EVERY_PARAMETER = {
   registrationsPerHour: '3',
   minPasswordLength: 12,
   webClient: 'true',
+  pushServices: 'push.example.com=https://push.example.com/xmpp',
+  pushMaxRegistrations: '5',
+  pushCoalesceSeconds: 30,
+  pushIncludeBody: 'true',
+  pushRoomMentions: 'false',
+  pushEvents: 'true',
 } as const satisfies Record<(typeof PARAMETER_KEYS)[number], unknown>;
 
 let everything: ReturnType<typeof build> | undefined;

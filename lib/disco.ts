@@ -24,7 +24,7 @@ export const discoHandlers: IqHandlers = {
     if (payload.attrs.node) throw new StanzaError('item-not-found');
     if (target.kind === 'account') {
       const archive = link.ctx.config.archiveDays > 0 ? ACCOUNT_ARCHIVE_FEATURES : [];
-      // XEP-0357 §3.1: where the account may enable push (some push service is configured).
+      // XEP-0357 §4.1: where the account may enable push (some push service is configured).
       const push = pushEnabled(link.ctx) ? [PUSH_NS] : [];
       return xml(
         'query',

@@ -10,11 +10,11 @@
 // The push function (functions/push.ts) takes the jobs. Coalescing: at most one notification
 // per registration every `pushCoalesceSeconds`; a message that comes in between is added to
 // the registration's pending state, and one notification, when it is due, covers them all.
-// The notification is the §5 publish a server would send the push service over XMPP: an
+// The notification is the §7 publish a server would send the push service over XMPP: an
 // `<iq type='set'>` from the user's bare JID to the service, whose `<pubsub>` publishes a
 // `<notification>` with the urn:xmpp:push:summary form to the node, with the publish-options
 // the client gave. It is POSTed to the service's endpoint, signed (HMAC-SHA256 over the body,
-// lib/gateway/push-delivery.ts). An answer of 404 or 410 disables the registration (§5.1:
+// lib/gateway/push-delivery.ts). An answer of 404 or 410 disables the registration (§7.1:
 // the app server says it is gone); a failure or any other status is tried again later, the
 // wait doubling from `pushRetrySeconds`, and after `pushMaxAttempts` tries the job goes to
 // the dead-letter queue (alarmed).
@@ -45,7 +45,7 @@ const MAX_DELAY_SECONDS = 900;
 /** A notification scheduled this long ago and not sent yet is scheduled again by the next message. */
 const STALE_SCHEDULE_MS = 60_000;
 
-/** §3: whether the account advertises urn:xmpp:push:0 (some push service is configured). */
+/** §4.1: whether the account advertises urn:xmpp:push:0 (some push service is configured). */
 export const pushEnabled = (ctx: Context) => ctx.config.pushServices.size > 0;
 
 function serviceOf(payload: Element): string {
@@ -74,7 +74,7 @@ function publishOptions(enable: Element): string | undefined {
 }
 
 export const pushHandlers: IqHandlers = {
-  // §4: sent to the user's own bare JID (or with no `to`, which means the same).
+  // §5: sent to the user's own bare JID (or with no `to`, which means the same).
   [`set enable ${PUSH_NS}`]: async ({ link, payload }) => {
     const { ctx } = link;
     const user = link.record.user as string;
@@ -223,7 +223,7 @@ async function notify(ctx: Context, job: Extract<PushJob, { kind: 'notify' }>): 
   await schedule(ctx, { ...job, attempt }, now + ctx.config.pushRetrySeconds * 1000 * 2 ** (attempt - 1));
 }
 
-/** §5: the publish, as the service would get it over XMPP. */
+/** §7: the publish, as the service would get it over XMPP. */
 export function publishStanza(ctx: Context, user: string, pending: PushPending): string {
   const field = (name: string, value: string) => xml('field', { var: name }, xml('value', {}, value));
   const summary = xml(

@@ -65,6 +65,8 @@ export interface LocalPush {
   readonly secret: string;
   /** The push queue, consumed by functions/push.ts. */
   readonly queue: LocalStandardQueue;
+  /** Jobs put on the push queue so far (by the frames function and the push function). */
+  queuedJobs(): number;
   /** Jobs given up on: the dead-letter queue's messages (app server failures, then consumer crashes). */
   deadLetters(): SqsMessage[];
   /** EventBridge's stand-in: the events put (with `pushEvents`). */
@@ -237,8 +239,9 @@ function startPushQueues(
   const givenUp: SqsMessage[] = [];
   const secret = randomBytes(32).toString('hex');
   secretsAndEvents.addSecret(LOCAL_PUSH_SECRET_ARN, secret);
+  const pushQueueUrl = sqs.addQueue('push', queue);
   const settings = {
-    pushQueueUrl: sqs.addQueue('push', queue),
+    pushQueueUrl,
     pushDeadLetterQueueUrl: sqs.addQueue('push-dead-letters', {
       fifo: false,
       accept: (message) => givenUp.push(message),
@@ -250,6 +253,7 @@ function startPushQueues(
   const push: LocalPush = {
     secret,
     queue,
+    queuedJobs: () => sqs.counters.get(new URL(pushQueueUrl).pathname) ?? 0,
     deadLetters: () => [...givenUp, ...queue.deadLetters],
     events: secretsAndEvents,
   };

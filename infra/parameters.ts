@@ -81,6 +81,18 @@ export interface XmppParameters {
   readonly pushEvents: boolean;
 }
 
+/** The XEP-0357 parameters (infra/push.ts), named once. */
+export const PUSH_PARAMETER_KEYS = [
+  'pushServices',
+  'pushMaxRegistrations',
+  'pushCoalesceSeconds',
+  'pushIncludeBody',
+  'pushRoomMentions',
+  'pushEvents',
+] as const;
+export type PushParameterKey = (typeof PUSH_PARAMETER_KEYS)[number];
+export type PushParameters = Pick<XmppParameters, PushParameterKey>;
+
 /** Every context key the app reads. */
 export const PARAMETER_KEYS = [
   'domain',
@@ -108,12 +120,7 @@ export const PARAMETER_KEYS = [
   'customDomainName',
   'certificateArn',
   'apiGatewayCloudWatchRole',
-  'pushServices',
-  'pushMaxRegistrations',
-  'pushCoalesceSeconds',
-  'pushIncludeBody',
-  'pushRoomMentions',
-  'pushEvents',
+  ...PUSH_PARAMETER_KEYS,
 ] as const satisfies readonly (keyof XmppParameters)[];
 
 export const PARAMETER_DEFAULTS = {
@@ -270,16 +277,6 @@ export function parseParameters(context: (key: string) => unknown): XmppParamete
     ...pushParameters(context),
   };
 }
-
-type PushParameters = Pick<
-  XmppParameters,
-  | 'pushServices'
-  | 'pushMaxRegistrations'
-  | 'pushCoalesceSeconds'
-  | 'pushIncludeBody'
-  | 'pushRoomMentions'
-  | 'pushEvents'
->;
 
 /** XEP-0357 (lib/push.ts). */
 function pushParameters(context: (key: string) => unknown): PushParameters {

@@ -11,7 +11,7 @@ import { bare, type Jid, parseJid } from './jid.ts';
 import type { Link } from './link.ts';
 import { handleRoomMessage } from './muc/room.ts';
 import { NS } from './ns.ts';
-import type { Account, Context, SenderRoute, StoredMessage } from './ports.ts';
+import type { Account, Context, SenderRoute, SessionRecord, StoredMessage } from './ports.ts';
 import { tellPush } from './push.ts';
 import type { Target } from './router.ts';
 import { cloneElement, type Element, xml } from './xml.ts';
@@ -239,7 +239,10 @@ async function storeAndPush(
     live = targets.filter((session) => !isDraining(ctx, session));
   }
   const frame = deliverable(ctx, message, false);
-  const pushed = await pushToSessions(ctx, live, () => frame);
+  const pushed = [
+    ...(await pushToSessions(ctx, live, () => frame)),
+    ...(await behindAnOpenedGate(ctx, recipient, targets, live, frame)),
+  ];
   if (pushed.length === 0 && !listed) await ctx.store.listForDrain(message);
   if (pushed.length > 0 && !message.receiptRequested) {
     await ctx.store.markDelivered(recipient, sender, message.id);
@@ -282,6 +285,33 @@ async function notifyAway(
     // (it is recognised as a retry), so the notification is given up, not the frame.
     ctx.logger.warn('push notification not queued', { recipient, error: String(error) });
   }
+}
+
+/**
+ * The drain gate (offline.ts) from the sender's side. A message stored behind a session's
+ * drain is brought by that drain's last pass, which reads the inbox after the gate opens. But
+ * the gate may have opened, and that last pass read, between this sender's read of the lease
+ * and its write of the message: then nothing would bring it until the next session, and the
+ * sender's next message, seeing no lease, would overtake it. So the sessions are read again
+ * (only for messages stored behind a drain): one whose gate has opened gets the message now,
+ * in the sender's order. If the last pass saw it too, the session gets it twice with the
+ * same stanza-id, which clients drop.
+ */
+async function behindAnOpenedGate(
+  ctx: Context,
+  recipient: string,
+  targets: readonly SessionRecord[],
+  live: readonly SessionRecord[],
+  frame: string,
+): Promise<SessionRecord[]> {
+  const held = targets.filter((session) => !live.includes(session));
+  if (held.length === 0) return [];
+  const { sessions } = await ctx.store.getAccount(recipient);
+  const opened = sessions.filter(
+    (session) =>
+      held.some((before) => before.connectionId === session.connectionId) && !isDraining(ctx, session),
+  );
+  return pushToSessions(ctx, opened, () => frame);
 }
 
 /** Where the receipt to this message can go back to (receiptStraightBack). */

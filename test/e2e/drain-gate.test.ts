@@ -113,3 +113,81 @@ describe('the drain gate', () => {
     await reader.xmpp.stop();
   });
 });
+
+describe('the drain gate, from the sender side', () => {
+  // The race the gate alone leaves open: a sender reads the lease, the drain then opens the gate
+  // and makes its last pass, and only then is the message stored, behind a gate already open.
+  // The hooks below force that order: the drain's first page waits until the sender has read
+  // the lease and reached its write, and the write waits until the drain has ended.
+  let senderAtWrite: () => void = () => {};
+  const senderReadTheLease = new Promise<void>((resolve) => {
+    senderAtWrite = resolve;
+  });
+  let drainEnded: () => void = () => {};
+  const drainDone = new Promise<void>((resolve) => {
+    drainEnded = resolve;
+  });
+  const system = useLocalSystem({
+    wrapContext: (context) => {
+      const { store } = context;
+      return {
+        ...context,
+        store: new Proxy(store, {
+          get(target, name, receiver) {
+            if (name === 'undelivered') {
+              return async (...args: Parameters<typeof store.undelivered>) => {
+                if (args[0] === 'late@localhost') await senderReadTheLease;
+                return target.undelivered(...args);
+              };
+            }
+            if (name === 'storeMessage') {
+              return async (...args: Parameters<typeof store.storeMessage>) => {
+                if (args[0].id === 'race-1') {
+                  senderAtWrite();
+                  await drainDone;
+                }
+                return target.storeMessage(...args);
+              };
+            }
+            if (name === 'resetOfflineCount') {
+              return async (user: string) => {
+                await target.resetOfflineCount(user);
+                if (user === 'late@localhost') drainEnded();
+              };
+            }
+            return Reflect.get(target, name, receiver);
+          },
+        }),
+      };
+    },
+  });
+
+  test('a message stored behind a gate that opened meanwhile is pushed at once, before the next one', async () => {
+    await addUser(system(), 'late@localhost', 'pw');
+    await addUser(system(), 'early@localhost', 'pw');
+    const sender = await goOnline(system(), 'early@localhost', 'pw', 'desk');
+    const chat = (id: string) =>
+      xml('message', { to: 'late@localhost', id, type: 'chat' }, xml('body', {}, id));
+    await sender.xmpp.send(chat('backlog-1'));
+    await waitForStanza(sender.stanzas, (stanza) => stanza.getChild('ack', ACK)?.attrs.id === 'backlog-1');
+
+    const reader = await connectClient(system(), 'late@localhost', 'pw', 'phone');
+    // Initial presence: the lease, then a drain that waits at its first page (the hook above).
+    await reader.xmpp.send(xml('presence'));
+    await eventually(async () => {
+      const { sessions } = await system().context.store.getAccount('late@localhost');
+      return sessions.some((session) => (session.drainingUntil ?? 0) > Date.now());
+    });
+    await sender.xmpp.send(chat('race-1'));
+    await waitForStanza(sender.stanzas, (stanza) => stanza.getChild('ack', ACK)?.attrs.id === 'race-1');
+    await sender.xmpp.send(chat('race-2'));
+    await waitForStanza(reader.stanzas, (stanza) => stanza.getChildText('body') === 'race-2');
+    await system().api.idle();
+    assert.deepEqual(
+      bodiesOf(reader.stanzas).filter((body) => body !== null),
+      ['backlog-1', 'race-1', 'race-2'],
+    );
+    await sender.xmpp.stop();
+    await reader.xmpp.stop();
+  });
+});

@@ -8,6 +8,7 @@
 // - archive.ts: XEP-0313 archives (ARCHIVE#), and queries on rooms' messages
 // - rosters.ts: roster items and version (ROSTER#)
 // - rooms.ts: XEP-0045 rooms (ROOM#), the directory (MUC) and joined-room pools (CONN# / #ROOMS)
+// - uploads.ts: XEP-0363 upload quotas (UPLOAD#), a counter per user and day
 //
 // table.ts holds what they share (the document client, conditional writes, expiry, whole-
 // partition queries, batched writes, stanza packing); DynamoStore below composes them into
@@ -31,6 +32,7 @@ import { Messages } from './messages.ts';
 import { Rooms, toOccupant } from './rooms.ts';
 import { Rosters } from './rosters.ts';
 import { Table } from './table.ts';
+import { UploadCounts } from './uploads.ts';
 
 /**
  * What a deleted item (a stream record's old image, unmarshalled) ended, if it is one of
@@ -77,7 +79,8 @@ export interface DynamoStore
     Methods<Messages>,
     Methods<Archives>,
     Methods<Rosters>,
-    Methods<Rooms> {}
+    Methods<Rooms>,
+    Methods<UploadCounts> {}
 
 export class DynamoStore implements Store {
   constructor(client: DynamoDBClient, tableName: string, now: () => number = Date.now) {
@@ -89,6 +92,7 @@ export class DynamoStore implements Store {
       new Archives(table),
       new Rosters(table),
       new Rooms(table),
+      new UploadCounts(table),
     ];
     for (const part of parts) delegate(this, part);
   }

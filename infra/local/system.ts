@@ -1,6 +1,9 @@
 // The whole system on one machine: DynamoDB Local, the table, the WebSocket API emulator
 // in front of the real Lambda handlers, and TTL deletions feeding the expiry handler.
 // Used by `npm start`, the tests and the benchmarks.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createAuthDeadlineHandler } from '../../functions/auth-deadline.ts';
 import { createConnectHandler } from '../../functions/connect.ts';
@@ -28,6 +31,7 @@ import {
   seededRandom,
 } from './faults.ts';
 import { LocalTimeToLive } from './ttl.ts';
+import { LOCAL_UPLOAD_BUCKET, LocalUploads } from './uploads.ts';
 import { localWeb } from './web.ts';
 import { LocalWebSocketApi, type LocalWebSocketApiOptions } from './websocket-api.ts';
 
@@ -51,6 +55,8 @@ export interface LocalSystemOptions {
   readonly wrapContext?: (context: Context) => Context;
   /** DynamoDB errors, failed posts and killed invocations, each a share (infra/local/faults.ts). */
   readonly faults?: FaultSettings;
+  /** XEP-0363 files are kept here; in a temporary folder (removed at stop) when absent. */
+  readonly uploadsDir?: string;
 }
 
 export interface LocalSystem {
@@ -63,6 +69,8 @@ export interface LocalSystem {
   readonly faults: FaultCounters;
   /** The authentication deadline queue, played by timers into functions/auth-deadline.ts. */
   readonly deadlines: LocalDeadlines;
+  /** XEP-0363 files: S3's presigned PUTs and CloudFront's GETs on the system's port. */
+  readonly uploads: LocalUploads;
   readonly context: Context;
   readonly tableName: string;
   readonly config: Config;
@@ -78,8 +86,19 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
     region: LOCAL_REGION,
     credentials: LOCAL_CREDENTIALS,
   });
+  const temporaryUploads = options.uploadsDir ? undefined : mkdtempSync(join(tmpdir(), 'xmpp-uploads-'));
+  const uploads = new LocalUploads({
+    dir: options.uploadsDir ?? (temporaryUploads as string),
+    bucket: LOCAL_UPLOAD_BUCKET,
+    retentionDays: config.uploadRetentionDays,
+  });
+  const removeUploads = () => {
+    uploads.stop();
+    if (temporaryUploads) rmSync(temporaryUploads, { recursive: true, force: true });
+  };
   try {
     await ensureTable(admin, tableName);
+    await uploads.start();
 
     let context: Context | undefined;
     const handlerContext = () => {
@@ -101,7 +120,9 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       ...options.api,
       // The chat page and host-meta (infra/local/web.ts) beside the emulated AWS services.
       services: async (request, response) =>
-        (await services?.(request, response)) || (await web(request, response)),
+        (await services?.(request, response)) ||
+        (await uploads.answer(request, response)) ||
+        (await web(request, response)),
       ...(postFault ? { postFault } : {}),
       port: options.port ?? 0,
       host: options.host ?? '127.0.0.1',
@@ -114,6 +135,8 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       ),
     });
     await api.listen();
+    // XEP-0363 URLs name the system's own port: S3 path-style for PUTs, CloudFront's shape for GETs.
+    const origin = new URL(api.url.replace(/^ws/, 'http')).origin;
     const base = createContext(
       {
         config,
@@ -123,6 +146,9 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
         dynamoEndpoint: dynamo.endpoint,
         logLevel: options.logLevel ?? 'warn',
         capacityMeter: options.capacityMeter,
+        uploadBucket: LOCAL_UPLOAD_BUCKET,
+        uploadBaseUrl: origin,
+        s3Endpoint: origin,
         instrumentDynamo: (client) =>
           injectDynamoFaults(client, faultSettings?.ddb ?? 0, faultRandom(3), faults),
       },
@@ -151,6 +177,7 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       expiry,
       faults,
       deadlines,
+      uploads,
       context,
       tableName,
       config,
@@ -161,11 +188,13 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
         await api.close();
         admin.destroy();
         await dynamo.stop();
+        removeUploads();
       },
     };
   } catch (error) {
     admin.destroy();
     await dynamo.stop();
+    removeUploads();
     throw error;
   }
 }

@@ -50,6 +50,7 @@ import {
   type RemovalChoice,
 } from './parameters.ts';
 import { FRAMES_TIMEOUT_SECONDS } from './timeouts.ts';
+import { Uploads } from './uploads.ts';
 import { WebClient } from './web-client.ts';
 
 export interface XmppStackProps extends StackProps {
@@ -106,7 +107,14 @@ export interface XmppStackProps extends StackProps {
   /** ACM certificate (in the stack's region) for `customDomainName`. */
   readonly certificateArn?: string;
   /** Set API Gateway's account-wide CloudWatch Logs role (access logging needs one). @default true */
-  readonly apiGatewayCloudWatchRole?: boolean;
+  readonly apiGatewayCloudWatchRole?: boolean /** XEP-0363 upload service JID. @default `upload.${domain}` */;
+  readonly uploadDomain?: string;
+  /** Largest file a slot is given for, in bytes. @default 52428800 */
+  readonly uploadMaxFileBytes?: number;
+  /** Bytes of slots one user may request per UTC day. @default 1073741824 */
+  readonly uploadQuotaBytesPerDay?: number;
+  /** Days uploaded files are kept. @default 30 */
+  readonly uploadRetentionDays?: number;
 }
 
 /** $connect does one PutItem; API Gateway would wait 29 s, a client not nearly as long. */
@@ -174,6 +182,8 @@ export class XmppStack extends Stack {
   public readonly webSocketUrl: string;
   /** The chat page behind CloudFront, when `webClient` is set (infra/web-client.ts). */
   public readonly webClient?: WebClient;
+  /** XEP-0363 files: the bucket and the CloudFront distribution they are read through (infra/uploads.ts). */
+  public readonly uploads: Uploads;
 
   constructor(scope: Construct, id: string, props: XmppStackProps = {}) {
     super(scope, id, props);
@@ -288,6 +298,10 @@ export class XmppStack extends Stack {
     });
     if (parameters.apiGatewayCloudWatchRole) this.setApiGatewayAccountRole();
 
+    this.uploads = new Uploads(this, 'Uploads', {
+      retentionDays: parameters.uploadRetentionDays,
+      removalPolicy,
+    });
     this.framesFunction = new XmppFunction(this, 'FramesFunction', {
       entry: 'functions/frames.ts',
       description: 'XMPP frames and $disconnect, in order per connection, from the FIFO queue',
@@ -303,6 +317,12 @@ export class XmppStack extends Stack {
         REGISTRATION: parameters.registration,
         REGISTRATIONS_PER_HOUR: String(parameters.registrationsPerHour),
         MIN_PASSWORD_LENGTH: String(parameters.minPasswordLength),
+        // XEP-0363 slots (lib/upload.ts): the bucket PUTs are presigned for, where files are read.
+        ...this.uploads.environment,
+        UPLOAD_DOMAIN: parameters.uploadDomain,
+        UPLOAD_MAX_FILE_BYTES: String(parameters.uploadMaxFileBytes),
+        UPLOAD_QUOTA_BYTES_PER_DAY: String(parameters.uploadQuotaBytesPerDay),
+        UPLOAD_RETENTION_DAYS: String(parameters.uploadRetentionDays),
       },
       ...logs,
     });
@@ -324,6 +344,7 @@ export class XmppStack extends Stack {
     // PostToConnection and DeleteConnection (lib/gateway/management-api.ts).
     this.grantManageConnections(this.framesFunction, ['POST', 'DELETE']);
     this.frames.queue.grant(this.framesFunction, 'sqs:SendMessage');
+    this.uploads.grantPresign(this.framesFunction);
 
     this.expiryFailures = new Queue(this, 'ExpiryFailures', {
       retentionPeriod: Duration.days(14),
@@ -378,6 +399,10 @@ export class XmppStack extends Stack {
       });
     }
     new CfnOutput(this, 'XmppDomain', { description: 'The XMPP domain', value: parameters.domain });
+    new CfnOutput(this, 'UploadBaseUrl', {
+      description: 'Where XEP-0363 files are read (CloudFront)',
+      value: this.uploads.baseUrl,
+    });
     new CfnOutput(this, 'TableName', {
       description: 'The table, for the users command (--table)',
       value: this.table.tableName,

@@ -386,6 +386,10 @@ export class XmppStack extends Stack {
         mucDomain: parameters.mucDomain,
         registration: parameters.registration === 'open',
         removalPolicy,
+        uploadOrigins: {
+          put: `https://${this.uploads.bucket.bucketRegionalDomainName}`,
+          get: this.uploads.baseUrl,
+        },
       });
       new CfnOutput(this, 'WebClientUrl', {
         description: 'The Converse.js chat page (and /.well-known/host-meta beside it)',

@@ -977,6 +977,15 @@ test('the chat page (webClient=true): a private bucket behind CloudFront, HTTPS,
   // The page may connect to the stack's WebSocket endpoint and load nothing from elsewhere.
   const headers = JSON.stringify(t.findResources('AWS::CloudFront::ResponseHeadersPolicy'));
   assert.match(headers, /connect-src 'self' wss:\/\/xmpp\.example\.com/);
+  // XEP-0363: the page PUTs to the uploads bucket and shows files from their distribution.
+  assert.match(
+    headers,
+    /connect-src 'self' wss:\/\/xmpp\.example\.com https:\/\/",\{"Fn::GetAtt":\["UploadsBucket\w+","RegionalDomainName"\]\}/,
+  );
+  assert.match(
+    headers,
+    /img-src 'self' data: blob: https:\/\/",\{"Fn::GetAtt":\["UploadsDistribution\w+","DomainName"\]\}/,
+  );
   assert.match(headers, /default-src 'self'/);
   assert.match(headers, /"AccessControlAllowOrigins":\{"Items":\["\*"\]\}/);
   // Converse's files, the page with its configuration, and both host-meta documents.

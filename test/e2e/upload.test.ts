@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { xml } from '@xmpp/client';
 import type { Element } from 'ltx';
 import { PUT_EXPIRY_SECONDS } from '../../lib/upload-files.ts';
-import { addUser, connectClient, goOnline, useLocalSystem, waitForStanza } from '../helpers.ts';
+import { addUser, connectClient, goOnline, RawClient, useLocalSystem, waitForStanza } from '../helpers.ts';
 
 const NS = 'urn:xmpp:http:upload:0';
 const MAX = 2 * 1024 * 1024;
@@ -253,6 +253,20 @@ describe('XEP-0363 HTTP File Upload', () => {
       )
       .catch((error: StanzaFailure) => error.condition);
     assert.equal(elsewhere, 'service-unavailable');
+  });
+
+  test('only authenticated users get slots: before SASL a slot request ends the stream', async () => {
+    const raw = await RawClient.connect(system().url);
+    try {
+      await raw.open();
+      raw.send(
+        `<iq xmlns="jabber:client" type="get" id="s1" to="upload.localhost"><request xmlns="${NS}" filename="a.jpg" size="10"/></iq>`,
+      );
+      const error = await raw.next((element) => element.name === 'stream:error');
+      assert.ok(error.getChild('not-authorized'), error.toString());
+    } finally {
+      raw.close();
+    }
   });
 
   test("over the day's quota: resource-constraint with a retry stamp at the next UTC midnight", async () => {

@@ -210,6 +210,15 @@ describe('XEP-0363 HTTP File Upload', () => {
     }
     assert.equal(await status(await put(slot.put, bytes, 'audio/ogg')), 200);
     assert.deepEqual(Buffer.from(await (await fetch(slot.get)).arrayBuffer()), bytes);
+    // The key alone does not give another name, and the file goes after the retention time.
+    assert.equal(await status(await fetch(slot.get.replace(/voice\.ogg$/, 'voice.html'))), 404);
+    uploads.now = () => realNow() + (system().config.uploadRetentionDays * 24 + 1) * 3_600_000;
+    try {
+      assert.ok((await uploads.sweep()) >= 1);
+    } finally {
+      uploads.now = realNow;
+    }
+    assert.equal(await status(await fetch(slot.get)), 404);
   });
 
   test('too large: not-acceptable with <file-too-large><max-file-size/>', async () => {

@@ -71,6 +71,7 @@ function harnessContext(): { ctx: Context; posts: () => number } {
     sessions: [session(user, connectionId)],
     blocks: new Set(),
     blockedBy: new Set(),
+    push: [],
   });
   const accounts = new Map<string, Account>([
     [`alice@${DOMAIN}`, account(`alice@${DOMAIN}`, ALICE_CONNECTION)],
@@ -82,13 +83,19 @@ function harnessContext(): { ctx: Context; posts: () => number } {
       return record ? { ...record } : undefined;
     },
     getAccount: async (user) =>
-      accounts.get(user) ?? { exists: false, sessions: [], blocks: new Set(), blockedBy: new Set() },
+      accounts.get(user) ?? {
+        exists: false,
+        sessions: [],
+        blocks: new Set(),
+        blockedBy: new Set(),
+        push: [],
+      },
     storeMessage: async () => ({ stored: true }),
     markDelivered: async () => true,
     listForDrain: async () => {},
     archive: async () => {},
     markAllDelivered: async () => {},
-    reserveOfflineSlot: async () => true,
+    reserveOfflineSlot: async () => 1,
     saveConnection: async () => {},
   };
   const store = new Proxy(answers, {

@@ -12,6 +12,7 @@ import { ManagementApiGateway } from '../lib/gateway/management-api.ts';
 import { S3Uploads } from '../lib/gateway/s3-uploads.ts';
 import { SqsContinuations } from '../lib/gateway/sqs-continuations.ts';
 import { SqsDeadlines } from '../lib/gateway/sqs-deadlines.ts';
+import { SqsPushJobs } from '../lib/gateway/sqs-push-jobs.ts';
 import type { Context, Continuations, Logger, MetricName, Metrics } from '../lib/ports.ts';
 import { type CapacityMeter, meterCapacity } from '../lib/store/capacity.ts';
 import { DynamoStore } from '../lib/store/dynamo.ts';
@@ -33,6 +34,19 @@ export interface RuntimeSettings {
   readonly logLevel?: LogLevel;
   /** The frames FIFO queue, where long drains continue. */
   readonly framesQueueUrl?: string;
+  /** XEP-0357: the push queue (frames and push functions); without it no notification is queued. */
+  readonly pushQueueUrl?: string;
+  /** Where the push function puts the notifications it gave up on. */
+  readonly pushDeadLetterQueueUrl?: string;
+  /** The push function: the Secrets Manager secret that keys the notifications' signature. */
+  readonly pushSecretArn?: string;
+  /** The push function, with `pushEvents`: the EventBridge bus notifications also go to. */
+  readonly pushEventBus?: string;
+  /**
+   * The in-process local system: the emulator's origin, which answers the SQS, Secrets Manager
+   * and EventBridge requests (a process gets the SDK's AWS_ENDPOINT_URL_* settings instead).
+   */
+  readonly awsEndpoint?: string;
   /** The authentication deadline queue ($connect only): without it no deadline is scheduled. */
   readonly authDeadlineQueueUrl?: string;
   /** Sums the capacity units every DynamoDB request consumes (benchmarks). */
@@ -67,6 +81,10 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): RuntimeSe
     region: env.AWS_REGION,
     framesQueueUrl: env.FRAMES_QUEUE_URL || undefined,
     authDeadlineQueueUrl: env.AUTH_DEADLINE_QUEUE_URL || undefined,
+    pushQueueUrl: env.PUSH_QUEUE_URL || undefined,
+    pushDeadLetterQueueUrl: env.PUSH_DEAD_LETTER_QUEUE_URL || undefined,
+    pushSecretArn: env.PUSH_SECRET_ARN || undefined,
+    pushEventBus: env.PUSH_EVENT_BUS || undefined,
     metricsNamespace: env.POWERTOOLS_METRICS_NAMESPACE || undefined,
     serviceName: env.POWERTOOLS_SERVICE_NAME || undefined,
     uploadBucket: env.UPLOAD_BUCKET || undefined,
@@ -165,6 +183,7 @@ export function createContext(settings: RuntimeSettings, continuations?: Continu
   const logger = new JsonLogger(settings.logLevel, settings.serviceName);
   const local = settings.dynamoEndpoint !== undefined;
   const deadlineQueueUrl = settings.authDeadlineQueueUrl;
+  const pushQueueUrl = settings.pushQueueUrl;
   const context: Context = {
     store: onFirstUse(() => {
       const dynamo = new DynamoDBClient({
@@ -192,14 +211,26 @@ export function createContext(settings: RuntimeSettings, continuations?: Continu
       onFirstUse(
         () =>
           new SqsContinuations(
-            new SQSClient({ region: settings.region }),
+            new SQSClient(awsClientSettings(settings)),
             settings.framesQueueUrl ?? missing('FRAMES_QUEUE_URL'),
           ),
       ),
     ...(deadlineQueueUrl
       ? {
           deadlines: onFirstUse(
-            () => new SqsDeadlines(new SQSClient({ region: settings.region }), deadlineQueueUrl),
+            () => new SqsDeadlines(new SQSClient(awsClientSettings(settings)), deadlineQueueUrl),
+          ),
+        }
+      : {}),
+    ...(pushQueueUrl
+      ? {
+          pushJobs: onFirstUse(
+            () =>
+              new SqsPushJobs(
+                new SQSClient(awsClientSettings(settings)),
+                pushQueueUrl,
+                settings.pushDeadLetterQueueUrl,
+              ),
           ),
         }
       : {}),
@@ -214,6 +245,14 @@ export function createContext(settings: RuntimeSettings, continuations?: Continu
     now: Date.now,
   };
   return context;
+}
+
+/** Region, and on the in-process local system the emulator's endpoint and fake credentials. */
+export function awsClientSettings(settings: Pick<RuntimeSettings, 'region' | 'awsEndpoint'>) {
+  return {
+    region: settings.region,
+    ...(settings.awsEndpoint ? { endpoint: settings.awsEndpoint, credentials: localCredentials } : {}),
+  };
 }
 
 /**

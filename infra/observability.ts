@@ -32,7 +32,11 @@ export const HANDLER_ERRORS_METRIC = 'HandlerErrors';
 export interface ObservabilityProps {
   /** The `service` dimension of the service's metrics and log lines (the stack name). */
   readonly serviceName: string;
-  readonly functions: Readonly<Record<'Connect' | 'Frames' | 'Expired' | 'AuthDeadline', XmppFunction>>;
+  readonly functions: Readonly<
+    Record<'Connect' | 'Frames' | 'Expired' | 'AuthDeadline', XmppFunction> & { Push?: XmppFunction }
+  >;
+  /** XEP-0357 notifications given up on (infra/push.ts), when push is deployed. */
+  readonly pushDeadLetters?: Queue;
   readonly stage: WebSocketStage;
   readonly framesQueue: Queue;
   readonly deadLetterQueue: Queue;
@@ -109,7 +113,14 @@ export class Observability extends Construct {
 
   private addAlarms(): void {
     const { period } = this;
-    const { functions, stage, deadLetterQueue, expiryFailures, table } = this.props;
+    const { functions, stage, deadLetterQueue, expiryFailures, table, pushDeadLetters } = this.props;
+    if (pushDeadLetters) {
+      this.alarm(
+        'PushDeadLetters',
+        pushDeadLetters.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }),
+        'Push notifications were given up on: an app server kept failing (pushMaxAttempts tries) or the push function did. Each dead letter names the user, the push service and the reason. Runbook: docs/architecture.md, "Push dead letters"',
+      );
+    }
     for (const [name, fn] of Object.entries(functions)) {
       this.alarm(`${name}Errors`, fn.metricErrors({ period }), `The ${name} function failed or timed out`);
       this.alarm(`${name}Throttles`, fn.metricThrottles({ period }), `The ${name} function was throttled`);
@@ -180,7 +191,16 @@ export class Observability extends Construct {
       new AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24, height: 3 }),
     );
     dashboard.addWidgets(
-      graph('Messages', named(['MessagesStored', 'MessagesDelivered', 'MessagesDrained', 'ReceiptsRouted'])),
+      graph(
+        'Messages',
+        named([
+          'MessagesStored',
+          'MessagesDelivered',
+          'MessagesDrained',
+          'ReceiptsRouted',
+          'PushNotificationsSent',
+        ]),
+      ),
       graph('Stanzas', named(['StanzasHandled']), [
         apiMetric('ConnectCount', 'Connects'),
         apiMetric('MessageCount', 'Frames in and out'),
@@ -188,7 +208,7 @@ export class Observability extends Construct {
     );
     dashboard.addWidgets(
       graph('Failures', [
-        ...named(['SaslFailures', 'GoneConnections']),
+        ...named(['SaslFailures', 'GoneConnections', 'PushNotificationsFailed']),
         this.serviceMetric(HANDLER_ERRORS_METRIC, 'Logged errors'),
       ]),
       graph('API Gateway errors', [

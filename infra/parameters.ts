@@ -1,7 +1,7 @@
 // Deployment parameters: CDK context (`cdk.json` or `npx cdk deploy -c domain=chat.example.com`),
 // parsed and validated in one place so that a typo fails the synth instead of the deployment.
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { DEFAULTS, MAX_FRAME_BYTES } from '../lib/config.ts';
+import { DEFAULTS, MAX_FRAME_BYTES, parsePushServices } from '../lib/config.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 export type RemovalChoice = 'retain' | 'destroy';
@@ -72,6 +72,21 @@ export interface XmppParameters {
   readonly uploadQuotaBytesPerDay: number;
   /** XEP-0363: days uploaded files are kept (the bucket's lifecycle rule); their GET URLs work that long. */
   readonly uploadRetentionDays: number;
+  /**
+   * XEP-0357: the push services clients may enable, each with its app server's HTTPS endpoint,
+   * as `PUSH_SERVICES` takes them (`jid=url,…`); empty: no push (no queue, no function).
+   */
+  readonly pushServices: string;
+  /** Push registrations one user may have. */
+  readonly pushMaxRegistrations: number;
+  /** At most one notification per registration in this many seconds. */
+  readonly pushCoalesceSeconds: number;
+  /** Whether notifications carry the message body (it then passes through the app server). */
+  readonly pushIncludeBody: boolean;
+  /** Whether a room message mentioning an offline member's nick notifies them. */
+  readonly pushRoomMentions: boolean;
+  /** Also put each notification on the account's default EventBridge bus. */
+  readonly pushEvents: boolean;
 }
 
 /** Every context key the app reads. */
@@ -105,6 +120,12 @@ export const PARAMETER_KEYS = [
   'uploadMaxFileBytes',
   'uploadQuotaBytesPerDay',
   'uploadRetentionDays',
+  'pushServices',
+  'pushMaxRegistrations',
+  'pushCoalesceSeconds',
+  'pushIncludeBody',
+  'pushRoomMentions',
+  'pushEvents',
 ] as const satisfies readonly (keyof XmppParameters)[];
 
 export const PARAMETER_DEFAULTS = {
@@ -133,6 +154,12 @@ export const PARAMETER_DEFAULTS = {
   uploadMaxFileBytes: DEFAULTS.uploadMaxFileBytes,
   uploadQuotaBytesPerDay: DEFAULTS.uploadQuotaBytesPerDay,
   uploadRetentionDays: DEFAULTS.uploadRetentionDays,
+  pushServices: '',
+  pushMaxRegistrations: DEFAULTS.pushMaxRegistrations,
+  pushCoalesceSeconds: DEFAULTS.pushCoalesceSeconds,
+  pushIncludeBody: DEFAULTS.pushIncludeBody,
+  pushRoomMentions: DEFAULTS.pushRoomMentions,
+  pushEvents: false,
 } as const satisfies Omit<XmppParameters, 'mucDomain' | 'uploadDomain' | OptionalParameter>;
 
 /** Parameters without a default: the feature is off unless they are set. */
@@ -256,6 +283,7 @@ export function parseParameters(context: (key: string) => unknown): XmppParamete
       context('apiGatewayCloudWatchRole') ?? PARAMETER_DEFAULTS.apiGatewayCloudWatchRole,
     ),
     ...uploads(context, domain),
+    ...pushParameters(context),
   };
 }
 
@@ -284,6 +312,57 @@ function uploads(
     ),
     uploadRetentionDays: integer('uploadRetentionDays', value('uploadRetentionDays'), 1, 3650),
   };
+}
+
+type PushParameters = Pick<
+  XmppParameters,
+  | 'pushServices'
+  | 'pushMaxRegistrations'
+  | 'pushCoalesceSeconds'
+  | 'pushIncludeBody'
+  | 'pushRoomMentions'
+  | 'pushEvents'
+>;
+
+/** XEP-0357 (lib/push.ts). */
+function pushParameters(context: (key: string) => unknown): PushParameters {
+  const value = (key: keyof PushParameters) => context(key) ?? PARAMETER_DEFAULTS[key];
+  return {
+    pushServices: pushServices(value('pushServices')),
+    pushMaxRegistrations: integer('pushMaxRegistrations', value('pushMaxRegistrations'), 1, 100),
+    // SQS delays a message by at most 15 minutes.
+    pushCoalesceSeconds: integer('pushCoalesceSeconds', value('pushCoalesceSeconds'), 0, 900),
+    pushIncludeBody: boolean('pushIncludeBody', value('pushIncludeBody')),
+    pushRoomMentions: boolean('pushRoomMentions', value('pushRoomMentions')),
+    pushEvents: boolean('pushEvents', value('pushEvents')),
+  };
+}
+
+/**
+ * `jid=url,…` (from `-c`), or an object of JIDs to URLs (in cdk.json); HTTPS only, since the
+ * notifications leave AWS (plain http only to a loopback address, for the local system).
+ * Returned as PUSH_SERVICES takes it.
+ */
+function pushServices(value: unknown): string {
+  const text =
+    typeof value === 'object' && value !== null
+      ? Object.entries(value as Record<string, unknown>)
+          .map(([jid, url]) => `${jid}=${String(url)}`)
+          .join(',')
+      : value;
+  if (typeof text !== 'string') fail('pushServices', value, 'jid=https-url pairs separated by commas');
+  let services: Map<string, string>;
+  try {
+    services = parsePushServices(text);
+  } catch (error) {
+    fail('pushServices', value, `jid=https-url pairs separated by commas (${(error as Error).message})`);
+  }
+  for (const [jid, url] of services) {
+    // Plain http only to this machine: the local system (`npm start -- --from-synth`) and its tests.
+    const loopback = /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\//.test(url);
+    if (!url.startsWith('https://') && !loopback) fail('pushServices', value, `an https URL for ${jid}`);
+  }
+  return [...services].map(([jid, url]) => `${jid}=${url}`).join(',');
 }
 
 /** SQS delays a message by at most 15 minutes (lib/gateway/sqs-deadlines.ts). */

@@ -49,6 +49,7 @@ import {
   type Registration,
   type RemovalChoice,
 } from './parameters.ts';
+import { PushNotifications } from './push.ts';
 import { FRAMES_TIMEOUT_SECONDS } from './timeouts.ts';
 import { Uploads } from './uploads.ts';
 import { WebClient } from './web-client.ts';
@@ -107,7 +108,20 @@ export interface XmppStackProps extends StackProps {
   /** ACM certificate (in the stack's region) for `customDomainName`. */
   readonly certificateArn?: string;
   /** Set API Gateway's account-wide CloudWatch Logs role (access logging needs one). @default true */
-  readonly apiGatewayCloudWatchRole?: boolean /** XEP-0363 upload service JID. @default `upload.${domain}` */;
+  readonly apiGatewayCloudWatchRole?: boolean;
+  /** XEP-0357 push services, `jid=https-url,…` (infra/push.ts). @default '' - no push */
+  readonly pushServices?: string;
+  /** Push registrations one user may have (1 to 100). @default 10 */
+  readonly pushMaxRegistrations?: number;
+  /** At most one notification per registration in this many seconds (0 to 900). @default 10 */
+  readonly pushCoalesceSeconds?: number;
+  /** Notifications carry the message body. @default false */
+  readonly pushIncludeBody?: boolean;
+  /** A room message mentioning an offline member's nick notifies them. @default true */
+  readonly pushRoomMentions?: boolean;
+  /** Also put each notification on the default EventBridge bus. @default false */
+  readonly pushEvents?: boolean;
+  /** XEP-0363 upload service JID. @default `upload.${domain}` */
   readonly uploadDomain?: string;
   /** Largest file a slot is given for, in bytes. @default 52428800 */
   readonly uploadMaxFileBytes?: number;
@@ -184,6 +198,8 @@ export class XmppStack extends Stack {
   public readonly webClient?: WebClient;
   /** XEP-0363 files: the bucket and the CloudFront distribution they are read through (infra/uploads.ts). */
   public readonly uploads: Uploads;
+  /** XEP-0357 push (infra/push.ts), when `pushServices` names a service. */
+  public readonly push?: PushNotifications;
 
   constructor(scope: Construct, id: string, props: XmppStackProps = {}) {
     super(scope, id, props);
@@ -345,6 +361,17 @@ export class XmppStack extends Stack {
     this.grantManageConnections(this.framesFunction, ['POST', 'DELETE']);
     this.frames.queue.grant(this.framesFunction, 'sqs:SendMessage');
     this.uploads.grantPresign(this.framesFunction);
+    if (parameters.pushServices !== '') {
+      this.push = new PushNotifications(this, 'Push', {
+        parameters,
+        environment,
+        tableArn: this.table.tableArn,
+        producer: this.framesFunction,
+        logs,
+      });
+      for (const [name, value] of Object.entries(this.push.producerEnvironment))
+        this.framesFunction.addEnvironment(name, value);
+    }
 
     this.expiryFailures = new Queue(this, 'ExpiryFailures', {
       retentionPeriod: Duration.days(14),
@@ -361,7 +388,9 @@ export class XmppStack extends Stack {
         Frames: this.framesFunction,
         Expired: this.expiredFunction,
         AuthDeadline: this.authDeadlineFunction,
+        ...(this.push ? { Push: this.push.function } : {}),
       },
+      ...(this.push ? { pushDeadLetters: this.push.deadLetters } : {}),
       stage: this.stage,
       framesQueue: this.frames.queue,
       deadLetterQueue: this.frames.deadLetterQueue,
@@ -561,6 +590,7 @@ export class XmppStack extends Stack {
       this.framesFunction,
       this.expiredFunction,
       this.authDeadlineFunction,
+      ...(this.push ? [this.push.function] : []),
     ]) {
       Validations.of(fn).acknowledge({
         id: 'AwsSolutions-L1',
@@ -573,6 +603,17 @@ export class XmppStack extends Stack {
       reason:
         'This queue is itself a dead-letter queue: the on-failure destination of the stream event source mapping, which cdk-nag does not recognise as one',
     });
+    if (this.push) {
+      Validations.of(this.push.deadLetters).acknowledge({
+        id: 'AwsSolutions-SQS3',
+        reason: "This queue is itself the push queue's dead-letter queue (alarmed)",
+      });
+      Validations.of(this.push.secret).acknowledge({
+        id: 'AwsSolutions-SMG4',
+        reason:
+          'The signing secret is shared with the app servers, which verify each notification with it: a rotation must be coordinated with them (README, "Push notifications"), so it is rotated by hand',
+      });
+    }
     Validations.of(this.authDeadlines).acknowledge({
       id: 'AwsSolutions-SQS3',
       reason:

@@ -54,6 +54,22 @@ export interface Config {
   readonly uploadQuotaBytesPerDay: number;
   /** XEP-0363: days an uploaded file is kept (S3 lifecycle; locally the same), so its GET URL works. */
   readonly uploadRetentionDays: number;
+  /**
+   * XEP-0357: the push services clients may enable (the JID they name in `<enable jid=…>`),
+   * each with the app server's endpoint the notifications are POSTed to (lib/push.ts).
+   */
+  readonly pushServices: ReadonlyMap<string, string>;
+  /** Push registrations (service and node) one user may have. */
+  readonly pushMaxRegistrations: number;
+  /** At most one notification per registration in this many seconds; the count covers the rest. */
+  readonly pushCoalesceSeconds: number;
+  /** Whether a notification carries the message's body (`last-message-body`); off: sender and count only. */
+  readonly pushIncludeBody: boolean;
+  /** Whether a room message that mentions an offline member's nick notifies them. */
+  readonly pushRoomMentions: boolean;
+  /** Tries of one notification before it goes to the dead-letter queue; waits double from `pushRetrySeconds`. */
+  readonly pushMaxAttempts: number;
+  readonly pushRetrySeconds: number;
 }
 
 export type MessagePolicy = 'open' | 'roster';
@@ -87,11 +103,23 @@ export const DEFAULTS = {
   uploadMaxFileBytes: 50 * 1024 * 1024,
   uploadQuotaBytesPerDay: 1024 * 1024 * 1024,
   uploadRetentionDays: 30,
+  pushMaxRegistrations: 10,
+  pushCoalesceSeconds: 10,
+  pushIncludeBody: false,
+  pushRoomMentions: true,
+  pushMaxAttempts: 8,
+  pushRetrySeconds: 10,
 } as const;
 
 export function defaultConfig(domain: string = DEFAULTS.domain): Config {
   const { domain: _default, ...rest } = DEFAULTS;
-  return { ...rest, domain, mucDomain: `conference.${domain}`, uploadDomain: `upload.${domain}` };
+  return {
+    ...rest,
+    domain,
+    mucDomain: `conference.${domain}`,
+    uploadDomain: `upload.${domain}`,
+    pushServices: new Map(),
+  };
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
@@ -122,7 +150,45 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
     uploadMaxFileBytes: positiveInt(env.UPLOAD_MAX_FILE_BYTES, DEFAULTS.uploadMaxFileBytes),
     uploadQuotaBytesPerDay: positiveInt(env.UPLOAD_QUOTA_BYTES_PER_DAY, DEFAULTS.uploadQuotaBytesPerDay),
     uploadRetentionDays: positiveInt(env.UPLOAD_RETENTION_DAYS, DEFAULTS.uploadRetentionDays),
+    pushServices: parsePushServices(env.PUSH_SERVICES ?? ''),
+    pushMaxRegistrations: positiveInt(env.PUSH_MAX_REGISTRATIONS, DEFAULTS.pushMaxRegistrations),
+    pushCoalesceSeconds: nonNegativeInt(env.PUSH_COALESCE_SECONDS, DEFAULTS.pushCoalesceSeconds),
+    pushIncludeBody: flag(env.PUSH_INCLUDE_BODY, 'PUSH_INCLUDE_BODY', DEFAULTS.pushIncludeBody),
+    pushRoomMentions: flag(env.PUSH_ROOM_MENTIONS, 'PUSH_ROOM_MENTIONS', DEFAULTS.pushRoomMentions),
+    pushMaxAttempts: positiveInt(env.PUSH_MAX_ATTEMPTS, DEFAULTS.pushMaxAttempts),
+    pushRetrySeconds: positiveInt(env.PUSH_RETRY_SECONDS, DEFAULTS.pushRetrySeconds),
   };
+}
+
+/**
+ * PUSH_SERVICES (the `--push-service` flags, the stack's `pushServices`): `jid=url` entries
+ * separated by commas or white space, e.g. `push.example.com=https://app.example.com/xmpp-push`.
+ */
+export function parsePushServices(text: string): Map<string, string> {
+  const services = new Map<string, string>();
+  for (const entry of text.split(/[\s,]+/).filter(Boolean)) {
+    const split = entry.indexOf('=');
+    const jid = entry.slice(0, split).toLowerCase();
+    const url = entry.slice(split + 1);
+    if (split <= 0 || !/^[^\s/@]+(@[^\s/@]+)?$/.test(jid))
+      throw new Error(`a push service is jid=url, got "${entry}"`);
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new Error(`the push service ${jid} needs an http or https URL, got "${url}"`);
+    }
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
+      throw new Error(`the push service ${jid} needs an http or https URL, got "${url}"`);
+    services.set(jid, url);
+  }
+  return services;
+}
+
+function flag(value: string | undefined, name: string, fallback: boolean): boolean {
+  if (value === undefined || value === '') return fallback;
+  if (value !== 'true' && value !== 'false') throw new Error(`${name} must be true or false, got "${value}"`);
+  return value === 'true';
 }
 
 /** REGISTRATION: `open` or `closed` (the stack's context parameter `registration`). */

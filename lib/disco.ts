@@ -1,6 +1,7 @@
 // XEP-0030: Service Discovery for the server domain and for the user's own account.
 import { StanzaError } from './errors.ts';
 import { NS } from './ns.ts';
+import { PUSH_NS, pushEnabled } from './push.ts';
 import type { IqHandlers } from './router.ts';
 import { xml } from './xml.ts';
 
@@ -23,11 +24,13 @@ export const discoHandlers: IqHandlers = {
     if (payload.attrs.node) throw new StanzaError('item-not-found');
     if (target.kind === 'account') {
       const archive = link.ctx.config.archiveDays > 0 ? ACCOUNT_ARCHIVE_FEATURES : [];
+      // XEP-0357 §4.1: where the account may enable push (some push service is configured).
+      const push = pushEnabled(link.ctx) ? [PUSH_NS] : [];
       return xml(
         'query',
         { xmlns: NS.discoInfo },
         xml('identity', { category: 'account', type: 'registered' }),
-        ...archive.map((feature) => xml('feature', { var: feature })),
+        ...[...archive, ...push].map((feature) => xml('feature', { var: feature })),
       );
     }
     return xml(

@@ -11,7 +11,8 @@ import { bare, type Jid, parseJid } from './jid.ts';
 import type { Link } from './link.ts';
 import { handleRoomMessage } from './muc/room.ts';
 import { NS } from './ns.ts';
-import type { Context, StoredMessage } from './ports.ts';
+import type { Account, Context, StoredMessage } from './ports.ts';
+import { tellPush } from './push.ts';
 import type { Target } from './router.ts';
 import { cloneElement, type Element, xml } from './xml.ts';
 
@@ -155,7 +156,9 @@ async function storeAndPush(
     receiptRequested: asksForReceipt(stanza),
     expiresAt: Math.floor(now / 1000) + ctx.config.retentionDays * DAY_SECONDS,
   };
-  if (targets.length === 0 && !(await ctx.store.reserveOfflineSlot(recipient, ctx.config.offlineQuota))) {
+  const waiting =
+    targets.length === 0 ? await ctx.store.reserveOfflineSlot(recipient, ctx.config.offlineQuota) : 0;
+  if (waiting === false) {
     throw new StanzaError('resource-constraint', 'the recipient has too many messages waiting');
   }
   // A session whose drain is under way gets the message from the drain, after the backlog.
@@ -191,8 +194,10 @@ async function storeAndPush(
   // session that became available in between either shows up here or finds the message
   // in its drain, which starts after it is marked available (presence.ts).
   let sessions = account.sessions;
+  let latest: Account = account;
   if (targets.length === 0) {
-    sessions = (await ctx.store.getAccount(recipient)).sessions;
+    latest = await ctx.store.getAccount(recipient);
+    sessions = latest.sessions;
     targets = selectSessions(sessions, resource);
     live = targets.filter((session) => !isDraining(ctx, session));
   }
@@ -206,7 +211,40 @@ async function storeAndPush(
   await Promise.all([
     sendReceivedCopies(ctx, recipient, sessions, pushed, copyable, frame),
     senderAccount && sendSentCopies(link, senderAccount.sessions, copyable, sentCopy(stanza, archived, kept)),
+    !receiptOnly &&
+      pushed.length === 0 &&
+      live.length === targets.length &&
+      notifyAway(link, recipient, latest, waiting, stanza),
   ]);
+}
+
+/**
+ * XEP-0357: no session took a message with a body (none was available, or each push met a
+ * gone connection), so the user's push registrations hear of it (push.ts). A session that is
+ * draining gets it from the drain instead. The count is the offline counter's; a message that
+ * met only gone connections is counted now (a write only for a user with registrations).
+ */
+async function notifyAway(
+  link: Link,
+  recipient: string,
+  account: Pick<Account, 'push'>,
+  waiting: number,
+  stanza: Element,
+): Promise<void> {
+  const { ctx } = link;
+  if (account.push.length === 0 || !ctx.pushJobs) return;
+  try {
+    const count = waiting || (await ctx.store.reserveOfflineSlot(recipient, ctx.config.offlineQuota));
+    await tellPush(ctx, recipient, account, {
+      count: count === false ? ctx.config.offlineQuota : count,
+      sender: link.jid as string,
+      body: stanza.getChildText('body') ?? undefined,
+    });
+  } catch (error) {
+    // The message is stored and acknowledged; a retry of the frame would not come back here
+    // (it is recognised as a retry), so the notification is given up, not the frame.
+    ctx.logger.warn('push notification not queued', { recipient, error: String(error) });
+  }
 }
 
 /** The <sent/> carbon's message: with the sender's stanza-id when it went into their archive. */

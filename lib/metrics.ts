@@ -15,6 +15,8 @@ export const METRIC_DESCRIPTIONS = {
   ReceiptsRouted: 'XEP-0184 receipts routed to the sender',
   GoneConnections: 'Posts that met a gone connection (410)',
   SaslFailures: 'SASL authentication failures',
+  PushNotificationsSent: 'XEP-0357 notifications an app server took',
+  PushNotificationsFailed: 'XEP-0357 notifications given up on (dead-letter queue)',
 } as const satisfies Record<MetricName, string>;
 
 export const METRIC_NAMES = Object.keys(METRIC_DESCRIPTIONS) as MetricName[];

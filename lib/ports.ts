@@ -171,6 +171,29 @@ export interface ArchivePage {
   readonly complete: boolean;
 }
 
+/** XEP-0357: one push service (and node) a user enabled, with what a notification carries. */
+export interface PushRegistration {
+  /** The push service's JID (`enable jid=`), one of Config.pushServices. */
+  readonly service: string;
+  readonly node: string;
+  /** The `publish-options` form the client gave, serialised; sent with each notification. */
+  readonly options?: string;
+}
+
+/** What a registration has waiting to be told (lib/push.ts, coalescing). */
+export interface PushPending extends PushRegistration {
+  /** Messages not yet covered by a notification. */
+  readonly pending: number;
+  /** The user's waiting messages when the last of them came (the summary's message-count). */
+  readonly count: number;
+  readonly sender?: string;
+  readonly body?: string;
+  /** Epoch ms of the last notification sent. */
+  readonly notifiedAt?: number;
+  /** Epoch ms a notification job is due, while one is queued. */
+  readonly scheduledFor?: number;
+}
+
 export interface Account {
   readonly exists: boolean;
   /** Epoch ms the account was created: its archive starts there (an earlier account of the name is not shown). */
@@ -182,6 +205,8 @@ export interface Account {
   readonly blocks: ReadonlySet<string>;
   /** The users who block this user (the reverse entries), so one read answers both ways. */
   readonly blockedBy: ReadonlySet<string>;
+  /** XEP-0357 registrations, read with the account at no extra request. */
+  readonly push: readonly PushRegistration[];
 }
 
 /** XEP-0045 §5.2 affiliations and roles. */
@@ -241,6 +266,8 @@ export interface RoomState {
   /** Bare JID -> affiliation (none is never stored). */
   readonly affiliations: ReadonlyMap<string, Affiliation>;
   readonly occupants: Occupant[];
+  /** The nick each affiliated user last left the room with (XEP-0357 mentions: muc/mentions.ts). */
+  readonly memberNicks?: ReadonlyMap<string, string>;
 }
 
 /** A groupchat message (or subject change), stored once per room. */
@@ -349,8 +376,11 @@ export interface Store {
   markAllDelivered(messages: readonly Pick<StoredMessage, 'recipient' | 'sender' | 'id'>[]): Promise<void>;
   /** Undelivered, unexpired messages in storage order, after `after` when given. */
   undelivered(recipient: string, limit: number, after?: string): Promise<InboxPage>;
-  /** Counts a message stored for an offline user; false when the quota is reached. */
-  reserveOfflineSlot(recipient: string, quota: number): Promise<boolean>;
+  /**
+   * Counts a message stored for an offline user: the messages now waiting (the push summary's
+   * message-count), or false when the quota is reached.
+   */
+  reserveOfflineSlot(recipient: string, quota: number): Promise<number | false>;
   /** The user drained their inbox: the offline count starts again. */
   resetOfflineCount(recipient: string): Promise<void>;
 
@@ -373,6 +403,27 @@ export interface Store {
    */
   setInactive(user: string, resource: string, connectionId: string, inactive: boolean): Promise<void>;
 
+  // XEP-0357 push (lib/push.ts). Keys: the table at the top of store/push.ts.
+  /** Enables (or updates the options of) a registration. */
+  enablePush(user: string, registration: PushRegistration): Promise<void>;
+  /** Removes these registrations. */
+  disablePush(user: string, registrations: readonly PushRegistration[]): Promise<void>;
+  /**
+   * Adds one message to what the registration has waiting; returns what it had before, or
+   * undefined when the registration is gone.
+   */
+  addPushPending(
+    user: string,
+    registration: PushRegistration,
+    message: { readonly count: number; readonly sender: string; readonly body?: string },
+  ): Promise<PushPending | undefined>;
+  /** Notes that a notification job is queued, due at `at`. */
+  schedulePush(user: string, registration: PushRegistration, at: number): Promise<void>;
+  /** What the registration has waiting (strongly consistent), or undefined when it is gone. */
+  getPushPending(user: string, registration: PushRegistration): Promise<PushPending | undefined>;
+  /** A notification covering `covered` messages was sent at `at` (none is queued now); returns how many still wait. */
+  notePushSent(user: string, registration: PushRegistration, covered: number, at: number): Promise<number>;
+
   // XEP-0045 rooms (lib/muc/). Keys: the table at the top of store/rooms.ts.
   /** Room item, affiliations and occupants: one query. */
   getRoomState(room: string): Promise<RoomState>;
@@ -388,6 +439,8 @@ export interface Store {
   /** Removes the occupant while it still belongs to the connection; returns it. */
   removeOccupant(room: string, jid: string, connectionId: string): Promise<Occupant | undefined>;
   setAffiliation(room: string, user: string, affiliation: Affiliation): Promise<void>;
+  /** Keeps the nick an affiliated user left with, on their affiliation item (nothing for others). */
+  noteMemberNick(room: string, user: string, nick: string): Promise<void>;
   /** `sender`: the occupant JID, kept for XEP-0313 `with` queries. */
   storeRoomMessage(message: RoomMessage, sender?: string): Promise<void>;
   /** Newest first: up to `limit` messages with seq after `after` (when given). */
@@ -437,6 +490,43 @@ export interface Gateway {
   close(connectionId: string): Promise<void>;
 }
 
+/** A job for the push function (lib/push.ts): one message to tell, or a notification due. */
+export type PushJob =
+  | {
+      readonly kind: 'message';
+      readonly user: string;
+      readonly registration: PushRegistration;
+      readonly count: number;
+      /** The sender's full JID (a room's occupant JID for a mention). */
+      readonly sender: string;
+      readonly body?: string;
+    }
+  | {
+      readonly kind: 'notify';
+      readonly user: string;
+      readonly registration: PushRegistration;
+      /** Tries so far (retries with backoff after the app server failed). */
+      readonly attempt: number;
+    };
+
+/** The queue of push jobs: a standard SQS queue on AWS, the same API on the emulator. */
+export interface PushJobs {
+  send(jobs: readonly PushJob[], delaySeconds?: number): Promise<void>;
+  /** A job that failed every try: kept for an operator (the dead-letter queue, alarmed). */
+  deadLetter(job: PushJob, reason: string): Promise<void>;
+}
+
+/** What the app server answered to a notification POST, or `failed` (no answer in time). */
+export type PushPostResult = { readonly status: number } | 'failed';
+
+/** Delivery of notifications to app servers (lib/gateway/push-delivery.ts). */
+export interface PushDelivery {
+  /** POSTs the XEP-0357 publish, signed, to the service's endpoint. */
+  post(url: string, body: string): Promise<PushPostResult>;
+  /** Puts the notification on the EventBridge bus, when the deployment asked for it. */
+  event?(detail: Record<string, unknown>): Promise<void>;
+}
+
 /** Hands work to a later invocation, in the connection's order (the FIFO queue). */
 export interface Continuations {
   continueDrain(connectionId: string, after: string): Promise<void>;
@@ -466,7 +556,9 @@ export type MetricName =
   | 'MessagesDrained'
   | 'ReceiptsRouted'
   | 'GoneConnections'
-  | 'SaslFailures';
+  | 'SaslFailures'
+  | 'PushNotificationsSent'
+  | 'PushNotificationsFailed';
 
 export interface Metrics {
   /** Adds `value` (default 1) to the counter; published at the end of the invocation. */
@@ -494,6 +586,10 @@ export interface Context {
   readonly continuations: Continuations;
   /** Absent where nothing comes back later (the core called directly, as benchmarks do). */
   readonly deadlines?: Deadlines;
+  /** XEP-0357 jobs; absent where no push service is configured. */
+  readonly pushJobs?: PushJobs;
+  /** The push function's way out to app servers. */
+  readonly pushDelivery?: PushDelivery;
   readonly config: Config;
   readonly logger: Logger;
   /** Absent where nothing collects metrics (the local system). */

@@ -20,6 +20,7 @@ import { drain } from './offline.ts';
 import { pingHandlers } from './ping.ts';
 import type { ConnectionRecord, Context, ExpiredItem } from './ports.ts';
 import { handlePresence } from './presence.ts';
+import { pushHandlers } from './push.ts';
 import { registerHandlers } from './register.ts';
 import { handleSubscription, isSubscriptionStanza, rosterHandlers } from './roster.ts';
 import { routeStanza, type StanzaHandlers } from './router.ts';
@@ -56,6 +57,7 @@ export function stanzaHandlers(): StanzaHandlers {
       ...archiveHandlers,
       ...carbonsHandlers,
       ...uploadHandlers,
+      ...pushHandlers,
     },
     message: handleMessage,
     presence: (link, stanza, target) =>

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { hasFaults, parseFaults } from '../infra/local/faults.ts';
 import { startSynthesizedSystem } from '../infra/local/synth-system.ts';
 import { startLocalSystem } from '../infra/local/system.ts';
+import { parsePushServices } from '../lib/config.ts';
 
 const { values } = parseArgs({
   options: {
@@ -23,6 +24,8 @@ const { values } = parseArgs({
     'auth-timeout': { type: 'string', default: process.env.AUTH_TIMEOUT_SECONDS },
     'archive-days': { type: 'string', default: process.env.ARCHIVE_DAYS },
     faults: { type: 'string', default: process.env.FAULTS ?? '' },
+    'push-service': { type: 'string', multiple: true, default: [] },
+    'push-events': { type: 'boolean', default: false },
     registration: { type: 'string', default: process.env.REGISTRATION ?? 'on' },
     'from-synth': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -55,6 +58,10 @@ if (values.help) {
                       unless the context parameter registration=open)
   --archive-days N    days the XEP-0313 message archive keeps messages; 0 turns it off
                       (default 365, env ARCHIVE_DAYS)
+  --push-service JID=URL  a XEP-0357 push service clients may enable, and the app server's
+                      endpoint its notifications are POSTed to (repeatable; env PUSH_SERVICES,
+                      e.g. push.localhost=http://127.0.0.1:8080/push; none by default)
+  --push-events       also put each notification on the local EventBridge stand-in
   --faults LIST       inject faults, e.g. ddb=0.05,post=0.05,kill=0.02 (shares of DynamoDB calls,
                       posts and frames invocations that fail; seed=N; env FAULTS; none by default)`);
   process.exit(0);
@@ -105,6 +112,20 @@ if (
   process.exit(2);
 }
 const archive = archiveDays === undefined ? {} : { archiveDays };
+const pushText = [process.env.PUSH_SERVICES ?? '', ...(values['push-service'] ?? [])]
+  .filter(Boolean)
+  .join(',');
+let pushServices: Map<string, string>;
+try {
+  pushServices = parsePushServices(pushText);
+} catch (error) {
+  console.error(`--push-service: ${(error as Error).message}`);
+  process.exit(2);
+}
+const push =
+  pushServices.size > 0
+    ? { pushServices: [...pushServices].map(([jid, url]) => `${jid}=${url}`).join(',') }
+    : {};
 const dataDir = resolve(values['data-dir']);
 const domain = values.domain.toLowerCase();
 if (values['from-synth'] && hasFaults(faults)) {
@@ -128,6 +149,8 @@ const system = values['from-synth']
         registration: registration ? 'open' : 'closed',
         ...limits,
         ...archive,
+        ...push,
+        ...(values['push-events'] ? { pushEvents: true } : {}),
       },
       logLevel: values['log-level'] as 'info',
       api: { log: logWarning },
@@ -150,7 +173,9 @@ const system = values['from-synth']
         registration,
         ...limits,
         ...archive,
+        pushServices,
       },
+      pushEvents: values['push-events'],
       logLevel: values['log-level'] as 'info',
       api: { log: (message, fields) => console.error(JSON.stringify({ level: 'WARN', message, ...fields })) },
       ...(hasFaults(faults) ? { faults } : {}),
@@ -172,8 +197,21 @@ console.log(`serverless-xmpp is running
   Group chat:     ${system.config.mucDomain}
   File upload:    ${system.config.uploadDomain} (XEP-0363; files ${values['in-memory'] ? 'in a temporary folder' : `in ${resolve(dataDir, 'uploads')}`})
   DynamoDB Local: ${system.dynamo.endpoint} (table ${system.tableName}${values['in-memory'] ? ', in memory' : `, data in ${dataDir}`})
-${hasFaults(faults) ? `  Faults:         ${values.faults} (infra/local/faults.ts)\n` : ''}Add a user:  npm run users -- add alice@${system.config.domain} secret
+${hasFaults(faults) ? `  Faults:         ${values.faults} (infra/local/faults.ts)\n` : ''}${pushBanner()}Add a user:  npm run users -- add alice@${system.config.domain} secret
 Stop:        Ctrl-C`);
+
+/** The push services and the key app servers check the notifications' signature with. */
+function pushBanner(): string {
+  if (pushServices.size === 0) return '';
+  const secret =
+    'push' in system && system.push
+      ? system.push.secret
+      : 'secrets' in system
+        ? [...system.secrets.values()][0]
+        : undefined;
+  const services = [...pushServices].map(([jid, url]) => `${jid} -> ${url}`).join(', ');
+  return `  Push:           ${services}\n                  signing secret (x-xmpp-push-signature): ${secret}\n`;
+}
 
 let stopping = false;
 const stop = async () => {

@@ -92,13 +92,16 @@ export class LocalSqs {
     for await (const chunk of request) chunks.push(chunk as Buffer);
     const operation = String(request.headers['x-amz-target']).slice('AmazonSQS.'.length);
     try {
-      if (operation !== 'SendMessage') {
+      const input = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      let result: unknown;
+      if (operation === 'SendMessage') result = this.sendMessage(input);
+      else if (operation === 'SendMessageBatch') result = this.sendMessageBatch(input);
+      else {
         throw new SqsError(
           'UnsupportedOperation',
-          `the local SQS answers SendMessage only, not ${operation}`,
+          `the local SQS answers SendMessage and SendMessageBatch only, not ${operation}`,
         );
       }
-      const result = this.sendMessage(JSON.parse(Buffer.concat(chunks).toString('utf8')));
       response.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
       response.end(JSON.stringify(result));
     } catch (error) {
@@ -111,6 +114,29 @@ export class LocalSqs {
       response.end(JSON.stringify({ __type: `com.amazonaws.sqs#${code}`, message }));
     }
     return true;
+  }
+
+  /** Each entry on its own, as SQS does: a refused one is reported in `Failed`, the others go. */
+  private sendMessageBatch(input: {
+    QueueUrl?: string;
+    Entries?: { Id: string; MessageBody?: string; DelaySeconds?: number; MessageGroupId?: string }[];
+  }) {
+    const entries = input.Entries ?? [];
+    if (entries.length === 0) throw new SqsError('EmptyBatchRequest', 'There should be at least one entry.');
+    if (entries.length > 10)
+      throw new SqsError('TooManyEntriesInBatchRequest', 'Maximum number of entries per request are 10.');
+    const Successful: Record<string, unknown>[] = [];
+    const Failed: Record<string, unknown>[] = [];
+    for (const entry of entries) {
+      try {
+        const { MessageId, MD5OfMessageBody } = this.sendMessage({ ...entry, QueueUrl: input.QueueUrl });
+        Successful.push({ Id: entry.Id, MessageId, MD5OfMessageBody });
+      } catch (error) {
+        if (!(error instanceof SqsError) || error.code === 'QueueDoesNotExist') throw error;
+        Failed.push({ Id: entry.Id, SenderFault: true, Code: error.code, Message: error.message });
+      }
+    }
+    return { Successful, Failed };
   }
 
   private sendMessage(input: {
@@ -237,6 +263,11 @@ export class LocalStandardQueue implements LocalQueue {
 
   accept(message: SqsMessage): void {
     this.schedule(message, message.delaySeconds * 1000, 1);
+  }
+
+  /** Nothing waits to be delivered (delayed or retried) and nothing is being handled. */
+  idle(): boolean {
+    return this.timers.size === 0 && this.running.size === 0;
   }
 
   async stop(): Promise<void> {

@@ -6,6 +6,7 @@
 // sets: region, the role's credentials (fake), and the SDK's standard endpoint settings
 // (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_SQS). A variable the code needs and the template
 // lacks fails here as it would on AWS.
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +19,8 @@ import type { LogLevel } from '../parameters.ts';
 import type { XmppStackProps } from '../stack.ts';
 import { ensureTable, LOCAL_CREDENTIALS, LOCAL_REGION, startDynamoLocal } from './dynamodb.ts';
 import { LambdaProcess } from './lambda-process.ts';
-import { LocalSqs, LocalStandardQueue, SqsError } from './sqs.ts';
+import { LocalSecretsAndEvents } from './secrets-and-events.ts';
+import { LocalSqs, LocalStandardQueue, SqsError, type SqsMessage } from './sqs.ts';
 import {
   readSynthesizedStack,
   type SynthesizedFunction,
@@ -55,6 +57,12 @@ export interface SynthesizedSystemOptions
     | 'maxSessionsPerUser'
     | 'authTimeoutSeconds'
     | 'registration'
+    | 'pushServices'
+    | 'pushMaxRegistrations'
+    | 'pushCoalesceSeconds'
+    | 'pushIncludeBody'
+    | 'pushRoomMentions'
+    | 'pushEvents'
   >;
   /** The functions' LOG_LEVEL, a stack parameter too. @default 'warn' */
   readonly logLevel?: LogLevel;
@@ -80,6 +88,12 @@ export interface SynthesizedSystem
   /** Each function's environment as its processes get it, by logical id. */
   readonly environments: ReadonlyMap<string, Record<string, string>>;
   readonly sqs: LocalSqs;
+  /** Secrets Manager's and EventBridge's stand-in: the push secret, the events put. */
+  readonly secretsAndEvents: LocalSecretsAndEvents;
+  /** The value of each secret of the stack, by logical id (the push signing secret). */
+  readonly secrets: ReadonlyMap<string, string>;
+  /** What the functions sent to dead-letter queues, by the queue's logical id. */
+  readonly deadLetters: ReadonlyMap<string, SqsMessage[]>;
 }
 
 export async function startSynthesizedSystem(
@@ -131,6 +145,7 @@ export async function startSynthesizedSystem(
     await ensureTable(admin, tableName);
     const framesQueue = stack.queues.get(stack.framesQueueId);
     let sqs: LocalSqs | undefined;
+    const secretsAndEvents = new LocalSecretsAndEvents();
     let config: Config | undefined;
     const web = localWeb({
       websocketPath: options.api?.path ?? '/xmpp-websocket',
@@ -147,9 +162,11 @@ export async function startSynthesizedSystem(
       maxReceiveCount: framesQueue?.maxReceiveCount ?? 3,
       connectHandler: invoke<APIGatewayProxyResultV2>(stack.connect),
       framesHandler: invoke<SQSBatchResponse>(stack.frames),
-      // SQS's API, S3 and CloudFront for uploads, then the chat page and host-meta (infra/local/web.ts).
+      // SQS's, Secrets Manager's and EventBridge's APIs, S3 and CloudFront for uploads, then the
+      // chat page and host-meta (infra/local/web.ts), on the emulator's port.
       services: async (request, response) =>
         (await (sqs?.answer(request, response) ?? Promise.resolve(false))) ||
+        (await secretsAndEvents.answer(request, response)) ||
         (await (uploads?.answer(request, response) ?? Promise.resolve(false))) ||
         (await web(request, response)),
     });
@@ -183,8 +200,28 @@ export async function startSynthesizedSystem(
       queueUrls.set(queue.logicalId, sqs.addQueue(queue.logicalId, local));
     }
 
+    // Dead-letter queues the functions send to themselves (the push queue's): kept, for a look.
+    const deadLetters = new Map<string, SqsMessage[]>();
+    for (const [id, resource] of Object.entries(stack.template.Resources)) {
+      if (resource.Type !== 'AWS::SQS::Queue' || queueUrls.has(id) || resource.Properties?.FifoQueue)
+        continue;
+      const kept: SqsMessage[] = [];
+      deadLetters.set(id, kept);
+      queueUrls.set(id, sqs.addQueue(id, { fifo: false, accept: (message) => kept.push(message) }));
+    }
+    // Each secret's value, generated here as Secrets Manager would at deployment.
+    const secrets = new Map<string, string>();
+    const secretArns = new Map<string, string>();
+    for (const [id, resource] of Object.entries(stack.template.Resources)) {
+      if (resource.Type !== 'AWS::SecretsManager::Secret') continue;
+      const arn = `arn:aws:secretsmanager:${LOCAL_REGION}:000000000000:secret:${id}`;
+      secrets.set(id, randomBytes(32).toString('hex'));
+      secretArns.set(id, arn);
+      secretsAndEvents.addSecret(arn, secrets.get(id) as string);
+    }
     const resolve = environmentResolver(stack, {
       tableName,
+      secretArns,
       queueUrls,
       apiOrigin: origin,
       webSocketOrigin: `ws://${options.host ?? '127.0.0.1'}:${api.port}`,
@@ -201,6 +238,8 @@ export async function startSynthesizedSystem(
       AWS_ENDPOINT_URL_SQS: origin,
       // Path-style, the endpoint being an IP address: PUT /<bucket>/<key>, as infra/local/uploads.ts takes it.
       AWS_ENDPOINT_URL_S3: origin,
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: origin,
+      AWS_ENDPOINT_URL_EVENTBRIDGE: origin,
       // This machine's Node.js is older than Lambda's 22, which the SDK would warn about.
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     };
@@ -266,6 +305,9 @@ export async function startSynthesizedSystem(
       functions: processes,
       environments,
       sqs,
+      secretsAndEvents,
+      secrets,
+      deadLetters,
       async stop() {
         await expiry.stop();
         await Promise.all(standardQueues.map((queue) => queue.stop()));
@@ -291,6 +333,8 @@ interface LocalResources {
   readonly tableName: string;
   /** By the queue's logical id. */
   readonly queueUrls: ReadonlyMap<string, string>;
+  /** By the secret's logical id. */
+  readonly secretArns?: ReadonlyMap<string, string>;
   /** The emulator's HTTP origin: the Management API (and SQS) answer there. */
   readonly apiOrigin: string;
   readonly webSocketOrigin: string;
@@ -319,6 +363,9 @@ export function environmentResolver(stack: SynthesizedStack, local: LocalResourc
       if (type.startsWith('AWS::DynamoDB::')) return local.tableName;
       if (type === 'AWS::SQS::Queue') {
         return local.queueUrls.get(id) ?? unresolved(variable, `queue ${id}, which nothing consumes`);
+      }
+      if (type === 'AWS::SecretsManager::Secret') {
+        return local.secretArns?.get(id) ?? unresolved(variable, `secret ${id}`);
       }
       if (type === 'AWS::ApiGatewayV2::Api') return LOCAL_API_ID;
       if (type === 'AWS::ApiGatewayV2::Stage') return stack.stageName;

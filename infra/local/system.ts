@@ -1,6 +1,8 @@
 // The whole system on one machine: DynamoDB Local, the table, the WebSocket API emulator
 // in front of the real Lambda handlers, and TTL deletions feeding the expiry handler.
 // Used by `npm start`, the tests and the benchmarks.
+
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +11,7 @@ import { createAuthDeadlineHandler } from '../../functions/auth-deadline.ts';
 import { createConnectHandler } from '../../functions/connect.ts';
 import { createExpiredHandler } from '../../functions/expired.ts';
 import { createFramesHandler } from '../../functions/frames.ts';
+import { createPushHandler, pushDelivery } from '../../functions/push.ts';
 import { createContext, type RuntimeSettings } from '../../functions/runtime.ts';
 import { type Config, defaultConfig } from '../../lib/config.ts';
 import type { Context } from '../../lib/ports.ts';
@@ -30,6 +33,8 @@ import {
   postFaults,
   seededRandom,
 } from './faults.ts';
+import { LocalSecretsAndEvents } from './secrets-and-events.ts';
+import { LocalSqs, LocalStandardQueue, type SqsMessage } from './sqs.ts';
 import { LocalTimeToLive } from './ttl.ts';
 import { LOCAL_UPLOAD_BUCKET, LocalUploads } from './uploads.ts';
 import { localWeb } from './web.ts';
@@ -57,7 +62,27 @@ export interface LocalSystemOptions {
   readonly faults?: FaultSettings;
   /** XEP-0363 files are kept here; in a temporary folder (removed at stop) when absent. */
   readonly uploadsDir?: string;
+  /** XEP-0357: also put each notification on the local EventBridge bus (the stack's `pushEvents`). */
+  readonly pushEvents?: boolean;
 }
+
+/** The push path, when push services are configured (lib/push.ts). */
+export interface LocalPush {
+  /** The key of the notifications' HMAC signature (Secrets Manager's secret on AWS). */
+  readonly secret: string;
+  /** The push queue, consumed by functions/push.ts. */
+  readonly queue: LocalStandardQueue;
+  /** Jobs put on the push queue so far (by the frames function and the push function). */
+  queuedJobs(): number;
+  /** Jobs given up on: the dead-letter queue's messages (app server failures, then consumer crashes). */
+  deadLetters(): SqsMessage[];
+  /** EventBridge's stand-in: the events put (with `pushEvents`). */
+  readonly events: LocalSecretsAndEvents;
+}
+
+/** The push secret's ARN as the local Secrets Manager knows it. */
+const LOCAL_PUSH_SECRET_ARN = `arn:aws:secretsmanager:${LOCAL_REGION}:000000000000:secret:serverless-xmpp-push`;
+const LOCAL_EVENT_BUS = 'default';
 
 export interface LocalSystem {
   readonly url: string;
@@ -71,6 +96,8 @@ export interface LocalSystem {
   readonly deadlines: LocalDeadlines;
   /** XEP-0363 files: S3's presigned PUTs and CloudFront's GETs on the system's port. */
   readonly uploads: LocalUploads;
+  /** Present when push services are configured. */
+  readonly push?: LocalPush;
   readonly context: Context;
   readonly tableName: string;
   readonly config: Config;
@@ -116,12 +143,19 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       registration: () => config.registration,
     });
     const services = options.api?.services;
+    let origin = '';
+    const sqs = new LocalSqs(() => origin);
+    const secretsAndEvents = new LocalSecretsAndEvents();
     const api = new LocalWebSocketApi({
       ...options.api,
-      // The chat page and host-meta (infra/local/web.ts) beside the emulated AWS services.
+      // S3 and CloudFront for uploads (infra/local/uploads.ts), SQS, Secrets Manager and EventBridge
+      // (the push path), then the chat page and host-meta (infra/local/web.ts), beside the emulated
+      // API Gateway.
       services: async (request, response) =>
         (await services?.(request, response)) ||
         (await uploads.answer(request, response)) ||
+        (await sqs.answer(request, response)) ||
+        (await secretsAndEvents.answer(request, response)) ||
         (await web(request, response)),
       ...(postFault ? { postFault } : {}),
       port: options.port ?? 0,
@@ -135,10 +169,12 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       ),
     });
     await api.listen();
-    // XEP-0363 URLs name the system's own port: S3 path-style for PUTs, CloudFront's shape for GETs.
-    const origin = new URL(api.url.replace(/^ws/, 'http')).origin;
+    origin = `http://${options.host ?? '127.0.0.1'}:${api.port}`;
+    const pushSettings =
+      config.pushServices.size > 0 ? startPushQueues(options, sqs, secretsAndEvents, origin) : undefined;
     const base = createContext(
       {
+        ...pushSettings?.settings,
         config,
         tableName,
         managementEndpoint: api.managementEndpoint,
@@ -163,6 +199,12 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
     );
     const withDeadlines: Context = { ...base, deadlines };
     context = options.wrapContext ? options.wrapContext(withDeadlines) : withDeadlines;
+    const handlerContextWithPush = context;
+    const pushContext: Context | undefined = pushSettings && {
+      ...handlerContextWithPush,
+      pushDelivery: pushDelivery({ ...pushSettings.settings, region: LOCAL_REGION }),
+    };
+    pushSettings?.consume(() => pushContext as Context);
     const expiry = new LocalTimeToLive({
       dynamo: admin,
       tableName,
@@ -178,6 +220,7 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       faults,
       deadlines,
       uploads,
+      ...(pushSettings ? { push: pushSettings.push } : {}),
       context,
       tableName,
       config,
@@ -185,6 +228,7 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
         // A TTL pass under way still posts to connections: it ends before the API does.
         await expiry.stop();
         await deadlines.stop();
+        await pushSettings?.push.queue.stop();
         await api.close();
         admin.destroy();
         await dynamo.stop();
@@ -197,4 +241,55 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
     removeUploads();
     throw error;
   }
+}
+
+/**
+ * The push queue (consumed by functions/push.ts once `consume` names its context), its
+ * dead-letter queue, the signing secret and the event bus, on the emulator's port.
+ */
+function startPushQueues(
+  options: LocalSystemOptions,
+  sqs: LocalSqs,
+  secretsAndEvents: LocalSecretsAndEvents,
+  origin: string,
+) {
+  let pushContext: (() => Context) | undefined;
+  const queue = new LocalStandardQueue({
+    queueArn: `arn:aws:sqs:${LOCAL_REGION}:000000000000:push`,
+    consumer: createPushHandler(() => {
+      if (!pushContext) throw new Error('the local system is not started');
+      return pushContext();
+    }),
+    maxReceiveCount: 3,
+    retryDelayMs: options.api?.retryDelayMs,
+    log: options.api?.log,
+  });
+  const givenUp: SqsMessage[] = [];
+  const secret = randomBytes(32).toString('hex');
+  secretsAndEvents.addSecret(LOCAL_PUSH_SECRET_ARN, secret);
+  const pushQueueUrl = sqs.addQueue('push', queue);
+  const settings = {
+    pushQueueUrl,
+    pushDeadLetterQueueUrl: sqs.addQueue('push-dead-letters', {
+      fifo: false,
+      accept: (message) => givenUp.push(message),
+    }),
+    pushSecretArn: LOCAL_PUSH_SECRET_ARN,
+    ...(options.pushEvents ? { pushEventBus: LOCAL_EVENT_BUS } : {}),
+    awsEndpoint: origin,
+  };
+  const push: LocalPush = {
+    secret,
+    queue,
+    queuedJobs: () => sqs.counters.get(new URL(pushQueueUrl).pathname) ?? 0,
+    deadLetters: () => [...givenUp, ...queue.deadLetters],
+    events: secretsAndEvents,
+  };
+  return {
+    settings,
+    push,
+    consume: (context: () => Context) => {
+      pushContext = context;
+    },
+  };
 }

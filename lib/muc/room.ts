@@ -9,6 +9,7 @@ import type { Affiliation, Context, Occupant, Role, RoomConfig, RoomMessage, Roo
 import { type Element, parseStored, xml } from '../xml.ts';
 import { FANOUT_WINDOW_MS, fanOut, sessionOf } from './fanout.ts';
 import { mediatedInvite } from './invite.ts';
+import { keepMemberNick, mentionsWanted, notifyMentioned } from './mentions.ts';
 
 const DAY_SECONDS = 24 * 60 * 60;
 
@@ -271,7 +272,10 @@ export async function leaveRoom(
     return;
   }
   // The marker says "was here": before any message, it sorts below every seq.
-  await ctx.store.setPushedMarker(room, session.user, last ?? BEFORE_ANY_MESSAGE);
+  await Promise.all([
+    ctx.store.setPushedMarker(room, session.user, last ?? BEFORE_ANY_MESSAGE),
+    keepMemberNick(ctx, removed),
+  ]);
   // The occupant list is read eventually consistently: one who joined a moment ago may be
   // missing from it, and is announced now that it is removed.
   if (!seen) await tellDeparture(ctx, removed, others, options);
@@ -286,7 +290,10 @@ export async function leaveRoom(
  */
 export async function occupantExpired(ctx: Context, occupant: Occupant): Promise<void> {
   const last = await ctx.store.lastRoomSeq(occupant.room, sequenceFloor(occupant.expiresAt * 1000));
-  await ctx.store.setPushedMarker(occupant.room, sessionOf(occupant).user, last ?? BEFORE_ANY_MESSAGE);
+  await Promise.all([
+    ctx.store.setPushedMarker(occupant.room, sessionOf(occupant).user, last ?? BEFORE_ANY_MESSAGE),
+    keepMemberNick(ctx, occupant),
+  ]);
   const others = await ctx.store.getOccupants(occupant.room);
   await tellDeparture(ctx, occupant, others, {});
   if (others.length === 0) await closeIfTemporary(ctx, occupant.room);
@@ -380,7 +387,10 @@ export async function handleRoomMessage(link: Link, stanza: Element, to: Jid): P
     throw new StanzaError('bad-request', 'send groupchat messages to the room');
   }
   const routedAt = ctx.now();
-  const occupants = await ctx.store.getOccupants(room);
+  // Where push mentions are on, the affiliations come along in the same query (mentions.ts).
+  const body = stanza.getChildText('body');
+  const state = body && mentionsWanted(ctx) ? await ctx.store.getRoomState(room) : undefined;
+  const occupants = state?.occupants ?? (await ctx.store.getOccupants(room));
   const sender = occupants.find((occupant) => occupant.jid === link.jid);
   if (!sender) throw new StanzaError('not-acceptable', 'join the room first');
   if (sender.role === 'visitor') throw new StanzaError('forbidden');
@@ -423,10 +433,13 @@ export async function handleRoomMessage(link: Link, stanza: Element, to: Jid): P
   // the newest message. It is lowered to before every message of the fan-out window: this
   // one, and those parallel fan-outs of the room may have failed to push too.
   const notPushedFrom = sequenceFloor(now - FANOUT_WINDOW_MS);
-  await fanOut(ctx, occupants, (occupant) => addressedTo(reflected, occupant.jid), {
-    routedAt,
-    onGone: (occupant) => leaveRoom(ctx, sessionOf(occupant), room, { notPushedFrom }),
-  });
+  await Promise.all([
+    fanOut(ctx, occupants, (occupant) => addressedTo(reflected, occupant.jid), {
+      routedAt,
+      onGone: (occupant) => leaveRoom(ctx, sessionOf(occupant), room, { notPushedFrom }),
+    }),
+    state && body && notifyMentioned(ctx, state, body, occupantJid(sender)),
+  ]);
 }
 
 /** Serialises with `to` set; synchronous, so one element serves a whole fan-out. */

@@ -22,8 +22,9 @@
 // Its `inactive` flag (XEP-0352) is set or removed on its item and, while the session is
 // available, on its entry in the #PRESENCE item too, so that presence broadcasts, which read
 // only presence items, skip it (2 requests, 2 WU or more with a large presence item, per change).
-// The USER# partition holds only the credentials and the sessions, so routing reads it
-// whole: whether the user exists and where they are, in one query (0.5 RU, 1 consistent).
+// XEP-0357 push registrations (push.ts) live in the partition too, so routing reads them
+// with the rest. The USER# partition holds only small items, so routing reads it whole:
+// whether the user exists and where they are, in one query (0.5 RU, 1 consistent).
 //
 // Listing users is a Scan filtered on sk = #USER: an administrative command, never a
 // request path.
@@ -38,6 +39,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { Account, ArchivePrefs, PresenceEntry, SessionRecord, UserRecord } from '../ports.ts';
+import { PUSH_PREFIX, toPushRegistration } from './push.ts';
 import { isConditionFailure, type Table } from './table.ts';
 
 const key = {
@@ -269,6 +271,7 @@ export class Accounts {
         : undefined,
       blocks: suffixes('BLOCK#'),
       blockedBy: suffixes('BLOCKEDBY#'),
+      push: Items.filter((item) => String(item.sk).startsWith(PUSH_PREFIX)).map(toPushRegistration),
       sessions: Items.filter((item) => String(item.sk).startsWith('SESSION#'))
         .map(toSession)
         .filter((session) => this.table.live(session)),

@@ -9,6 +9,7 @@
 // - rosters.ts: roster items and version (ROSTER#)
 // - rooms.ts: XEP-0045 rooms (ROOM#), the directory (MUC) and joined-room pools (CONN# / #ROOMS)
 // - uploads.ts: XEP-0363 upload quotas (UPLOAD#), a counter per user and day
+// - push.ts: XEP-0357 push registrations and their coalescing state (USER# / PUSH#)
 //
 // table.ts holds what they share (the document client, conditional writes, expiry, whole-
 // partition queries, batched writes, stanza packing); DynamoStore below composes them into
@@ -29,6 +30,7 @@ import { Accounts } from './accounts.ts';
 import { Archives } from './archive.ts';
 import { Connections } from './connections.ts';
 import { Messages } from './messages.ts';
+import { PushRegistrations } from './push.ts';
 import { Rooms, toOccupant } from './rooms.ts';
 import { Rosters } from './rosters.ts';
 import { Table } from './table.ts';
@@ -80,7 +82,8 @@ export interface DynamoStore
     Methods<Archives>,
     Methods<Rosters>,
     Methods<Rooms>,
-    Methods<UploadCounts> {}
+    Methods<UploadCounts>,
+    Methods<PushRegistrations> {}
 
 export class DynamoStore implements Store {
   constructor(client: DynamoDBClient, tableName: string, now: () => number = Date.now) {
@@ -93,6 +96,7 @@ export class DynamoStore implements Store {
       new Rosters(table),
       new Rooms(table),
       new UploadCounts(table),
+      new PushRegistrations(table),
     ];
     for (const part of parts) delegate(this, part);
   }

@@ -219,17 +219,25 @@ export class Messages {
     };
   }
 
-  async reserveOfflineSlot(recipient: string, quota: number): Promise<boolean> {
-    return this.table.conditionally(
-      new UpdateCommand({
-        TableName: this.table.name,
-        Key: key.offlineCount(recipient),
-        UpdateExpression: 'ADD #count :one',
-        ConditionExpression: 'attribute_not_exists(#count) OR #count < :quota',
-        ExpressionAttributeNames: { '#count': 'count' },
-        ExpressionAttributeValues: { ':one': 1, ':quota': quota },
-      }),
-    );
+  async reserveOfflineSlot(recipient: string, quota: number): Promise<number | false> {
+    try {
+      const { Attributes } = await this.table.doc.send(
+        new UpdateCommand({
+          TableName: this.table.name,
+          Key: key.offlineCount(recipient),
+          UpdateExpression: 'ADD #count :one',
+          ConditionExpression: 'attribute_not_exists(#count) OR #count < :quota',
+          ExpressionAttributeNames: { '#count': 'count' },
+          ExpressionAttributeValues: { ':one': 1, ':quota': quota },
+          // The new count comes with the write's answer: the push summary's message-count.
+          ReturnValues: 'UPDATED_NEW',
+        }),
+      );
+      return (Attributes?.count as number | undefined) ?? 1;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
   }
 
   async resetOfflineCount(recipient: string): Promise<void> {

@@ -5,7 +5,9 @@
 // | Item              | pk                  | sk                 | Access pattern (cost)                                   |
 // |-------------------|---------------------|--------------------|---------------------------------------------------------|
 // | Room (XEP-0045)   | ROOM#<room JID>     | #ROOM              | config, lock, subject; conditional put creates the room |
-// | Room affiliation  | ROOM#<room JID>     | #AFF#<bare JID>    | owner/admin/member/outcast (none is not stored)         |
+// | Room affiliation  | ROOM#<room JID>     | #AFF#<bare JID>    | owner/admin/member/outcast (none is not stored); `nick`:|
+// |                   |                     |                    | the one a member left with, set at leave (1 WU), for    |
+// |                   |                     |                    | XEP-0357 mentions                                       |
 // | Room occupant     | ROOM#<room JID>     | #OCC#<full JID>    | nick, connectionId, role: put on join, conditional      |
 // |                   |                     |                    | delete on leave (1 WU each)                             |
 // |   (room state)    | ROOM#<room JID>     | begins_with #      | room, affiliations and occupants in ONE query (join,    |
@@ -66,19 +68,22 @@ export class Rooms {
     const items = await this.table.queryAll(`ROOM#${room}`, '#');
     let record: RoomRecord | undefined;
     const affiliations = new Map<string, Affiliation>();
+    const memberNicks = new Map<string, string>();
     const occupants: Occupant[] = [];
     for (const item of items) {
       const sk = String(item.sk);
       if (sk === '#ROOM') {
         const { pk: _pk, sk: _sk, ...rest } = item;
         record = rest as unknown as RoomRecord;
-      } else if (sk.startsWith('#AFF#')) affiliations.set(sk.slice(5), item.aff as Affiliation);
-      else if (sk.startsWith('#OCC#')) {
+      } else if (sk.startsWith('#AFF#')) {
+        affiliations.set(sk.slice(5), item.aff as Affiliation);
+        if (typeof item.nick === 'string') memberNicks.set(sk.slice(5), item.nick);
+      } else if (sk.startsWith('#OCC#')) {
         const occupant = toOccupant(room, item);
         if (this.table.live(occupant)) occupants.push(occupant);
       }
     }
-    return { room: record, affiliations, occupants };
+    return { room: record, affiliations, occupants, memberNicks };
   }
 
   async getOccupants(room: string): Promise<Occupant[]> {
@@ -172,6 +177,18 @@ export class Rooms {
       new PutCommand({
         TableName: this.table.name,
         Item: { ...key.affiliation(room, user), aff: affiliation },
+      }),
+    );
+  }
+
+  async noteMemberNick(room: string, user: string, nick: string): Promise<void> {
+    await this.table.conditionally(
+      new UpdateCommand({
+        TableName: this.table.name,
+        Key: key.affiliation(room, user),
+        UpdateExpression: 'SET nick = :nick',
+        ConditionExpression: 'attribute_exists(aff)',
+        ExpressionAttributeValues: { ':nick': nick },
       }),
     );
   }

@@ -77,6 +77,12 @@ const EVERY_PARAMETER = {
   uploadMaxFileBytes: '1048576',
   uploadQuotaBytesPerDay: 10485760,
   uploadRetentionDays: '7',
+  pushServices: 'push.example.com=https://push.example.com/xmpp',
+  pushMaxRegistrations: '5',
+  pushCoalesceSeconds: 30,
+  pushIncludeBody: 'true',
+  pushRoomMentions: 'false',
+  pushEvents: 'true',
 } as const satisfies Record<(typeof PARAMETER_KEYS)[number], unknown>;
 
 let everything: ReturnType<typeof build> | undefined;

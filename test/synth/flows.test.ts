@@ -4,7 +4,10 @@
 // SDK's standard settings). The core flows with real clients, and checks that a function whose
 // template environment lacks what its code reads fails here, as it would on AWS.
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { xml } from '@xmpp/client';
 import type { SQSBatchResponse } from 'aws-lambda';
@@ -52,8 +55,24 @@ describe('the synthesised stack, each bundle in its own process', () => {
     return { xmpp, stanzas };
   }
 
+  /** An app server for the push path: records what the push function POSTs. */
+  const notifications: { body: string; signature: string }[] = [];
+  const appServer = createServer(async (request, response) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of request) chunks.push(chunk as Buffer);
+    notifications.push({
+      body: Buffer.concat(chunks).toString('utf8'),
+      signature: String(request.headers['x-xmpp-push-signature'] ?? ''),
+    });
+    response.writeHead(204).end();
+  });
+
   before(async () => {
+    await new Promise<void>((resolve) => appServer.listen(0, '127.0.0.1', resolve));
+    const appPort = (appServer.address() as AddressInfo).port;
     running = await startSynthesizedSystem({
+      // The push path deployed: its queue, function and secret run here too.
+      stack: { pushServices: `push.localhost=http://127.0.0.1:${appPort}/push` },
       ttlSweepMs: 0, // the expiry test says when TTL comes by
       // An error a function logs, or output that is no log line (a crash), is a finding of this
       // tier; warnings are not (a slow machine meets the functions' time limits).
@@ -66,6 +85,7 @@ describe('the synthesised stack, each bundle in its own process', () => {
   });
   after(async () => {
     await running?.stop();
+    appServer.close();
   });
 
   test('the functions run their bundles: Node.js with no loader, nothing but the template and Lambda', () => {
@@ -206,6 +226,39 @@ describe('the synthesised stack, each bundle in its own process', () => {
     await bob.xmpp.stop();
   });
 
+  test('push: a message to an absent user queues a job; the push bundle signs and POSTs the notification', async () => {
+    const dave = await online('dave', 'phone');
+    await dave.xmpp.iqCaller.request(
+      xml(
+        'iq',
+        { type: 'set' },
+        xml('enable', { xmlns: 'urn:xmpp:push:0', jid: 'push.localhost', node: 'dave-node' }),
+      ),
+      WAIT,
+    );
+    await dave.xmpp.stop();
+    await eventually(
+      async () => (await system().context.store.getAccount('dave@localhost')).sessions.length === 0,
+      WAIT,
+    );
+    const alice = await online('alice', 'push');
+    await alice.xmpp.send(
+      xml('message', { type: 'chat', to: 'dave@localhost', id: 'p1' }, xml('body', {}, 'wake up')),
+    );
+    const notification = await eventually(
+      () => notifications.find((note) => note.body.includes('node="dave-node"')),
+      WAIT,
+    );
+    assert.match(notification.body, /<field var="message-count"><value>1<\/value><\/field>/);
+    assert.match(notification.body, /<field var="last-message-sender"><value>alice@localhost\/push<\/value>/);
+    const [secret] = [...system().secrets.values()];
+    const expected = `sha256=${createHmac('sha256', secret as string)
+      .update(notification.body)
+      .digest('hex')}`;
+    assert.equal(notification.signature, expected);
+    await alice.xmpp.stop();
+  });
+
   test('a session whose $disconnect never came ends by expiry, through the expired bundle', async () => {
     const { store } = system().context;
     await befriend(system(), 'alice@localhost', 'bob@localhost');
@@ -314,11 +367,16 @@ describe('the synthesised stack, each bundle in its own process', () => {
         'DRAIN_PAGE_SIZE',
         'DRAIN_PER_INVOCATION',
         'ROSTER_LIMIT',
+        'PUSH_MAX_ATTEMPTS',
+        'PUSH_RETRY_SECONDS',
       ];
+      // Set only where a parameter turns the feature on (pushEvents=true; test/infra/push.test.ts).
+      const byOptionalParameter = ['PUSH_EVENT_BUS'];
       const { stack } = system();
       const inTemplate = new Set(stack.functions.flatMap((fn) => Object.keys(fn.environment)));
       const unset = [...read].filter(
-        (name) => !inTemplate.has(name) && !byLambda.includes(name) && !codeDefaults.includes(name),
+        (name) =>
+          !inTemplate.has(name) && ![...byLambda, ...codeDefaults, ...byOptionalParameter].includes(name),
       );
       assert.deepEqual(unset, [], 'read by the code, set for no function by the template');
       // Node.js reads NODE_OPTIONS (source maps); every other variable is one the code reads.

@@ -89,6 +89,18 @@ export interface XmppParameters {
   readonly pushEvents: boolean;
 }
 
+/** The XEP-0357 parameters (infra/push.ts), named once. */
+export const PUSH_PARAMETER_KEYS = [
+  'pushServices',
+  'pushMaxRegistrations',
+  'pushCoalesceSeconds',
+  'pushIncludeBody',
+  'pushRoomMentions',
+  'pushEvents',
+] as const;
+export type PushParameterKey = (typeof PUSH_PARAMETER_KEYS)[number];
+export type PushParameters = Pick<XmppParameters, PushParameterKey>;
+
 /** Every context key the app reads. */
 export const PARAMETER_KEYS = [
   'domain',
@@ -120,12 +132,7 @@ export const PARAMETER_KEYS = [
   'uploadMaxFileBytes',
   'uploadQuotaBytesPerDay',
   'uploadRetentionDays',
-  'pushServices',
-  'pushMaxRegistrations',
-  'pushCoalesceSeconds',
-  'pushIncludeBody',
-  'pushRoomMentions',
-  'pushEvents',
+  ...PUSH_PARAMETER_KEYS,
 ] as const satisfies readonly (keyof XmppParameters)[];
 
 export const PARAMETER_DEFAULTS = {
@@ -313,16 +320,6 @@ function uploads(
     uploadRetentionDays: integer('uploadRetentionDays', value('uploadRetentionDays'), 1, 3650),
   };
 }
-
-type PushParameters = Pick<
-  XmppParameters,
-  | 'pushServices'
-  | 'pushMaxRegistrations'
-  | 'pushCoalesceSeconds'
-  | 'pushIncludeBody'
-  | 'pushRoomMentions'
-  | 'pushEvents'
->;
 
 /** XEP-0357 (lib/push.ts). */
 function pushParameters(context: (key: string) => unknown): PushParameters {

@@ -12,7 +12,7 @@ import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { XmppFunction } from './function.ts';
-import type { XmppParameters } from './parameters.ts';
+import type { PushParameters } from './parameters.ts';
 
 /**
  * What the push function does to the table (lib/store/push.ts): read a registration, update its
@@ -25,15 +25,7 @@ const PUSH_TIMEOUT = Duration.seconds(30);
 const PUSH_MAX_RECEIVES = 3;
 
 export interface PushNotificationsProps {
-  readonly parameters: Pick<
-    XmppParameters,
-    | 'pushServices'
-    | 'pushMaxRegistrations'
-    | 'pushCoalesceSeconds'
-    | 'pushIncludeBody'
-    | 'pushRoomMentions'
-    | 'pushEvents'
-  >;
+  readonly parameters: PushParameters;
   /** The functions' shared environment (table, domain, log level…). */
   readonly environment: Record<string, string>;
   readonly tableArn: string;

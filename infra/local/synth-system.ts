@@ -15,7 +15,7 @@ import type { APIGatewayProxyResultV2, DynamoDBBatchResponse, SQSBatchResponse }
 import { createContext } from '../../functions/runtime.ts';
 import { type Config, configFromEnv } from '../../lib/config.ts';
 import { CONTINUE_EVENT } from '../../lib/gateway/sqs-continuations.ts';
-import type { LogLevel } from '../parameters.ts';
+import type { LogLevel, PushParameterKey } from '../parameters.ts';
 import type { XmppStackProps } from '../stack.ts';
 import { ensureTable, LOCAL_CREDENTIALS, LOCAL_REGION, startDynamoLocal } from './dynamodb.ts';
 import { LambdaProcess } from './lambda-process.ts';
@@ -57,12 +57,7 @@ export interface SynthesizedSystemOptions
     | 'maxSessionsPerUser'
     | 'authTimeoutSeconds'
     | 'registration'
-    | 'pushServices'
-    | 'pushMaxRegistrations'
-    | 'pushCoalesceSeconds'
-    | 'pushIncludeBody'
-    | 'pushRoomMentions'
-    | 'pushEvents'
+    | PushParameterKey
   >;
   /** The functions' LOG_LEVEL, a stack parameter too. @default 'warn' */
   readonly logLevel?: LogLevel;

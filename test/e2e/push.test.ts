@@ -18,6 +18,7 @@ import {
   addUser,
   eventually,
   goOnline,
+  RawClient,
   roundTrip,
   useLocalSystem,
   waitForStanza,
@@ -301,6 +302,28 @@ describe('push notifications (XEP-0357)', () => {
     await eventually(() => sys().push?.queue.idle());
     assert.equal(app.forNode('bob-phone').length, told);
     await bob.xmpp.stop();
+  });
+
+  test('a message pushed into a connection found gone (410) notifies, and is counted as waiting', async () => {
+    await addUser(sys(), 'gus@localhost', 'pw');
+    const before = new Set(sys().api.connectionIds);
+    const raw = await RawClient.connect(sys().url);
+    await raw.login('gus@localhost', 'pw', 'phone');
+    raw.send('<presence xmlns="jabber:client"/>');
+    raw.send(
+      `<iq xmlns="jabber:client" type="set" id="e1"><enable xmlns="${PUSH}" jid="push.localhost" node="gus-phone"/></iq>`,
+    );
+    await raw.next((element) => element.attrs.id === 'e1');
+    const connection = sys().api.connectionIds.find((id) => !before.has(id)) as string;
+    // The phone's socket is dead and API Gateway knows it: posts meet 410 Gone.
+    sys().api.killSilently(connection);
+    sys().api.expire(connection);
+    await alice.xmpp.send(chat('gus@localhost', 'gone-push-1', 'are you still there?'));
+    const note = await eventually(() => app.forNode('gus-phone')[0]);
+    assert.equal(summary(note).get('message-count'), '1');
+    assert.equal(summary(note).get('last-message-sender'), alice.jid);
+    assert.equal(await waiting(sys(), 'gus@localhost'), 1);
+    raw.close();
   });
 
   test('an app server answering 410 (or 404) disables the registration', async () => {

@@ -89,11 +89,13 @@ function handler(event) {
   return response;
 }`;
 
-/** The same function as CloudFront runs it, for the local file server. */
-export const contentDisposition = runInNewContext(`${CONTENT_DISPOSITION_SOURCE}; contentDisposition`) as (
-  contentType: string,
-  name: string,
-) => string;
+let compiled: ((contentType: string, name: string) => string) | undefined;
+
+/** The same function as CloudFront runs it, for the local file server (compiled on first use). */
+export function contentDisposition(contentType: string, name: string): string {
+  compiled ??= runInNewContext(`${CONTENT_DISPOSITION_SOURCE}; contentDisposition`) as typeof compiled;
+  return (compiled as (contentType: string, name: string) => string)(contentType, name);
+}
 
 /**
  * Headers on every file response (a CloudFront response headers policy on AWS): no sniffing of

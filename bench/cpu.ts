@@ -91,7 +91,7 @@ function harnessContext(): { ctx: Context; posts: () => number } {
         push: [],
       },
     storeMessage: async () => ({ stored: true }),
-    markDelivered: async () => true,
+    markDelivered: async () => ({}),
     listForDrain: async () => {},
     archive: async () => {},
     markAllDelivered: async () => {},

@@ -11,7 +11,7 @@ import { bare, type Jid, parseJid } from './jid.ts';
 import type { Link } from './link.ts';
 import { handleRoomMessage } from './muc/room.ts';
 import { NS } from './ns.ts';
-import type { Account, Context, StoredMessage } from './ports.ts';
+import type { Account, Context, SenderRoute, StoredMessage } from './ports.ts';
 import { tellPush } from './push.ts';
 import type { Target } from './router.ts';
 import { cloneElement, type Element, xml } from './xml.ts';
@@ -59,20 +59,56 @@ export async function handleMessage(link: Link, stanza: Element, target: Target)
   if (to.domain === ctx.config.mucDomain) return handleRoomMessage(link, stanza, to);
   if (to.domain !== ctx.config.domain) throw new StanzaError('service-unavailable');
   const recipient = bare(to);
-  if (isReceipt(stanza)) await acknowledgeDelivery(link, stanza, recipient);
+  if (isReceipt(stanza)) {
+    const route = await acknowledgeDelivery(link, stanza, recipient);
+    if (route && (await receiptStraightBack(link, stanza, to, route))) return;
+  }
   if (!isStorable(stanza)) return routeLive(link, stanza, recipient, to.resource);
   await storeAndPush(link, stanza, recipient, to.resource);
 }
 
-/** XEP-0184 §5: the recipient's client got the message; the sender learns it. */
-async function acknowledgeDelivery(link: Link, receipt: Element, originalSender: string): Promise<void> {
+/**
+ * XEP-0184 §5: the recipient's client got the message; the sender learns it. Returns where
+ * the sender was when the message was stored, when it was stored with that.
+ */
+async function acknowledgeDelivery(
+  link: Link,
+  receipt: Element,
+  originalSender: string,
+): Promise<SenderRoute | undefined> {
   const id = receipt.getChild('received', NS.receipts)?.attrs.id;
   const me = link.record.user;
-  if (!id || !me) return;
+  if (!id || !me) return undefined;
   const marked = await link.ctx.store.markDelivered(me, originalSender, id);
-  if (!marked) return;
+  if (!marked) return undefined;
   link.ctx.metrics?.count('MessagesDelivered');
   link.ctx.logger.debug('delivered', { recipient: me, sender: originalSender, id });
+  return marked.route;
+}
+
+/**
+ * A receipt to the very session that sent the message, when no other session of its user
+ * wanted carbons then, is posted straight to that session's connection: the account read that
+ * routing would make is saved (one request of the three a message with its receipt costs,
+ * docs/costs.md). Anything else (a bare JID, another resource, a body, a connection gone or
+ * ending) goes the usual way. A session that turned carbons on since the message was sent
+ * gets no copy of this receipt (README, "Several devices").
+ */
+async function receiptStraightBack(
+  link: Link,
+  receipt: Element,
+  to: Jid,
+  route: SenderRoute,
+): Promise<boolean> {
+  const type = receipt.attrs.type ?? 'normal';
+  if (type !== 'chat' && type !== 'normal') return false;
+  if (!route.alone || to.resource !== route.resource || receipt.getChild('body')) return false;
+  const result = await link.ctx.gateway.post(route.connectionId, withoutPrivate(receipt).toString(), {
+    routedAt: route.at,
+  });
+  if (result !== 'ok') return false;
+  link.ctx.metrics?.count('ReceiptsRouted');
+  return true;
 }
 
 /**
@@ -155,6 +191,7 @@ async function storeAndPush(
     storedAt: now,
     receiptRequested: asksForReceipt(stanza),
     expiresAt: Math.floor(now / 1000) + ctx.config.retentionDays * DAY_SECONDS,
+    ...(asksForReceipt(stanza) && senderAccount ? { route: senderRoute(link, senderAccount, now) } : {}),
   };
   const waiting =
     targets.length === 0 ? await ctx.store.reserveOfflineSlot(recipient, ctx.config.offlineQuota) : 0;
@@ -245,6 +282,17 @@ async function notifyAway(
     // (it is recognised as a retry), so the notification is given up, not the frame.
     ctx.logger.warn('push notification not queued', { recipient, error: String(error) });
   }
+}
+
+/** Where the receipt to this message can go back to (receiptStraightBack). */
+function senderRoute(link: Link, senderAccount: Account, at: number): SenderRoute {
+  const others = senderAccount.sessions.filter((session) => session.connectionId !== link.connectionId);
+  return {
+    connectionId: link.connectionId,
+    resource: link.record.resource as string,
+    alone: !others.some((session) => session.carbons === true && session.available),
+    at,
+  };
 }
 
 /** The <sent/> carbon's message: with the sender's stanza-id when it went into their archive. */

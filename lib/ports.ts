@@ -94,6 +94,19 @@ export interface UserRecord {
   readonly createdAt: number;
 }
 
+/**
+ * Where the sender of a message that asks for a receipt was when it was stored: the receipt
+ * can go straight back there (lib/message.ts), without reading the sender's account.
+ */
+export interface SenderRoute {
+  readonly connectionId: string;
+  readonly resource: string;
+  /** No other available session of the sender had carbons on: nobody else wants a copy. */
+  readonly alone: boolean;
+  /** Epoch ms the sender's sessions were read (the close fence's `routedAt`). */
+  readonly at: number;
+}
+
 /** A message kept until the recipient acknowledges it (or, without a receipt request, gets it). */
 export interface StoredMessage {
   /** Bare JIDs. */
@@ -112,6 +125,7 @@ export interface StoredMessage {
   readonly receiptRequested: boolean;
   /** Epoch seconds: the end of the retention time. */
   readonly expiresAt: number;
+  readonly route?: SenderRoute;
 }
 
 export interface InboxPage {
@@ -371,8 +385,11 @@ export interface Store {
   listForDrain(message: Pick<StoredMessage, 'recipient' | 'sender' | 'id' | 'seq'>): Promise<void>;
   /** Lists every undelivered message of the user that is not listed yet (a drain's start). */
   listUnlisted(recipient: string): Promise<number>;
-  /** Marks one message delivered; false when it was unknown or delivered already. */
-  markDelivered(recipient: string, sender: string, id: string): Promise<boolean>;
+  /**
+   * Marks one message delivered; false when it was unknown or delivered already, else where
+   * its sender was (when it was stored with a route).
+   */
+  markDelivered(recipient: string, sender: string, id: string): Promise<false | { route?: SenderRoute }>;
   markAllDelivered(messages: readonly Pick<StoredMessage, 'recipient' | 'sender' | 'id'>[]): Promise<void>;
   /** Undelivered, unexpired messages in storage order, after `after` when given. */
   undelivered(recipient: string, limit: number, after?: string): Promise<InboxPage>;

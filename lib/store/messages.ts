@@ -6,7 +6,9 @@
 // | Message           | INBOX#<recipient>   | MSG#<sender>#<id>  | conditional put dedupes a retry (1 WU under 1 KB        |
 // |                   |                     |                    | deflated); `sid` is the server id. Marked delivered by  |
 // |                   |                     |                    | removing the stanza (1 WU); the tombstone keeps deduping|
-// |                   |                     |                    | for DEDUPE_WINDOW_SECONDS, then TTL removes it          |
+// |                   |                     |                    | for DEDUPE_WINDOW_SECONDS, then TTL removes it. A message|
+// |                   |                     |                    | asking for a receipt keeps its sender's `route`, which  |
+// |                   |                     |                    | the mark returns (UPDATED_OLD, no read) and removes     |
 // | (index byOrder)   | INBOX#<recipient>   | seq                | only listed undelivered messages have `seq` (= sid): one|
 // |                   |                     |                    | strongly consistent query a page, in storage order      |
 // |                   |                     |                    | (drain). A message pushed live is stored unlisted (no   |
@@ -15,13 +17,14 @@
 // |                   |                     |                    | lists what is left unlisted (one query of the partition:|
 // |                   |                     |                    | reads its bytes, tombstones and listed messages too)    |
 // | Offline count     | INBOX#<recipient>   | #COUNT             | conditional ADD per message stored for an offline user  |
+// |                   |                     |                    | (returns the new count: XEP-0357's message-count)       |
 //
 // Items written before `sid` existed carry `seq` (undelivered) or `deliveredSeq` (tombstones);
 // toMessage reads either, so an existing table needs no migration.
 
 import { createHash } from 'node:crypto';
 import { DeleteCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type { InboxPage, StoredMessage } from '../ports.ts';
+import type { InboxPage, SenderRoute, StoredMessage } from '../ports.ts';
 import { TABLE_SCHEMA } from './schema.ts';
 import { isConditionFailure, packStanza, type Table, unmarshallItem, unpackStanza } from './table.ts';
 
@@ -155,20 +158,36 @@ export class Messages {
     return unlisted.length;
   }
 
-  async markDelivered(recipient: string, sender: string, id: string): Promise<boolean> {
+  async markDelivered(
+    recipient: string,
+    sender: string,
+    id: string,
+  ): Promise<false | { route?: SenderRoute }> {
     const now = this.table.now();
-    return this.table.conditionally(
-      new UpdateCommand({
-        TableName: this.table.name,
-        Key: key.message(recipient, sender, id),
-        // (A message stored before `sid` existed loses its server id here: a retry of it within
-        // the dedupe window is acknowledged without a stanza-id. DynamoDB refuses a SET that
-        // names a missing attribute, so `sid = if_not_exists(sid, seq)` cannot serve both.)
-        UpdateExpression: 'REMOVE seq, s, z SET deliveredAt = :now, expiresAt = :until',
-        ConditionExpression: UNDELIVERED,
-        ExpressionAttributeValues: { ':now': now, ':until': Math.floor(now / 1000) + DEDUPE_WINDOW_SECONDS },
-      }),
-    );
+    try {
+      const { Attributes } = await this.table.doc.send(
+        new UpdateCommand({
+          TableName: this.table.name,
+          Key: key.message(recipient, sender, id),
+          // (A message stored before `sid` existed loses its server id here: a retry of it within
+          // the dedupe window is acknowledged without a stanza-id. DynamoDB refuses a SET that
+          // names a missing attribute, so `sid = if_not_exists(sid, seq)` cannot serve both.)
+          UpdateExpression: 'REMOVE seq, s, z, route SET deliveredAt = :now, expiresAt = :until',
+          ConditionExpression: UNDELIVERED,
+          ExpressionAttributeValues: {
+            ':now': now,
+            ':until': Math.floor(now / 1000) + DEDUPE_WINDOW_SECONDS,
+          },
+          // The sender's route comes back with the write (no read, no extra unit).
+          ReturnValues: 'UPDATED_OLD',
+        }),
+      );
+      const route = Attributes?.route as SenderRoute | undefined;
+      return route ? { route } : {};
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
   }
 
   async markAllDelivered(

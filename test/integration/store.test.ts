@@ -510,6 +510,17 @@ describe('DynamoStore on DynamoDB Local', () => {
       assert.equal(await store.listUnlisted(user), 0);
     });
 
+    test('delivered: the route of the sender comes back with the mark, and the tombstone drops it', async () => {
+      const store = new DynamoStore(client, tableName);
+      const user = `${unique('inbox')}@localhost`;
+      const route = { connectionId: 'conn-1', resource: 'desk', alone: true, at: 1_700_000_000_000 };
+      const message = { ...stored(user, 'r1', '0000000000000bbbbbbbb'), route };
+      await store.storeMessage(message, { listed: false });
+      assert.deepEqual(await store.markDelivered(user, message.sender, 'r1'), { route });
+      const item = await rawItem(tableName, `INBOX#${user}`, 'MSG#sender@localhost#r1');
+      assert.equal(item?.route, undefined);
+    });
+
     test('delivered: a tombstone that keeps the server id for a day; a retry sees it as delivered', async () => {
       const store = new DynamoStore(client, tableName);
       const user = `${unique('inbox')}@localhost`;
@@ -518,7 +529,7 @@ describe('DynamoStore on DynamoDB Local', () => {
       const retried = await store.storeMessage(message, { listed: false });
       assert.equal(retried.stored, false);
       assert.equal(!retried.stored && retried.delivered, false);
-      assert.equal(await store.markDelivered(user, message.sender, 'm1'), true);
+      assert.deepEqual(await store.markDelivered(user, message.sender, 'm1'), {});
       assert.equal(await store.markDelivered(user, message.sender, 'm1'), false);
       const after = await store.storeMessage(message, { listed: false });
       assert.ok(!after.stored && after.delivered && after.existing.seq === message.seq);

@@ -338,6 +338,9 @@ export function formatMarkdown(results: Results): string {
         ),
         costRow('XEP-0199 ping (keep-alive)', sessions.ping),
         costRow('logout: <close/> and $disconnect', sessions.logout),
+        ...(results.uploadSlot
+          ? [costRow('XEP-0363 upload slot (quota counter only)', results.uploadSlot.slot)]
+          : []),
       ]),
       'The login and the logout by Store method:',
       table(

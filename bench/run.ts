@@ -26,6 +26,7 @@ import {
   type RosterLoginResult,
 } from './roster-login.ts';
 import { measureSessionCost, type SessionCost } from './session-cost.ts';
+import { measureSlotCost, type SlotCost } from './upload-cost.ts';
 
 export const SECTIONS = ['load', 'cost', 'drain', 'rooms', 'bundles', 'cpu'] as const;
 export type Section = (typeof SECTIONS)[number];
@@ -71,6 +72,8 @@ export interface BenchResults {
   readonly unloaded?: LoadResult;
   readonly messageCost?: CostReport;
   readonly sessions?: SessionCost;
+  /** One XEP-0363 upload slot (bench/upload-cost.ts). */
+  readonly uploadSlot?: SlotCost;
   readonly drain?: DrainResult[];
   readonly rosterLogin?: RosterLoginResult;
   readonly rooms?: RoomCost[];
@@ -137,6 +140,7 @@ export async function runBench(
           measureMessageCost(options.load.bodyBytes, system),
         );
         results.sessions = await attempt('cost of login, ping, logout', () => measureSessionCost(system));
+        results.uploadSlot = await attempt('cost of an upload slot', () => measureSlotCost(system));
         const roster = options.roster;
         if (ROSTER_LOGIN.blocked)
           results.skipped.push({ name: ROSTER_LOGIN.name, reason: ROSTER_LOGIN.blocked });

@@ -4,10 +4,12 @@ import { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools/metrics';
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context as LambdaContext } from 'aws-lambda';
 import { type Config, configFromEnv } from '../lib/config.ts';
 import { ManagementApiGateway } from '../lib/gateway/management-api.ts';
+import { S3Uploads } from '../lib/gateway/s3-uploads.ts';
 import { SqsContinuations } from '../lib/gateway/sqs-continuations.ts';
 import { SqsDeadlines } from '../lib/gateway/sqs-deadlines.ts';
 import { SqsPushJobs } from '../lib/gateway/sqs-push-jobs.ts';
@@ -55,6 +57,15 @@ export interface RuntimeSettings {
   readonly metricsNamespace?: string;
   /** The `service` key of log lines and dimension of metrics (the stack's name on AWS). */
   readonly serviceName?: string;
+  /** XEP-0363: the bucket slots' PUT URLs write to; without it no slots are given (lib/upload.ts). */
+  readonly uploadBucket?: string;
+  /** XEP-0363: where uploaded files are read (`https://<CloudFront domain>`). */
+  readonly uploadBaseUrl?: string;
+  /**
+   * S3's endpoint for the in-process local system (infra/local/uploads.ts), path-style. A process
+   * gets it the SDK's standard way instead (AWS_ENDPOINT_URL_S3).
+   */
+  readonly s3Endpoint?: string;
 }
 
 type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -76,6 +87,8 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): RuntimeSe
     pushEventBus: env.PUSH_EVENT_BUS || undefined,
     metricsNamespace: env.POWERTOOLS_METRICS_NAMESPACE || undefined,
     serviceName: env.POWERTOOLS_SERVICE_NAME || undefined,
+    uploadBucket: env.UPLOAD_BUCKET || undefined,
+    uploadBaseUrl: env.UPLOAD_BASE_URL || undefined,
     logLevel: (LEVELS as string[]).includes(env.LOG_LEVEL ?? '') ? (env.LOG_LEVEL as LogLevel) : 'info',
   };
 }
@@ -221,6 +234,9 @@ export function createContext(settings: RuntimeSettings, continuations?: Continu
           ),
         }
       : {}),
+    ...(settings.uploadBucket
+      ? { uploads: onFirstUse(() => s3Uploads(settings, settings.uploadBucket)) }
+      : {}),
     config: settings.config,
     logger,
     ...(settings.metricsNamespace
@@ -237,6 +253,25 @@ export function awsClientSettings(settings: Pick<RuntimeSettings, 'region' | 'aw
     region: settings.region,
     ...(settings.awsEndpoint ? { endpoint: settings.awsEndpoint, credentials: localCredentials } : {}),
   };
+}
+
+/**
+ * Presigning makes no request; the client only signs. Checksums only when an operation requires
+ * one: otherwise the presigned PUT would carry the checksum of an empty body.
+ */
+function s3Uploads(settings: RuntimeSettings, bucket: string | undefined): S3Uploads {
+  const s3 = new S3Client({
+    region: settings.region,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    ...(settings.s3Endpoint
+      ? { endpoint: settings.s3Endpoint, forcePathStyle: true, credentials: localCredentials }
+      : {}),
+  });
+  return new S3Uploads(
+    s3,
+    bucket ?? missing('UPLOAD_BUCKET'),
+    settings.uploadBaseUrl ?? missing('UPLOAD_BASE_URL'),
+  );
 }
 
 function missing(name: string): never {

@@ -64,6 +64,14 @@ export interface XmppParameters {
    * logging needs. `false` when the account and region have one already.
    */
   readonly apiGatewayCloudWatchRole: boolean;
+  /** XEP-0363: the upload service's JID. */
+  readonly uploadDomain: string;
+  /** XEP-0363: largest file a slot is given for, in bytes (S3 takes at most 5 GB in one PUT). */
+  readonly uploadMaxFileBytes: number;
+  /** XEP-0363: bytes of slots one user may request per UTC day. */
+  readonly uploadQuotaBytesPerDay: number;
+  /** XEP-0363: days uploaded files are kept (the bucket's lifecycle rule); their GET URLs work that long. */
+  readonly uploadRetentionDays: number;
   /**
    * XEP-0357: the push services clients may enable, each with its app server's HTTPS endpoint,
    * as `PUSH_SERVICES` takes them (`jid=url,…`); empty: no push (no queue, no function).
@@ -120,6 +128,10 @@ export const PARAMETER_KEYS = [
   'customDomainName',
   'certificateArn',
   'apiGatewayCloudWatchRole',
+  'uploadDomain',
+  'uploadMaxFileBytes',
+  'uploadQuotaBytesPerDay',
+  'uploadRetentionDays',
   ...PUSH_PARAMETER_KEYS,
 ] as const satisfies readonly (keyof XmppParameters)[];
 
@@ -146,13 +158,16 @@ export const PARAMETER_DEFAULTS = {
   registrationsPerHour: DEFAULTS.registrationsPerHour,
   minPasswordLength: DEFAULTS.minPasswordLength,
   webClient: false,
+  uploadMaxFileBytes: DEFAULTS.uploadMaxFileBytes,
+  uploadQuotaBytesPerDay: DEFAULTS.uploadQuotaBytesPerDay,
+  uploadRetentionDays: DEFAULTS.uploadRetentionDays,
   pushServices: '',
   pushMaxRegistrations: DEFAULTS.pushMaxRegistrations,
   pushCoalesceSeconds: DEFAULTS.pushCoalesceSeconds,
   pushIncludeBody: DEFAULTS.pushIncludeBody,
   pushRoomMentions: DEFAULTS.pushRoomMentions,
   pushEvents: false,
-} as const satisfies Omit<XmppParameters, 'mucDomain' | OptionalParameter>;
+} as const satisfies Omit<XmppParameters, 'mucDomain' | 'uploadDomain' | OptionalParameter>;
 
 /** Parameters without a default: the feature is off unless they are set. */
 type OptionalParameter = 'alarmEmail' | 'customDomainName' | 'certificateArn';
@@ -274,7 +289,35 @@ export function parseParameters(context: (key: string) => unknown): XmppParamete
       'apiGatewayCloudWatchRole',
       context('apiGatewayCloudWatchRole') ?? PARAMETER_DEFAULTS.apiGatewayCloudWatchRole,
     ),
+    ...uploads(context, domain),
     ...pushParameters(context),
+  };
+}
+
+/** S3 takes at most 5 GB in one PUT (a slot is one presigned PutObject). */
+const MAX_UPLOAD_BYTES = 5 * 1024 ** 3;
+
+/** XEP-0363 (lib/upload.ts, infra/uploads.ts). */
+function uploads(
+  context: (key: string) => unknown,
+  domain: string,
+): Pick<
+  XmppParameters,
+  'uploadDomain' | 'uploadMaxFileBytes' | 'uploadQuotaBytesPerDay' | 'uploadRetentionDays'
+> {
+  const value = (key: keyof typeof PARAMETER_DEFAULTS) => context(key) ?? PARAMETER_DEFAULTS[key];
+  const uploadMaxFileBytes = integer('uploadMaxFileBytes', value('uploadMaxFileBytes'), 1, MAX_UPLOAD_BYTES);
+  return {
+    uploadDomain: dnsName('uploadDomain', context('uploadDomain') ?? `upload.${domain}`),
+    uploadMaxFileBytes,
+    // At least one largest file a day.
+    uploadQuotaBytesPerDay: integer(
+      'uploadQuotaBytesPerDay',
+      value('uploadQuotaBytesPerDay'),
+      uploadMaxFileBytes,
+      Number.MAX_SAFE_INTEGER,
+    ),
+    uploadRetentionDays: integer('uploadRetentionDays', value('uploadRetentionDays'), 1, 3650),
   };
 }
 

@@ -51,6 +51,7 @@ import {
 } from './parameters.ts';
 import { PushNotifications } from './push.ts';
 import { FRAMES_TIMEOUT_SECONDS } from './timeouts.ts';
+import { Uploads } from './uploads.ts';
 import { WebClient } from './web-client.ts';
 
 export interface XmppStackProps extends StackProps {
@@ -120,6 +121,14 @@ export interface XmppStackProps extends StackProps {
   readonly pushRoomMentions?: boolean;
   /** Also put each notification on the default EventBridge bus. @default false */
   readonly pushEvents?: boolean;
+  /** XEP-0363 upload service JID. @default `upload.${domain}` */
+  readonly uploadDomain?: string;
+  /** Largest file a slot is given for, in bytes. @default 52428800 */
+  readonly uploadMaxFileBytes?: number;
+  /** Bytes of slots one user may request per UTC day. @default 1073741824 */
+  readonly uploadQuotaBytesPerDay?: number;
+  /** Days uploaded files are kept. @default 30 */
+  readonly uploadRetentionDays?: number;
 }
 
 /** $connect does one PutItem; API Gateway would wait 29 s, a client not nearly as long. */
@@ -187,6 +196,8 @@ export class XmppStack extends Stack {
   public readonly webSocketUrl: string;
   /** The chat page behind CloudFront, when `webClient` is set (infra/web-client.ts). */
   public readonly webClient?: WebClient;
+  /** XEP-0363 files: the bucket and the CloudFront distribution they are read through (infra/uploads.ts). */
+  public readonly uploads: Uploads;
   /** XEP-0357 push (infra/push.ts), when `pushServices` names a service. */
   public readonly push?: PushNotifications;
 
@@ -303,6 +314,10 @@ export class XmppStack extends Stack {
     });
     if (parameters.apiGatewayCloudWatchRole) this.setApiGatewayAccountRole();
 
+    this.uploads = new Uploads(this, 'Uploads', {
+      retentionDays: parameters.uploadRetentionDays,
+      removalPolicy,
+    });
     this.framesFunction = new XmppFunction(this, 'FramesFunction', {
       entry: 'functions/frames.ts',
       description: 'XMPP frames and $disconnect, in order per connection, from the FIFO queue',
@@ -318,6 +333,12 @@ export class XmppStack extends Stack {
         REGISTRATION: parameters.registration,
         REGISTRATIONS_PER_HOUR: String(parameters.registrationsPerHour),
         MIN_PASSWORD_LENGTH: String(parameters.minPasswordLength),
+        // XEP-0363 slots (lib/upload.ts): the bucket PUTs are presigned for, where files are read.
+        ...this.uploads.environment,
+        UPLOAD_DOMAIN: parameters.uploadDomain,
+        UPLOAD_MAX_FILE_BYTES: String(parameters.uploadMaxFileBytes),
+        UPLOAD_QUOTA_BYTES_PER_DAY: String(parameters.uploadQuotaBytesPerDay),
+        UPLOAD_RETENTION_DAYS: String(parameters.uploadRetentionDays),
       },
       ...logs,
     });
@@ -339,6 +360,7 @@ export class XmppStack extends Stack {
     // PostToConnection and DeleteConnection (lib/gateway/management-api.ts).
     this.grantManageConnections(this.framesFunction, ['POST', 'DELETE']);
     this.frames.queue.grant(this.framesFunction, 'sqs:SendMessage');
+    this.uploads.grantPresign(this.framesFunction);
     if (parameters.pushServices !== '') {
       this.push = new PushNotifications(this, 'Push', {
         parameters,
@@ -393,6 +415,10 @@ export class XmppStack extends Stack {
         mucDomain: parameters.mucDomain,
         registration: parameters.registration === 'open',
         removalPolicy,
+        uploadOrigins: {
+          put: `https://${this.uploads.bucket.bucketRegionalDomainName}`,
+          get: this.uploads.baseUrl,
+        },
       });
       new CfnOutput(this, 'WebClientUrl', {
         description: 'The Converse.js chat page (and /.well-known/host-meta beside it)',
@@ -406,6 +432,10 @@ export class XmppStack extends Stack {
       });
     }
     new CfnOutput(this, 'XmppDomain', { description: 'The XMPP domain', value: parameters.domain });
+    new CfnOutput(this, 'UploadBaseUrl', {
+      description: 'Where XEP-0363 files are read (CloudFront)',
+      value: this.uploads.baseUrl,
+    });
     new CfnOutput(this, 'TableName', {
       description: 'The table, for the users command (--table)',
       value: this.table.tableName,

@@ -40,6 +40,8 @@ import {
 export interface WebClientProps extends WebClientSettings {
   /** Where the WebSocket endpoint lives (`wss://host`), for the page's connect-src. */
   readonly websocketOrigin: string;
+  /** Where XEP-0363 files are PUT (the bucket's S3 origin) and read (CloudFront), for the page's CSP. */
+  readonly uploadOrigins?: { readonly put: string; readonly get: string };
   readonly removalPolicy: RemovalPolicy;
 }
 
@@ -64,7 +66,7 @@ export class WebClient extends Construct {
       autoDeleteObjects: destroy,
     });
 
-    const headers = securityHeaders(props.websocketOrigin);
+    const headers = securityHeaders(props.websocketOrigin, props.uploadOrigins);
     const pageHeaders = new ResponseHeadersPolicy(this, 'PageHeaders', {
       comment: 'Chat page: only its own files, and the XMPP WebSocket endpoint',
       securityHeadersBehavior: {

@@ -95,15 +95,21 @@ converse.initialize(${JSON.stringify(options, null, 2)});
 
 /**
  * Headers every response of the page carries. `connectOrigin` is where the WebSocket
- * endpoint lives (its scheme, host and port).
+ * endpoint lives (its scheme, host and port); `uploadOrigins`, where XEP-0363 files are PUT
+ * and read when that is not the page's own origin (S3 and CloudFront on AWS).
  */
-export function securityHeaders(connectOrigin: string): Record<string, string> {
+export function securityHeaders(
+  connectOrigin: string,
+  uploadOrigins?: { readonly put: string; readonly get: string },
+): Record<string, string> {
+  const files = uploadOrigins ? ` ${uploadOrigins.get}` : '';
+  const puts = uploadOrigins ? ` ${uploadOrigins.put}${files}` : '';
   return {
     'content-security-policy': [
       "default-src 'self'",
-      `connect-src 'self' ${connectOrigin}`,
-      "img-src 'self' data: blob:",
-      "media-src 'self' data: blob:",
+      `connect-src 'self' ${connectOrigin}${puts}`,
+      `img-src 'self' data: blob:${files}`,
+      `media-src 'self' data: blob:${files}`,
       // Lit (inside Converse) sets style attributes; the OMEMO library is WebAssembly.
       "style-src 'self' 'unsafe-inline'",
       "script-src 'self' 'wasm-unsafe-eval'",

@@ -46,6 +46,14 @@ export interface Config {
   readonly registrationsPerHour: number;
   /** Shortest password registration and password change accept, in characters. */
   readonly minPasswordLength: number;
+  /** XEP-0363: the HTTP upload service's JID, `upload.` + domain by default (lib/upload.ts). */
+  readonly uploadDomain: string;
+  /** XEP-0363: largest file a slot is given for, in bytes (its disco#info max-file-size). */
+  readonly uploadMaxFileBytes: number;
+  /** XEP-0363: bytes of slots one user may request per UTC day; over it resource-constraint. */
+  readonly uploadQuotaBytesPerDay: number;
+  /** XEP-0363: days an uploaded file is kept (S3 lifecycle; locally the same), so its GET URL works. */
+  readonly uploadRetentionDays: number;
   /**
    * XEP-0357: the push services clients may enable (the JID they name in `<enable jid=…>`),
    * each with the app server's endpoint the notifications are POSTed to (lib/push.ts).
@@ -92,6 +100,9 @@ export const DEFAULTS = {
   registration: false,
   registrationsPerHour: 10,
   minPasswordLength: 8,
+  uploadMaxFileBytes: 50 * 1024 * 1024,
+  uploadQuotaBytesPerDay: 1024 * 1024 * 1024,
+  uploadRetentionDays: 30,
   pushMaxRegistrations: 10,
   pushCoalesceSeconds: 10,
   pushIncludeBody: false,
@@ -102,7 +113,13 @@ export const DEFAULTS = {
 
 export function defaultConfig(domain: string = DEFAULTS.domain): Config {
   const { domain: _default, ...rest } = DEFAULTS;
-  return { ...rest, domain, mucDomain: `conference.${domain}`, pushServices: new Map() };
+  return {
+    ...rest,
+    domain,
+    mucDomain: `conference.${domain}`,
+    uploadDomain: `upload.${domain}`,
+    pushServices: new Map(),
+  };
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
@@ -129,6 +146,10 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
     registration: registration(env.REGISTRATION),
     registrationsPerHour: positiveInt(env.REGISTRATIONS_PER_HOUR, DEFAULTS.registrationsPerHour),
     minPasswordLength: positiveInt(env.MIN_PASSWORD_LENGTH, DEFAULTS.minPasswordLength),
+    uploadDomain: env.UPLOAD_DOMAIN || `upload.${domain}`,
+    uploadMaxFileBytes: positiveInt(env.UPLOAD_MAX_FILE_BYTES, DEFAULTS.uploadMaxFileBytes),
+    uploadQuotaBytesPerDay: positiveInt(env.UPLOAD_QUOTA_BYTES_PER_DAY, DEFAULTS.uploadQuotaBytesPerDay),
+    uploadRetentionDays: positiveInt(env.UPLOAD_RETENTION_DAYS, DEFAULTS.uploadRetentionDays),
     pushServices: parsePushServices(env.PUSH_SERVICES ?? ''),
     pushMaxRegistrations: positiveInt(env.PUSH_MAX_REGISTRATIONS, DEFAULTS.pushMaxRegistrations),
     pushCoalesceSeconds: nonNegativeInt(env.PUSH_COALESCE_SECONDS, DEFAULTS.pushCoalesceSeconds),

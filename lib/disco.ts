@@ -45,6 +45,11 @@ export const discoHandlers: IqHandlers = {
     // XEP-0045 §6.1: the group chat service is found among the server's items.
     const service =
       target.kind === 'server' && xml('item', { jid: link.ctx.config.mucDomain, name: 'Chatrooms' });
-    return xml('query', { xmlns: NS.discoItems }, service);
+    // XEP-0363 §3: the upload service too, where upload storage is configured.
+    const upload =
+      target.kind === 'server' &&
+      link.ctx.uploads &&
+      xml('item', { jid: link.ctx.config.uploadDomain, name: 'HTTP File Upload' });
+    return xml('query', { xmlns: NS.discoItems }, service, upload);
   },
 };

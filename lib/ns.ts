@@ -34,6 +34,7 @@ export const NS = {
   hints: 'urn:xmpp:hints', // XEP-0334
   carbons: 'urn:xmpp:carbons:2', // XEP-0280
   csi: 'urn:xmpp:csi:0', // XEP-0352
+  httpUpload: 'urn:xmpp:http:upload:0', // XEP-0363
   /** The project's own server receipt (see README, "Server receipts"). */
   ack: 'urn:serverless-xmpp:ack:0',
 } as const;

@@ -474,6 +474,12 @@ export interface Store {
   removeJoinedRoom(connectionId: string, room: string): Promise<void>;
   getJoinedRooms(connectionId: string): Promise<string[]>;
   deleteJoinedRooms(connectionId: string): Promise<void>;
+
+  /**
+   * XEP-0363 (store/uploads.ts): adds `bytes` to the user's count for the UTC day of `now` unless
+   * that would pass `limit`; false then (nothing counted).
+   */
+  countUpload(user: string, bytes: number, limit: number, now: number): Promise<boolean>;
 }
 
 /**
@@ -576,6 +582,20 @@ export interface Metrics {
   count(name: MetricName, value?: number): void;
 }
 
+/**
+ * XEP-0363 slots (lib/upload.ts): S3 presigned PUTs and the GET URLs files are read at
+ * (gateway/s3-uploads.ts; the local system serves the same URLs, infra/local/uploads.ts).
+ */
+export interface Uploads {
+  /** A PUT URL for exactly this object: its Content-Length and Content-Type are signed. */
+  presignPut(
+    path: string,
+    file: { readonly size: number; readonly contentType: string; readonly expiresInSeconds: number },
+  ): Promise<string>;
+  /** Where the object at `path` (under the upload prefix) is read. */
+  getUrl(path: string): string;
+}
+
 /** Everything a core function needs, passed in. */
 export interface Context {
   readonly store: Store;
@@ -591,6 +611,8 @@ export interface Context {
   readonly logger: Logger;
   /** Absent where nothing collects metrics (the local system). */
   readonly metrics?: Metrics;
+  /** XEP-0363 slots; absent where no upload storage is configured (then no slots are given). */
+  readonly uploads?: Uploads;
   readonly now: () => number;
   /**
    * Milliseconds left in this invocation (Lambda's getRemainingTimeInMillis), for work that

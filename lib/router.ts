@@ -39,6 +39,9 @@ function resolveTarget(link: Link, to: string | undefined): Target {
   if (jid.domain === domain && !jid.local && !jid.resource) return { kind: 'server' };
   if (jid.domain === domain && !jid.resource && bare(jid) === link.record.user) return { kind: 'account' };
   if (jid.domain === domain || jid.domain === link.ctx.config.mucDomain) return { kind: 'user', jid };
+  // XEP-0363: the upload service answers its iqs (handlers keyed `upload …`); messages and
+  // presence to it find nobody, as to any unknown address of the domain.
+  if (jid.domain === link.ctx.config.uploadDomain) return { kind: 'user', jid };
   return { kind: 'remote', jid };
 }
 
@@ -56,7 +59,15 @@ async function routeIq(link: Link, handlers: IqHandlers, iq: Element, target: Ta
   const key = `${type} ${payload.name} ${payload.attrs.xmlns ?? ''}`;
   // The MUC service (lib/muc/) answers iqs to itself and its rooms: handlers keyed `muc …`.
   const muc = target.kind === 'user' && target.jid.domain === link.ctx.config.mucDomain;
-  const handler = target.kind !== 'user' ? handlers[key] : muc ? handlers[`muc ${key}`] : undefined;
+  const upload = target.kind === 'user' && target.jid.domain === link.ctx.config.uploadDomain;
+  const handler =
+    target.kind !== 'user'
+      ? handlers[key]
+      : muc
+        ? handlers[`muc ${key}`]
+        : upload
+          ? handlers[`upload ${key}`]
+          : undefined;
   if (!handler) throw new StanzaError('service-unavailable');
   const result = await handler({ link, stanza: iq, payload, target });
   await link.send(

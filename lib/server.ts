@@ -26,6 +26,7 @@ import { handleSubscription, isSubscriptionStanza, rosterHandlers } from './rost
 import { routeStanza, type StanzaHandlers } from './router.ts';
 import { endSession, withSessionEnds } from './session.ts';
 import { handleClose, handleNegotiation, handleOpen, handleSessionIq } from './stream.ts';
+import { uploadHandlers } from './upload.ts';
 import { parseFrame } from './xml.ts';
 
 export const SUBPROTOCOL = 'xmpp';
@@ -55,6 +56,7 @@ export function stanzaHandlers(): StanzaHandlers {
       ...mucIqHandlers,
       ...archiveHandlers,
       ...carbonsHandlers,
+      ...uploadHandlers,
       ...pushHandlers,
     },
     message: handleMessage,

@@ -28,6 +28,8 @@ const NS = {
 
 export const BURST_SIZE = 50;
 const ROOM_HISTORY_SIZE = 3;
+/** The smoke file (left in the bucket until its lifecycle rule deletes it: nobody may delete files). */
+const UPLOAD_BYTES = 64 * 1024;
 
 export interface SmokeOptions {
   /** The WebSocket URL (the stack's WebSocketUrl output, or the local system's). */
@@ -35,6 +37,8 @@ export interface SmokeOptions {
   readonly domain: string;
   /** Default conference.<domain>. */
   readonly mucDomain?: string;
+  /** The XEP-0363 upload service; default upload.<domain>. */
+  readonly uploadDomain?: string;
   /** The table the temporary users are created in and deleted from. */
   readonly store: Pick<Store, 'getUser' | 'putUser' | 'deleteUser'>;
   /** Longest wait for any one answer (default 20 s: a cold Lambda behind a queue is slow). */
@@ -352,6 +356,45 @@ export async function runSmoke(options: SmokeOptions): Promise<CheckResult[]> {
       }
       await leave(bob);
       await leave(alice);
+    });
+
+    await check('file upload (XEP-0363): slot, PUT, link, GET', async () => {
+      const NS_UPLOAD = 'urn:xmpp:http:upload:0';
+      const bytes = randomBytes(UPLOAD_BYTES);
+      const answer = await sessionOf(alice).xmpp.iqCaller.request(
+        xml(
+          'iq',
+          { type: 'get', to: options.uploadDomain ?? `upload.${options.domain}` },
+          xml('request', {
+            xmlns: NS_UPLOAD,
+            filename: `smoke-${tag}.bin`,
+            size: String(bytes.length),
+            'content-type': 'application/octet-stream',
+          }),
+        ),
+        clock.budget(),
+      );
+      const slot = answer.getChild('slot', NS_UPLOAD);
+      const putUrl = slot?.getChild('put')?.attrs.url;
+      const getUrl = slot?.getChild('get')?.attrs.url;
+      if (!putUrl || !getUrl) throw new Error(`no slot: ${answer}`);
+      const stored = await fetch(putUrl, {
+        method: 'PUT',
+        body: new Uint8Array(bytes),
+        headers: { 'content-type': 'application/octet-stream' },
+        signal: AbortSignal.timeout(clock.budget()),
+      });
+      if (!stored.ok) throw new Error(`PUT answered ${stored.status}: ${await stored.text()}`);
+      const id = `upload-${tag}`;
+      await send(alice, xml('message', { to: bob.user, type: 'chat', id }, xml('body', {}, getUrl)));
+      const link = (await take(bob, isMessage(id), 'the link')).getChildText('body') ?? '';
+      const read = await fetch(link, { signal: AbortSignal.timeout(clock.budget()) });
+      const got = Buffer.from(await read.arrayBuffer());
+      if (read.status !== 200 || !got.equals(bytes))
+        throw new Error(`GET answered ${read.status}, ${got.length} bytes`);
+      if (read.headers.get('x-content-type-options') !== 'nosniff') throw new Error('GET without nosniff');
+      if (!/^attachment;/.test(read.headers.get('content-disposition') ?? ''))
+        throw new Error(`GET with Content-Disposition ${read.headers.get('content-disposition')}`);
     });
   } finally {
     // Whatever happened: out of the room, sessions ended one at a time, users deleted.

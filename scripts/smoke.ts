@@ -13,6 +13,7 @@ Options:
   --url URL                  the WebSocket URL (the stack's WebSocketUrl output)
   --domain NAME              the XMPP domain (the stack's XmppDomain output); default: the local system's
   --muc-domain NAME          the group-chat service (default conference.<domain>)
+  --upload-domain NAME       the XEP-0363 upload service (default upload.<domain>)
   --table NAME               the deployed stack's table (output TableName); default: the running local system
   --region REGION            the deployed stack's region (credentials from the usual AWS sources)
   --dynamodb-endpoint URL    a DynamoDB endpoint (DynamoDB Local)
@@ -33,6 +34,7 @@ function parseCommandLine() {
         url: { type: 'string' },
         domain: { type: 'string' },
         'muc-domain': { type: 'string' },
+        'upload-domain': { type: 'string' },
         table: { type: 'string' },
         region: { type: 'string' },
         'dynamodb-endpoint': { type: 'string' },
@@ -93,6 +95,7 @@ try {
     url: values.url,
     domain,
     mucDomain: values['muc-domain'],
+    uploadDomain: values['upload-domain'],
     store: new DynamoStore(target.client, target.tableName),
     waitMs,
     totalMs,

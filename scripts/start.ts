@@ -140,6 +140,7 @@ const system = values['from-synth']
       host: values.host,
       dynamoPort: Number(values['dynamodb-port']),
       dataDir: values['in-memory'] ? undefined : resolve(dataDir, 'dynamodb'),
+      uploadsDir: values['in-memory'] ? undefined : resolve(dataDir, 'uploads'),
       // Stack parameters, as `cdk deploy -c` takes them.
       stack: {
         domain,
@@ -164,6 +165,7 @@ const system = values['from-synth']
       host: values.host,
       dynamoPort: Number(values['dynamodb-port']),
       dataDir: values['in-memory'] ? undefined : resolve(dataDir, 'dynamodb'),
+      uploadsDir: values['in-memory'] ? undefined : resolve(dataDir, 'uploads'),
       config: {
         domain,
         mucDomain: values['muc-domain'] ?? `conference.${domain}`,
@@ -193,6 +195,7 @@ console.log(`serverless-xmpp is running
   WebSocket URL:  ${system.url}
   XMPP domain:    ${system.config.domain}
   Group chat:     ${system.config.mucDomain}
+  File upload:    ${system.config.uploadDomain} (XEP-0363; files ${values['in-memory'] ? 'in a temporary folder' : `in ${resolve(dataDir, 'uploads')}`})
   DynamoDB Local: ${system.dynamo.endpoint} (table ${system.tableName}${values['in-memory'] ? ', in memory' : `, data in ${dataDir}`})
 ${hasFaults(faults) ? `  Faults:         ${values.faults} (infra/local/faults.ts)\n` : ''}${pushBanner()}Add a user:  npm run users -- add alice@${system.config.domain} secret
 Stop:        Ctrl-C`);

@@ -31,11 +31,14 @@ import {
 } from './synth.ts';
 import type { LocalSystem, LocalSystemOptions } from './system.ts';
 import { LocalTimeToLive } from './ttl.ts';
+import { LOCAL_UPLOAD_BUCKET, LocalUploads } from './uploads.ts';
 import { localWeb } from './web.ts';
 import { LocalWebSocketApi } from './websocket-api.ts';
 
 /** What `Ref` of the WebSocket API gives locally (the host name's first label on AWS). */
 const LOCAL_API_ID = 'local';
+/** What a CloudFront distribution's DomainName gives locally; its https:// URL becomes the emulator's. */
+const LOCAL_DISTRIBUTION = 'files.local.cloudfront.net';
 
 export interface SynthesizedSystemOptions
   extends Omit<LocalSystemOptions, 'wrapContext' | 'capacityMeter' | 'config' | 'logLevel'> {
@@ -69,7 +72,7 @@ export interface SynthesizedSystemOptions
 }
 
 export interface SynthesizedSystem
-  extends Pick<LocalSystem, 'url' | 'api' | 'dynamo' | 'expiry' | 'tableName' | 'stop'> {
+  extends Pick<LocalSystem, 'url' | 'api' | 'dynamo' | 'expiry' | 'uploads' | 'tableName' | 'stop'> {
   /** In-process access to the same table and connections, for tests and tools (not the functions). */
   readonly context: LocalSystem['context'];
   /** The configuration the functions read from their template environment. */
@@ -119,6 +122,13 @@ export async function startSynthesizedSystem(
   });
   const processes = new Map<string, LambdaProcess>();
   const standardQueues: LocalStandardQueue[] = [];
+  // XEP-0363 files: the stack's bucket and distribution, on the emulator's port.
+  let uploads: LocalUploads | undefined;
+  const temporaryUploads = options.uploadsDir ? undefined : mkdtempSync(join(tmpdir(), 'xmpp-uploads-'));
+  const removeUploads = () => {
+    uploads?.stop();
+    if (temporaryUploads) rmSync(temporaryUploads, { recursive: true, force: true });
+  };
   const invoke = <Result>(fn: SynthesizedFunction) => {
     return (event: unknown) => {
       const process = processes.get(fn.logicalId);
@@ -147,11 +157,12 @@ export async function startSynthesizedSystem(
       maxReceiveCount: framesQueue?.maxReceiveCount ?? 3,
       connectHandler: invoke<APIGatewayProxyResultV2>(stack.connect),
       framesHandler: invoke<SQSBatchResponse>(stack.frames),
-      // SQS's, Secrets Manager's and EventBridge's APIs, then the chat page and host-meta
-      // (infra/local/web.ts), on the emulator's port.
+      // SQS's, Secrets Manager's and EventBridge's APIs, S3 and CloudFront for uploads, then the
+      // chat page and host-meta (infra/local/web.ts), on the emulator's port.
       services: async (request, response) =>
         (await (sqs?.answer(request, response) ?? Promise.resolve(false))) ||
         (await secretsAndEvents.answer(request, response)) ||
+        (await (uploads?.answer(request, response) ?? Promise.resolve(false))) ||
         (await web(request, response)),
     });
     await api.listen();
@@ -220,6 +231,8 @@ export async function startSynthesizedSystem(
       // The SDK's standard per-service endpoint settings: the code has no local switch.
       AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
       AWS_ENDPOINT_URL_SQS: origin,
+      // Path-style, the endpoint being an IP address: PUT /<bucket>/<key>, as infra/local/uploads.ts takes it.
+      AWS_ENDPOINT_URL_S3: origin,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: origin,
       AWS_ENDPOINT_URL_EVENTBRIDGE: origin,
       // This machine's Node.js is older than Lambda's 22, which the SDK would warn about.
@@ -249,6 +262,12 @@ export async function startSynthesizedSystem(
 
     const framesEnvironment = environments.get(stack.frames.logicalId) ?? {};
     config = configFromEnv(framesEnvironment);
+    uploads = new LocalUploads({
+      dir: options.uploadsDir ?? (temporaryUploads as string),
+      bucket: framesEnvironment.UPLOAD_BUCKET ?? LOCAL_UPLOAD_BUCKET,
+      retentionDays: config.uploadRetentionDays,
+    });
+    await uploads.start();
     const context = createContext(
       {
         config,
@@ -273,6 +292,7 @@ export async function startSynthesizedSystem(
       api,
       dynamo,
       expiry,
+      uploads,
       context,
       tableName,
       config,
@@ -291,6 +311,7 @@ export async function startSynthesizedSystem(
         admin.destroy();
         await dynamo.stop();
         removeOutdir();
+        removeUploads();
       },
     };
   } catch (error) {
@@ -298,6 +319,7 @@ export async function startSynthesizedSystem(
     admin.destroy();
     await dynamo.stop();
     removeOutdir();
+    removeUploads();
     throw error;
   }
 }
@@ -342,7 +364,13 @@ export function environmentResolver(stack: SynthesizedStack, local: LocalResourc
       }
       if (type === 'AWS::ApiGatewayV2::Api') return LOCAL_API_ID;
       if (type === 'AWS::ApiGatewayV2::Stage') return stack.stageName;
+      if (type === 'AWS::S3::Bucket') return LOCAL_UPLOAD_BUCKET;
       return unresolved(variable, `Ref ${id} (${type})`);
+    }
+    const getAtt = object['Fn::GetAtt'];
+    if (Array.isArray(getAtt) && getAtt[1] === 'DomainName') {
+      const type = Resources[String(getAtt[0])]?.Type;
+      if (type === 'AWS::CloudFront::Distribution') return LOCAL_DISTRIBUTION;
     }
     const join = object['Fn::Join'];
     if (Array.isArray(join) && typeof join[0] === 'string' && Array.isArray(join[1])) {
@@ -353,6 +381,9 @@ export function environmentResolver(stack: SynthesizedStack, local: LocalResourc
         return local.apiOrigin + text.slice(`https://${apiHost}`.length);
       if (text.startsWith(`wss://${apiHost}/`))
         return local.webSocketOrigin + text.slice(`wss://${apiHost}`.length);
+      // XEP-0363 files are read where the emulator serves them (infra/local/uploads.ts).
+      if (text.startsWith(`https://${LOCAL_DISTRIBUTION}`))
+        return local.apiOrigin + text.slice(`https://${LOCAL_DISTRIBUTION}`.length);
       return text;
     }
     return unresolved(variable, JSON.stringify(raw));

@@ -1,7 +1,11 @@
 // The whole system on one machine: DynamoDB Local, the table, the WebSocket API emulator
 // in front of the real Lambda handlers, and TTL deletions feeding the expiry handler.
 // Used by `npm start`, the tests and the benchmarks.
+
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createAuthDeadlineHandler } from '../../functions/auth-deadline.ts';
 import { createConnectHandler } from '../../functions/connect.ts';
@@ -32,6 +36,7 @@ import {
 import { LocalSecretsAndEvents } from './secrets-and-events.ts';
 import { LocalSqs, LocalStandardQueue, type SqsMessage } from './sqs.ts';
 import { LocalTimeToLive } from './ttl.ts';
+import { LOCAL_UPLOAD_BUCKET, LocalUploads } from './uploads.ts';
 import { localWeb } from './web.ts';
 import { LocalWebSocketApi, type LocalWebSocketApiOptions } from './websocket-api.ts';
 
@@ -55,6 +60,8 @@ export interface LocalSystemOptions {
   readonly wrapContext?: (context: Context) => Context;
   /** DynamoDB errors, failed posts and killed invocations, each a share (infra/local/faults.ts). */
   readonly faults?: FaultSettings;
+  /** XEP-0363 files are kept here; in a temporary folder (removed at stop) when absent. */
+  readonly uploadsDir?: string;
   /** XEP-0357: also put each notification on the local EventBridge bus (the stack's `pushEvents`). */
   readonly pushEvents?: boolean;
 }
@@ -87,6 +94,8 @@ export interface LocalSystem {
   readonly faults: FaultCounters;
   /** The authentication deadline queue, played by timers into functions/auth-deadline.ts. */
   readonly deadlines: LocalDeadlines;
+  /** XEP-0363 files: S3's presigned PUTs and CloudFront's GETs on the system's port. */
+  readonly uploads: LocalUploads;
   /** Present when push services are configured. */
   readonly push?: LocalPush;
   readonly context: Context;
@@ -104,8 +113,19 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
     region: LOCAL_REGION,
     credentials: LOCAL_CREDENTIALS,
   });
+  const temporaryUploads = options.uploadsDir ? undefined : mkdtempSync(join(tmpdir(), 'xmpp-uploads-'));
+  const uploads = new LocalUploads({
+    dir: options.uploadsDir ?? (temporaryUploads as string),
+    bucket: LOCAL_UPLOAD_BUCKET,
+    retentionDays: config.uploadRetentionDays,
+  });
+  const removeUploads = () => {
+    uploads.stop();
+    if (temporaryUploads) rmSync(temporaryUploads, { recursive: true, force: true });
+  };
   try {
     await ensureTable(admin, tableName);
+    await uploads.start();
 
     let context: Context | undefined;
     const handlerContext = () => {
@@ -128,10 +148,12 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
     const secretsAndEvents = new LocalSecretsAndEvents();
     const api = new LocalWebSocketApi({
       ...options.api,
-      // SQS, Secrets Manager and EventBridge (the push path), then the chat page and host-meta
-      // (infra/local/web.ts), beside the emulated API Gateway.
+      // S3 and CloudFront for uploads (infra/local/uploads.ts), SQS, Secrets Manager and EventBridge
+      // (the push path), then the chat page and host-meta (infra/local/web.ts), beside the emulated
+      // API Gateway.
       services: async (request, response) =>
         (await services?.(request, response)) ||
+        (await uploads.answer(request, response)) ||
         (await sqs.answer(request, response)) ||
         (await secretsAndEvents.answer(request, response)) ||
         (await web(request, response)),
@@ -160,6 +182,9 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
         dynamoEndpoint: dynamo.endpoint,
         logLevel: options.logLevel ?? 'warn',
         capacityMeter: options.capacityMeter,
+        uploadBucket: LOCAL_UPLOAD_BUCKET,
+        uploadBaseUrl: origin,
+        s3Endpoint: origin,
         instrumentDynamo: (client) =>
           injectDynamoFaults(client, faultSettings?.ddb ?? 0, faultRandom(3), faults),
       },
@@ -194,6 +219,7 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       expiry,
       faults,
       deadlines,
+      uploads,
       ...(pushSettings ? { push: pushSettings.push } : {}),
       context,
       tableName,
@@ -206,11 +232,13 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
         await api.close();
         admin.destroy();
         await dynamo.stop();
+        removeUploads();
       },
     };
   } catch (error) {
     admin.destroy();
     await dynamo.stop();
+    removeUploads();
     throw error;
   }
 }

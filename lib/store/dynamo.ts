@@ -8,6 +8,7 @@
 // - archive.ts: XEP-0313 archives (ARCHIVE#), and queries on rooms' messages
 // - rosters.ts: roster items and version (ROSTER#)
 // - rooms.ts: XEP-0045 rooms (ROOM#), the directory (MUC) and joined-room pools (CONN# / #ROOMS)
+// - uploads.ts: XEP-0363 upload quotas (UPLOAD#), a counter per user and day
 // - push.ts: XEP-0357 push registrations and their coalescing state (USER# / PUSH#)
 //
 // table.ts holds what they share (the document client, conditional writes, expiry, whole-
@@ -33,6 +34,7 @@ import { PushRegistrations } from './push.ts';
 import { Rooms, toOccupant } from './rooms.ts';
 import { Rosters } from './rosters.ts';
 import { Table } from './table.ts';
+import { UploadCounts } from './uploads.ts';
 
 /**
  * What a deleted item (a stream record's old image, unmarshalled) ended, if it is one of
@@ -80,6 +82,7 @@ export interface DynamoStore
     Methods<Archives>,
     Methods<Rosters>,
     Methods<Rooms>,
+    Methods<UploadCounts>,
     Methods<PushRegistrations> {}
 
 export class DynamoStore implements Store {
@@ -92,6 +95,7 @@ export class DynamoStore implements Store {
       new Archives(table),
       new Rosters(table),
       new Rooms(table),
+      new UploadCounts(table),
       new PushRegistrations(table),
     ];
     for (const part of parts) delegate(this, part);

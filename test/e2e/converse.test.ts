@@ -154,6 +154,29 @@ describe('Converse.js in Chromium, on the page npm start serves', () => {
     await waitForStanza(bob.stanzas, (s) => s.getChild('received', 'urn:xmpp:receipts')?.attrs.id === id);
   });
 
+  test('send a picture: Converse uploads it (XEP-0363), the xmpp.js user gets its link and the same bytes', async () => {
+    // A 1×1 PNG.
+    const png = Buffer.from(
+      'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
+      'base64',
+    );
+    await page.setInputFiles('converse-chat input.fileupload', {
+      name: 'pixel.png',
+      mimeType: 'image/png',
+      buffer: png,
+    });
+    const link = /^http:\/\/127\.0\.0\.1:\d+\/[A-Za-z0-9_-]{22}\/pixel\.png$/;
+    const message = await waitForStanza(bob.stanzas, (s) => link.test(s.getChildText('body') ?? ''));
+    const url = message.getChildText('body') as string;
+    assert.equal(message.getChild('x', 'jabber:x:oob')?.getChildText('url'), url);
+    const response = await fetch(url);
+    assert.equal(response.headers.get('content-type'), 'image/png');
+    assert.deepEqual(Buffer.from(await response.arrayBuffer()), png);
+    // The sender's page shows it inline, loaded from the GET URL.
+    await page.waitForSelector(`converse-chat img.chat-image[src="${url}"]`);
+    assert.deepEqual(offHost, [], 'the upload stayed on this machine');
+  });
+
   test('join a room and talk with the xmpp.js user there', async () => {
     await bob.xmpp.send(xml('presence', { to: `${ROOM}/Bob` }, xml('x', { xmlns: MUC })));
     await waitForStanza(bob.stanzas, (s) => s.name === 'message' && s.getChild('subject') !== undefined);

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { formatReport, measureMessageCost } from '../../bench/message-cost.ts';
+import { formatSlotCost, measureSlotCost, requesting } from '../../bench/upload-cost.ts';
 
 describe('message cost', () => {
   test('one 1 KB message with its receipt: 4 write units with the archive (2 without), at most 2 read units, 3 posts; a MAM page is one query', async (t) => {
@@ -38,5 +39,16 @@ describe('message cost', () => {
       page.query.readUnits <= page.bytes / 4096 + 1,
       `${page.query.readUnits} RU for ${page.bytes} B`,
     );
+  });
+
+  test('one XEP-0363 upload slot: the quota counter alone, 1 write unit in 1 request, and the answer', async (t) => {
+    const { slot, byMethod } = await measureSlotCost();
+    t.diagnostic(formatSlotCost({ slot, byMethod }));
+    assert.equal(slot.writeUnits, 1);
+    assert.equal(slot.readUnits, 0);
+    assert.equal(slot.dynamoRequests, 1);
+    assert.deepEqual(requesting(byMethod), ['countUpload']);
+    assert.equal(slot.posts, 1);
+    assert.equal(slot.invocations, 1);
   });
 });

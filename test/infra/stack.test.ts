@@ -73,6 +73,10 @@ const EVERY_PARAMETER = {
   registrationsPerHour: '3',
   minPasswordLength: 12,
   webClient: 'true',
+  uploadDomain: 'files.example.com',
+  uploadMaxFileBytes: '1048576',
+  uploadQuotaBytesPerDay: 10485760,
+  uploadRetentionDays: '7',
   pushServices: 'push.example.com=https://push.example.com/xmpp',
   pushMaxRegistrations: '5',
   pushCoalesceSeconds: 30,
@@ -126,6 +130,9 @@ const framesDeadLetters = (t: Template) =>
   only(t, 'AWS::SQS::Queue', { MessageRetentionPeriod: 14 * 24 * 3600, FifoQueue: true });
 const expiryFailures = (t: Template) =>
   only(t, 'AWS::SQS::Queue', { MessageRetentionPeriod: 14 * 24 * 3600, FifoQueue: Match.absent() });
+/** XEP-0363 files (infra/uploads.ts): the bucket with the lifecycle rule. */
+const uploadsBucket = (t: Template) =>
+  only(t, 'AWS::S3::Bucket', { LifecycleConfiguration: Match.anyValue() });
 const sendMessageRole = (t: Template) =>
   only(t, 'AWS::IAM::Role', { Description: Match.stringLikeRegexp('ordered frame queue') });
 
@@ -371,7 +378,10 @@ test('environment variables: only names and settings, the ones the handlers read
     AUTH_DEADLINE_QUEUE_URL: { Ref: deadlinesId },
   });
   const [, frames] = framesFunction(t);
-  const { MANAGEMENT_ENDPOINT, FRAMES_QUEUE_URL, ...rest } = variables(frames);
+  const { MANAGEMENT_ENDPOINT, FRAMES_QUEUE_URL, UPLOAD_BUCKET, UPLOAD_BASE_URL, ...rest } =
+    variables(frames);
+  // XEP-0363 slots (the references: the uploads test below).
+  assert.ok(UPLOAD_BUCKET && UPLOAD_BASE_URL);
   // The frames function applies the limits per connection and per user.
   assert.deepEqual(rest, {
     ...settings,
@@ -381,6 +391,10 @@ test('environment variables: only names and settings, the ones the handlers read
     REGISTRATION: 'closed',
     REGISTRATIONS_PER_HOUR: '10',
     MIN_PASSWORD_LENGTH: '8',
+    UPLOAD_DOMAIN: 'upload.localhost',
+    UPLOAD_MAX_FILE_BYTES: '52428800',
+    UPLOAD_QUOTA_BYTES_PER_DAY: '1073741824',
+    UPLOAD_RETENTION_DAYS: '30',
   });
   assert.match(JSON.stringify(MANAGEMENT_ENDPOINT), /^\{"Fn::Join":\["",\["https:\/\//);
   // Long drains continue through the frames queue.
@@ -566,7 +580,20 @@ test('IAM: frames may use exactly the table commands of lib/store/, the stage co
       'sqs:SendMessage',
     ].map((action) => `${action} ${queue}`),
   );
-  assert.equal(grants.size, tableGrants.length + manage.length + sqs.length + 2 /* logs */);
+  // XEP-0363: presigned PUTs under the upload prefix of its bucket, nothing else of S3.
+  const [uploadsBucketId] = uploadsBucket(t);
+  const s3 = [...grants].filter((grant) => grant.startsWith('s3:'));
+  assert.deepEqual(
+    s3.map((grant) => grant.split(' ')[0]),
+    ['s3:PutObject'],
+  );
+  for (const grant of s3) {
+    assert.equal(
+      grant.slice(grant.indexOf(' ') + 1),
+      JSON.stringify({ 'Fn::Join': ['', [arnOf(uploadsBucketId), '/uploads/*']] }),
+    );
+  }
+  assert.equal(grants.size, tableGrants.length + manage.length + sqs.length + s3.length + 2 /* logs */);
 });
 
 test('IAM: expired may use the table (not its index) as $disconnect does, post to connections, read its stream', () => {
@@ -884,6 +911,15 @@ test('every context parameter reaches its place', () => {
   assert.equal(frames.REGISTRATION, 'open');
   assert.equal(frames.REGISTRATIONS_PER_HOUR, '3');
   assert.equal(frames.MIN_PASSWORD_LENGTH, '12');
+  assert.equal(frames.UPLOAD_DOMAIN, 'files.example.com');
+  assert.equal(frames.UPLOAD_MAX_FILE_BYTES, '1048576');
+  assert.equal(frames.UPLOAD_QUOTA_BYTES_PER_DAY, '10485760');
+  assert.equal(frames.UPLOAD_RETENTION_DAYS, '7');
+  t.hasResourceProperties('AWS::S3::Bucket', {
+    LifecycleConfiguration: {
+      Rules: Match.arrayWith([Match.objectLike({ Prefix: 'uploads/', ExpirationInDays: 7 })]),
+    },
+  });
   assert.ok(stack.webClient, 'webClient=true deploys the chat page');
   for (const [, fn] of [connectFunction(t), authDeadlineFunction(t)]) {
     assert.equal(variables(fn).AUTH_TIMEOUT_SECONDS, '60');
@@ -910,7 +946,8 @@ test('every context parameter reaches its place', () => {
 
 test('the chat page (webClient=true): a private bucket behind CloudFront, HTTPS, security headers, host-meta', () => {
   assert.equal(built().stack.webClient, undefined, 'off by default');
-  template().resourceCountIs('AWS::CloudFront::Distribution', 0);
+  // The uploads' distribution only (infra/uploads.ts).
+  template().resourceCountIs('AWS::CloudFront::Distribution', 1);
   const { template: t } = builtWithEverything();
   const [bucketId] = only(t, 'AWS::S3::Bucket', {
     PublicAccessBlockConfiguration: {
@@ -919,14 +956,17 @@ test('the chat page (webClient=true): a private bucket behind CloudFront, HTTPS,
       IgnorePublicAcls: true,
       RestrictPublicBuckets: true,
     },
+    LifecycleConfiguration: Match.absent(),
   });
   // Only CloudFront reads the bucket, through origin access control, and only over TLS.
-  only(t, 'AWS::CloudFront::OriginAccessControl');
+  t.resourceCountIs('AWS::CloudFront::OriginAccessControl', 2);
   const policy = JSON.stringify(t.findResources('AWS::S3::BucketPolicy'));
   assert.match(policy, /cloudfront\.amazonaws\.com/);
   assert.match(policy, /aws:SecureTransport/);
   assert.ok(policy.includes(bucketId));
-  const [, distribution] = only(t, 'AWS::CloudFront::Distribution');
+  const [, distribution] = only(t, 'AWS::CloudFront::Distribution', {
+    DistributionConfig: Match.objectLike({ DefaultRootObject: 'index.html' }),
+  });
   interface Behavior {
     PathPattern?: string;
     ViewerProtocolPolicy: string;
@@ -943,6 +983,15 @@ test('the chat page (webClient=true): a private bucket behind CloudFront, HTTPS,
   // The page may connect to the stack's WebSocket endpoint and load nothing from elsewhere.
   const headers = JSON.stringify(t.findResources('AWS::CloudFront::ResponseHeadersPolicy'));
   assert.match(headers, /connect-src 'self' wss:\/\/xmpp\.example\.com/);
+  // XEP-0363: the page PUTs to the uploads bucket and shows files from their distribution.
+  assert.match(
+    headers,
+    /connect-src 'self' wss:\/\/xmpp\.example\.com https:\/\/",\{"Fn::GetAtt":\["UploadsBucket\w+","RegionalDomainName"\]\}/,
+  );
+  assert.match(
+    headers,
+    /img-src 'self' data: blob: https:\/\/",\{"Fn::GetAtt":\["UploadsDistribution\w+","DomainName"\]\}/,
+  );
   assert.match(headers, /default-src 'self'/);
   assert.match(headers, /"AccessControlAllowOrigins":\{"Items":\["\*"\]\}/);
   // Converse's files, the page with its configuration, and both host-meta documents.
@@ -992,7 +1041,7 @@ test('synth is offline: no lookups, environment-agnostic; the CLI sends no notic
 test('parseParameters: defaults', () => {
   assert.deepEqual(
     parseParameters(() => undefined),
-    { ...PARAMETER_DEFAULTS, mucDomain: 'conference.localhost' },
+    { ...PARAMETER_DEFAULTS, mucDomain: 'conference.localhost', uploadDomain: 'upload.localhost' },
   );
   // An empty value from `-c alarmEmail=` means not set.
   assert.equal(parseParameters((key) => (key === 'alarmEmail' ? '' : undefined)).alarmEmail, undefined);
@@ -1041,6 +1090,14 @@ test('parseParameters: invalid context values are rejected', () => {
     // SQS delays a message by at most 900 s.
     ['authTimeoutSeconds', 901],
     ['authTimeoutSeconds', 0],
+    ['uploadDomain', 'files@example.com'],
+    // S3 takes at most 5 GB in one PUT.
+    ['uploadMaxFileBytes', 6 * 1024 ** 3],
+    ['uploadMaxFileBytes', 0],
+    // Less than one largest file a day.
+    ['uploadQuotaBytesPerDay', 1000],
+    ['uploadRetentionDays', 0],
+    ['uploadRetentionDays', '3651'],
   ];
   for (const [key, value] of invalid) {
     assert.throws(
@@ -1065,4 +1122,77 @@ test('parseParameters: invalid context values are rejected', () => {
   }
   assert.throws(() => synth({ removalPolicy: 'keep' }), ParameterError);
   assert.throws(() => new XmppStack(new App(), 'Direct', { throttleRate: -1 }), ParameterError);
+});
+
+test('uploads (XEP-0363): a private bucket that expires files, read only through CloudFront with OAC', () => {
+  const t = template();
+  const [bucketId, bucket] = uploadsBucket(t);
+  assert.deepEqual(bucket.Properties.PublicAccessBlockConfiguration, {
+    BlockPublicAcls: true,
+    BlockPublicPolicy: true,
+    IgnorePublicAcls: true,
+    RestrictPublicBuckets: true,
+  });
+  assert.deepEqual(bucket.Properties.BucketEncryption, {
+    ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+  });
+  assert.equal(bucket.DeletionPolicy, 'Retain');
+  t.hasResourceProperties('AWS::S3::Bucket', {
+    LifecycleConfiguration: {
+      Rules: Match.arrayWith([
+        Match.objectLike({ Prefix: 'uploads/', ExpirationInDays: 30, Status: 'Enabled' }),
+      ]),
+    },
+    // XEP-0363 §7: browsers PUT with a content-type.
+    CorsConfiguration: {
+      CorsRules: [
+        Match.objectLike({
+          AllowedMethods: ['PUT'],
+          AllowedOrigins: ['*'],
+          AllowedHeaders: ['content-type'],
+        }),
+      ],
+    },
+  });
+  // TLS only, and CloudFront (this distribution, by OAC) the only reader.
+  const [, policy] = only(t, 'AWS::S3::BucketPolicy', { Bucket: { Ref: bucketId } });
+  const statements = JSON.stringify(policy.Properties.PolicyDocument);
+  assert.match(statements, /"aws:SecureTransport":"false"/);
+  assert.match(statements, /"Service":"cloudfront\.amazonaws\.com"/);
+  assert.match(statements, /"s3:GetObject"/);
+  assert.doesNotMatch(statements, /s3:PutObject/);
+  const [distributionId, distribution] = only(t, 'AWS::CloudFront::Distribution');
+  assert.match(statements, new RegExp(distributionId));
+  interface Config {
+    Origins: { OriginPath: string; OriginAccessControlId: unknown }[];
+    DefaultCacheBehavior: {
+      ViewerProtocolPolicy: string;
+      FunctionAssociations: { EventType: string; FunctionARN: unknown }[];
+      ResponseHeadersPolicyId: { Ref: string };
+    };
+  }
+  const config = distribution.Properties.DistributionConfig as Config;
+  assert.equal(config.Origins[0]?.OriginPath, '/uploads');
+  assert.ok(config.Origins[0]?.OriginAccessControlId);
+  assert.equal(config.DefaultCacheBehavior.ViewerProtocolPolicy, 'https-only');
+  // Content-Disposition by the same function the local system runs; nosniff and CORS by the policy.
+  assert.equal(config.DefaultCacheBehavior.FunctionAssociations[0]?.EventType, 'viewer-response');
+  const [, fn] = only(t, 'AWS::CloudFront::Function');
+  assert.equal((fn.Properties.FunctionConfig as { Runtime: string }).Runtime, 'cloudfront-js-2.0');
+  assert.match(String(fn.Properties.FunctionCode), /content-disposition/);
+  const headers = t.findResources('AWS::CloudFront::ResponseHeadersPolicy')[
+    config.DefaultCacheBehavior.ResponseHeadersPolicyId.Ref
+  ];
+  const headersConfig = JSON.stringify(headers?.Properties);
+  assert.match(headersConfig, /"ContentTypeOptions":\{"Override":true\}/);
+  assert.match(headersConfig, /"AccessControlAllowOrigins":\{"Items":\["\*"\]\}/);
+  // The frames function knows the bucket and where files are read.
+  const [, frames] = framesFunction(t);
+  const variables = (frames.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+  assert.deepEqual(variables.UPLOAD_BUCKET, { Ref: bucketId });
+  assert.deepEqual(variables.UPLOAD_BASE_URL, {
+    'Fn::Join': ['', ['https://', { 'Fn::GetAtt': [distributionId, 'DomainName'] }]],
+  });
+  assert.equal(variables.UPLOAD_DOMAIN, 'upload.localhost');
+  t.hasOutput('UploadBaseUrl', {});
 });

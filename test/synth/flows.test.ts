@@ -126,6 +126,42 @@ describe('the synthesised stack, each bundle in its own process', () => {
     await bob.xmpp.stop();
   });
 
+  test('XEP-0363: the bundle presigns a slot from its template environment; PUT and GET on the stand-ins', async () => {
+    const alice = await online('alice', 'camera');
+    const NS = 'urn:xmpp:http:upload:0';
+    const bytes = Buffer.from('a voice message, as bytes');
+    const result = (await alice.xmpp.iqCaller.request(
+      xml(
+        'iq',
+        { type: 'get', to: 'upload.localhost' },
+        xml('request', {
+          xmlns: NS,
+          filename: 'voice.ogg',
+          size: String(bytes.length),
+          'content-type': 'audio/ogg',
+        }),
+      ),
+      WAIT,
+    )) as Element;
+    const slot = result.getChild('slot', NS);
+    const put = slot?.getChild('put')?.attrs.url as string;
+    const get = slot?.getChild('get')?.attrs.url as string;
+    // UPLOAD_BUCKET and UPLOAD_BASE_URL came from the template (the bucket's Ref, the distribution's domain).
+    const origin = new URL(system().url.replace(/^ws/, 'http')).origin;
+    assert.ok(put.startsWith(`${origin}/`), put);
+    assert.match(get, new RegExp(`^${origin}/[A-Za-z0-9_-]{22}/voice\\.ogg$`));
+    const stored = await fetch(put, {
+      method: 'PUT',
+      body: new Uint8Array(bytes),
+      headers: { 'content-type': 'audio/ogg' },
+    });
+    assert.equal(stored.status, 200, await stored.text());
+    const read = await fetch(get);
+    assert.deepEqual(Buffer.from(await read.arrayBuffer()), bytes);
+    assert.match(read.headers.get('content-disposition') ?? '', /^inline; /);
+    await alice.xmpp.stop();
+  });
+
   test('a backlog of more than one invocation drains in order, continued through SQS SendMessage', async () => {
     // DRAIN_PER_INVOCATION is not a stack parameter: the template's functions drain 1,000 each.
     const count = 1_010;

@@ -103,7 +103,7 @@ const COLD_SCRIPT = [
   'if (event) await handler(event, { awsRequestId: "cold", functionName: "cold",',
   '  getRemainingTimeInMillis: () => 10000 });',
   'const t2 = performance.now();',
-  'process.stdout.write(`\\nBENCH_TIMES ${JSON.stringify([t1 - t0, t2 - t1])}\\n`);',
+  'process.stdout.write("\\nBENCH_TIMES " + JSON.stringify([t1 - t0, t2 - t1]) + "\\n");',
   'process.exit(0);',
 ].join(' ');
 

@@ -2,15 +2,18 @@
 // settings, and hands the core a Context. The only place the handlers read the environment.
 import { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools/metrics';
-import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context as LambdaContext } from 'aws-lambda';
 import { type Config, configFromEnv } from '../lib/config.ts';
-import { ManagementApiGateway } from '../lib/gateway/management-api.ts';
-import { SqsContinuations } from '../lib/gateway/sqs-continuations.ts';
-import { SqsDeadlines } from '../lib/gateway/sqs-deadlines.ts';
-import type { Context, Continuations, Logger, MetricName, Metrics } from '../lib/ports.ts';
+import type {
+  Context,
+  Continuations,
+  Deadlines,
+  Gateway,
+  Logger,
+  MetricName,
+  Metrics,
+} from '../lib/ports.ts';
 import { type CapacityMeter, meterCapacity } from '../lib/store/capacity.ts';
 import { DynamoStore } from '../lib/store/dynamo.ts';
 
@@ -163,7 +166,14 @@ export function createContext(settings: RuntimeSettings, continuations?: Continu
       settings.instrumentDynamo?.(dynamo);
       return new DynamoStore(dynamo, settings.tableName);
     }),
-    gateway: onFirstUse(() => {
+    // The Management API and SQS clients are imported when first used (bundled all the same):
+    // $connect never posts, and the other functions rarely queue anything. Their modules'
+    // evaluation (the SDK clients' schemas) is a sizeable share of a cold start (bench/bundles.ts).
+    gateway: onFirstCall<Gateway>(async () => {
+      const [{ ApiGatewayManagementApiClient }, { ManagementApiGateway }] = await Promise.all([
+        import('@aws-sdk/client-apigatewaymanagementapi'),
+        import('../lib/gateway/management-api.ts'),
+      ]);
       const management = new ApiGatewayManagementApiClient({
         region: settings.region,
         endpoint: settings.managementEndpoint ?? missing('MANAGEMENT_ENDPOINT'),
@@ -176,18 +186,25 @@ export function createContext(settings: RuntimeSettings, continuations?: Continu
     }),
     continuations:
       continuations ??
-      onFirstUse(
-        () =>
-          new SqsContinuations(
-            new SQSClient({ region: settings.region }),
-            settings.framesQueueUrl ?? missing('FRAMES_QUEUE_URL'),
-          ),
-      ),
+      onFirstCall<Continuations>(async () => {
+        const [{ SQSClient }, { SqsContinuations }] = await Promise.all([
+          import('@aws-sdk/client-sqs'),
+          import('../lib/gateway/sqs-continuations.ts'),
+        ]);
+        return new SqsContinuations(
+          new SQSClient({ region: settings.region }),
+          settings.framesQueueUrl ?? missing('FRAMES_QUEUE_URL'),
+        );
+      }),
     ...(deadlineQueueUrl
       ? {
-          deadlines: onFirstUse(
-            () => new SqsDeadlines(new SQSClient({ region: settings.region }), deadlineQueueUrl),
-          ),
+          deadlines: onFirstCall<Deadlines>(async () => {
+            const [{ SQSClient }, { SqsDeadlines }] = await Promise.all([
+              import('@aws-sdk/client-sqs'),
+              import('../lib/gateway/sqs-deadlines.ts'),
+            ]);
+            return new SqsDeadlines(new SQSClient({ region: settings.region }), deadlineQueueUrl);
+          }),
         }
       : {}),
     config: settings.config,
@@ -224,6 +241,31 @@ export function onFirstUse<T extends object>(build: () => T): T {
     },
     has: (_, name) => Reflect.has(target(), name),
     getPrototypeOf: () => Object.getPrototypeOf(target()),
+  });
+}
+
+/**
+ * Like onFirstUse, for an adapter whose module is imported on first use: every member is a
+ * method returning a promise (Gateway, Continuations, Deadlines), which waits for the build. A
+ * build that fails (a missing setting) fails that call and every later one.
+ */
+export function onFirstCall<T extends object>(build: () => Promise<T>): T {
+  let adapter: Promise<T> | undefined;
+  const methods = new Map<PropertyKey, (...args: unknown[]) => Promise<unknown>>();
+  return new Proxy({} as T, {
+    get(_, name) {
+      if (name === 'then') return undefined; // not a promise itself
+      let method = methods.get(name);
+      if (!method) {
+        method = async (...args: unknown[]) => {
+          adapter ??= build();
+          const built = await adapter;
+          return (Reflect.get(built, name) as (...args: unknown[]) => unknown).apply(built, args);
+        };
+        methods.set(name, method);
+      }
+      return method;
+    },
   });
 }
 

@@ -3,6 +3,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { hasFaults, parseFaults } from '../infra/local/faults.ts';
+import { awsLatencyWanted } from '../infra/local/latency.ts';
 import { startSynthesizedSystem } from '../infra/local/synth-system.ts';
 import { startLocalSystem } from '../infra/local/system.ts';
 
@@ -25,6 +26,7 @@ const { values } = parseArgs({
     faults: { type: 'string', default: process.env.FAULTS ?? '' },
     registration: { type: 'string', default: process.env.REGISTRATION ?? 'on' },
     'from-synth': { type: 'boolean', default: false },
+    'aws-latency': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -56,7 +58,9 @@ if (values.help) {
   --archive-days N    days the XEP-0313 message archive keeps messages; 0 turns it off
                       (default 365, env ARCHIVE_DAYS)
   --faults LIST       inject faults, e.g. ddb=0.05,post=0.05,kill=0.02 (shares of DynamoDB calls,
-                      posts and frames invocations that fail; seed=N; env FAULTS; none by default)`);
+                      posts and frames invocations that fail; seed=N; env FAULTS; none by default)
+  --aws-latency       add AWS's modelled latency per hop (API Gateway, SQS FIFO to Lambda, DynamoDB,
+                      PostToConnection; docs/costs.md), env AWS_LATENCY=1; off by default`);
   process.exit(0);
 }
 
@@ -111,6 +115,11 @@ if (values['from-synth'] && hasFaults(faults)) {
   console.error('--faults needs the in-process handlers: it cannot be combined with --from-synth');
   process.exit(2);
 }
+const awsLatency = awsLatencyWanted(values['aws-latency'] ? ['--aws-latency'] : []);
+if (values['from-synth'] && awsLatency) {
+  console.error('--aws-latency needs the in-process emulator: it cannot be combined with --from-synth');
+  process.exit(2);
+}
 const logWarning = (message: string, fields?: Record<string, unknown>) =>
   console.error(JSON.stringify({ level: 'WARN', message, ...fields }));
 const system = values['from-synth']
@@ -152,6 +161,7 @@ const system = values['from-synth']
       logLevel: values['log-level'] as 'info',
       api: { log: (message, fields) => console.error(JSON.stringify({ level: 'WARN', message, ...fields })) },
       ...(hasFaults(faults) ? { faults } : {}),
+      awsLatency,
     });
 
 // `npm run users` finds the running system through this file.
@@ -169,7 +179,7 @@ console.log(`serverless-xmpp is running
   XMPP domain:    ${system.config.domain}
   Group chat:     ${system.config.mucDomain}
   DynamoDB Local: ${system.dynamo.endpoint} (table ${system.tableName}${values['in-memory'] ? ', in memory' : `, data in ${dataDir}`})
-${hasFaults(faults) ? `  Faults:         ${values.faults} (infra/local/faults.ts)\n` : ''}Add a user:  npm run users -- add alice@${system.config.domain} secret
+${awsLatency ? '  AWS latency:    modelled per hop (infra/local/latency.ts, docs/costs.md)\n' : ''}${hasFaults(faults) ? `  Faults:         ${values.faults} (infra/local/faults.ts)\n` : ''}Add a user:  npm run users -- add alice@${system.config.domain} secret
 Stop:        Ctrl-C`);
 
 let stopping = false;

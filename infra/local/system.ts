@@ -27,6 +27,7 @@ import {
   postFaults,
   seededRandom,
 } from './faults.ts';
+import { AWS_LATENCY, delayDynamo, LatencyModel } from './latency.ts';
 import { LocalTimeToLive } from './ttl.ts';
 import { localWeb } from './web.ts';
 import { LocalWebSocketApi, type LocalWebSocketApiOptions } from './websocket-api.ts';
@@ -51,6 +52,11 @@ export interface LocalSystemOptions {
   readonly wrapContext?: (context: Context) => Context;
   /** DynamoDB errors, failed posts and killed invocations, each a share (infra/local/faults.ts). */
   readonly faults?: FaultSettings;
+  /**
+   * Adds AWS's modelled latency per hop (infra/local/latency.ts; `npm start -- --aws-latency`):
+   * API Gateway, SQS FIFO to Lambda, each DynamoDB request, each post. @default false
+   */
+  readonly awsLatency?: boolean | { readonly seed: number };
 }
 
 export interface LocalSystem {
@@ -97,8 +103,12 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       registration: () => config.registration,
     });
     const services = options.api?.services;
+    const latency = options.awsLatency
+      ? new LatencyModel(AWS_LATENCY, typeof options.awsLatency === 'object' ? options.awsLatency.seed : 1)
+      : undefined;
     const api = new LocalWebSocketApi({
       ...options.api,
+      ...(latency ? { latency } : {}),
       // The chat page and host-meta (infra/local/web.ts) beside the emulated AWS services.
       services: async (request, response) =>
         (await services?.(request, response)) || (await web(request, response)),
@@ -123,8 +133,10 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
         dynamoEndpoint: dynamo.endpoint,
         logLevel: options.logLevel ?? 'warn',
         capacityMeter: options.capacityMeter,
-        instrumentDynamo: (client) =>
-          injectDynamoFaults(client, faultSettings?.ddb ?? 0, faultRandom(3), faults),
+        instrumentDynamo: (client) => {
+          injectDynamoFaults(client, faultSettings?.ddb ?? 0, faultRandom(3), faults);
+          if (latency) delayDynamo(client, latency);
+        },
       },
       {
         continueDrain: async (connectionId, after) => api.enqueueContinuation(connectionId, after),

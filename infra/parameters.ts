@@ -64,6 +64,11 @@ export interface XmppParameters {
    * logging needs. `false` when the account and region have one already.
    */
   readonly apiGatewayCloudWatchRole: boolean;
+  /**
+   * Memory of every function, in MB (128 to 10240); Lambda gives CPU in proportion (one vCPU at
+   * 1,769 MB). The default is chosen from the table in docs/costs.md, "Lambda memory".
+   */
+  readonly memorySize: number;
 }
 
 /** Every context key the app reads. */
@@ -93,6 +98,7 @@ export const PARAMETER_KEYS = [
   'customDomainName',
   'certificateArn',
   'apiGatewayCloudWatchRole',
+  'memorySize',
 ] as const satisfies readonly (keyof XmppParameters)[];
 
 export const PARAMETER_DEFAULTS = {
@@ -118,6 +124,8 @@ export const PARAMETER_DEFAULTS = {
   registrationsPerHour: DEFAULTS.registrationsPerHour,
   minPasswordLength: DEFAULTS.minPasswordLength,
   webClient: false,
+  // docs/costs.md, "Lambda memory": the smallest size within 1.25× of one full vCPU's handler time.
+  memorySize: 1024,
 } as const satisfies Omit<XmppParameters, 'mucDomain' | OptionalParameter>;
 
 /** Parameters without a default: the feature is off unless they are set. */
@@ -240,6 +248,8 @@ export function parseParameters(context: (key: string) => unknown): XmppParamete
       'apiGatewayCloudWatchRole',
       context('apiGatewayCloudWatchRole') ?? PARAMETER_DEFAULTS.apiGatewayCloudWatchRole,
     ),
+    // Lambda's range for memory (1 MB steps).
+    memorySize: integer('memorySize', context('memorySize') ?? PARAMETER_DEFAULTS.memorySize, 128, 10240),
   };
 }
 

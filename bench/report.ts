@@ -628,6 +628,29 @@ export function formatMarkdown(results: Results): string {
     );
   }
 
+  const memory = results.memory;
+  if (memory) {
+    push(
+      '### Lambda memory, from these figures',
+      `A message with its receipt: ${memory.cpuMsPerMessage} ms of CPU on one full core (the server process under ` +
+        'load, an upper bound: it includes the emulator) and ' +
+        `${memory.waitMsPerMessage} ms waiting on DynamoDB and PostToConnection (requests and posts counted above, ` +
+        'each at its modelled p50), in ' +
+        `${memory.invocationsPerMessage} invocations. Lambda gives one vCPU at 1,769 MB and a share below; ` +
+        'the smallest size within 1.25× of one vCPU’s handler time is ' +
+        `**${memory.chosenMb} MB** (the stack’s default: ${memory.defaultMb} MB, context \`memorySize\`).`,
+      table(
+        ['memory (MB)', 'vCPU share', 'handler time per message (ms)', 'Lambda per million messages'],
+        memory.rows.map((row) => [
+          row.memoryMb,
+          row.cpuShare,
+          row.handlerMs,
+          `$${row.perMillion.toFixed(2)}`,
+        ]),
+      ),
+    );
+  }
+
   if (results.baseline) push(...formatBaseline(results.baseline));
 
   if (results.skipped.length) {

@@ -15,6 +15,7 @@ import { type CpuResult, measureCpu } from './cpu.ts';
 import { type DrainResult, runDrain } from './drain.ts';
 import { type BenchSystem, startBenchSystem } from './harness.ts';
 import { DEFAULT_LOAD, type LoadOptions, type LoadResult, runLoad } from './load.ts';
+import { type MemoryChoice, memoryChoice } from './memory.ts';
 import { type CostReport, measureMessageCost } from './message-cost.ts';
 import { type MoneyResult, money } from './money.ts';
 import { type RemoteSystem, startRemoteSystem } from './remote-system.ts';
@@ -87,6 +88,7 @@ export interface BenchResults {
   readonly bundles?: BundlesResult;
   readonly cpu?: CpuResult;
   readonly money?: MoneyResult;
+  readonly memory?: MemoryChoice;
   readonly targets: Target[];
   /** With `--baseline`: the same sections against that ref, and every figure side by side. */
   readonly baseline?: {
@@ -226,6 +228,9 @@ export function finish(results: Mutable<BenchResults>): BenchResults {
       ping: results.sessions.ping,
     });
   }
+  // Lambda memory from the figures (bench/memory.ts, docs/costs.md "Lambda memory").
+  const online = results.messageCost?.online;
+  if (results.load && online) results.memory = memoryChoice(results.load.cpuPerMessageMs.server, online);
   results.targets = evaluateTargets(results);
   return results;
 }

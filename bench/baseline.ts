@@ -7,7 +7,7 @@
 // tree's code against either tree: the server is a process of its own started from the tree's
 // sources (bench/server-process.ts), the bundles are built from the tree's entries. The other
 // sections are counted by each tree's own bench (`bench/run.ts --only <section>` run there).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,22 +68,51 @@ function flags(options: BenchOptions, section: Section, out: string): string[] {
   ];
 }
 
-/** One section of the baseline, counted by its own bench in its own process. */
-function runThere(baseline: Baseline, options: BenchOptions, section: Section): Partial<BenchResults> {
+/**
+ * One section of the baseline, counted by its own bench in its own process. Some versions of
+ * bench/run.ts write their results and then stay alive (a handle left open): the process is
+ * ended once it has written latest.md and gone quiet, or after an hour.
+ */
+async function runThere(
+  baseline: Baseline,
+  options: BenchOptions,
+  section: Section,
+): Promise<Partial<BenchResults>> {
   const out = mkdtempSync(join(tmpdir(), 'bench-baseline-'));
   try {
-    execFileSync(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...flags(options, section, out)], {
-      cwd: baseline.tree,
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-      stdio: ['ignore', 'ignore', 'inherit'],
+    await new Promise<void>((resolve) => {
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'bench/run.ts', ...flags(options, section, out)],
+        {
+          cwd: baseline.tree,
+          env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let quiet: NodeJS.Timeout | undefined;
+      const deadline = setTimeout(() => child.kill(), 60 * 60 * 1000);
+      const written = () => existsSync(join(out, 'latest.md'));
+      const activity = () => {
+        if (quiet) clearTimeout(quiet);
+        if (written()) quiet = setTimeout(() => child.kill(), 5000);
+      };
+      child.stdout.on('data', activity);
+      child.stderr.on('data', (chunk: Buffer) => {
+        process.stderr.write(chunk);
+        activity();
+      });
+      child.once('exit', () => {
+        clearTimeout(deadline);
+        if (quiet) clearTimeout(quiet);
+        resolve();
+      });
     });
-  } catch {
-    // A section that failed there is reported in its errors; a missing file below says the rest.
-  }
-  try {
     return JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as Partial<BenchResults>;
   } catch (error) {
     return { errors: [{ section, message: `baseline: ${String(error)}` }] };
+  } finally {
+    rmSync(out, { recursive: true, force: true });
   }
 }
 
@@ -105,7 +134,7 @@ export async function runAlternating(
       before.push(
         MEASURED_HERE.includes(section)
           ? await run(only, { tree: baseline.tree })
-          : runThere(baseline, options, section),
+          : await runThere(baseline, options, section),
       );
     };
     const here = async () => {

@@ -317,15 +317,13 @@ export async function runAgainstBaseline(
   const merged = mergeParts(parts.current);
   const current = finish({ ...merged, options: { ...merged.options, sections: options.sections } });
   const before = finish(mergeParts(parts.baseline) as Mutable<BenchResults>);
-  return {
+  const side: Mutable<BenchResults> = {
     ...current,
-    baseline: {
-      ref,
-      commit: baseline.commit,
-      results: before,
-      comparison: compare(before, current),
-    },
+    baseline: { ref, commit: baseline.commit, results: before, comparison: compare(before, current) },
   };
+  // Again, now that the targets against the baseline can be judged.
+  side.targets = evaluateTargets(side);
+  return side;
 }
 
 const HELP = `npm run bench -- [flags]

@@ -125,7 +125,7 @@ export const PARAMETER_DEFAULTS = {
   minPasswordLength: DEFAULTS.minPasswordLength,
   webClient: false,
   // docs/costs.md, "Lambda memory": the smallest size within 1.25× of one full vCPU's handler time.
-  memorySize: 1024,
+  memorySize: 768,
 } as const satisfies Omit<XmppParameters, 'mucDomain' | OptionalParameter>;
 
 /** Parameters without a default: the feature is off unless they are set. */

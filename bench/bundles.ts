@@ -1,23 +1,54 @@
-// Cold start, part one: each Lambda entry bundled the way the stack bundles it (esbuild,
-// minified ESM for node22, the AWS SDK left out as with bundleAwsSDK: false, so the
-// runtime's copy is imported), its size, what is in it, and the time a fresh Node process
-// takes to import it (the SDK clients it imports included), the median of several runs.
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+// Cold start: each Lambda entry bundled exactly as the stack bundles it (infra/function.ts
+// BUNDLING: esbuild, minified ESM for node22, the AWS SDK inside the bundle), its size, what is
+// in it, and what a fresh Node.js process takes to import it and handle its first event (the
+// SDK client built on first use and its first request included), the median of several runs.
+//
+// The entries are every file in functions/ that exports `handler`, so a new function is
+// measured without being listed here. The first event of each known function is a real one
+// against a local system started for the purpose (DynamoDB Local and the emulator): $connect of
+// a new connection, its `<open/>` frame, the authentication deadline of a connection, the TTL
+// deletion of a connection item. A function with no event here is timed on its import alone.
+import { execFile } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { build, type Metafile } from 'esbuild';
+import { promisify } from 'node:util';
+import { type BuildOptions, build, type Metafile } from 'esbuild';
+import { WebSocket } from 'ws';
+import { BUNDLING } from '../infra/function.ts';
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../infra/local/dynamodb.ts';
+import { type LocalSystem, startLocalSystem } from '../infra/local/system.ts';
 import { round } from './harness.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-/** Inside node_modules so that the bundles' `@aws-sdk/*` imports resolve to the project's copies. */
-const OUT_DIR = join(ROOT, 'node_modules', '.cache', 'serverless-xmpp-bench');
 
-/** As infra/function.ts: ESM bundles still contain CommonJS dependencies that call `require`. */
-const ESM_REQUIRE_BANNER =
-  "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
+/** The esbuild options NodejsFunction derives from BUNDLING (no externals: bundleAwsSDK). */
+export const ESBUILD_OPTIONS: BuildOptions = {
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: BUNDLING.target,
+  mainFields: [...BUNDLING.mainFields],
+  minify: BUNDLING.minify,
+  sourcemap: BUNDLING.sourceMap,
+  sourcesContent: BUNDLING.sourcesContent,
+  banner: { js: BUNDLING.banner },
+  ...(BUNDLING.bundleAwsSDK ? {} : { external: ['@aws-sdk/*'] }),
+};
 
-export const ENTRIES = ['functions/connect.ts', 'functions/frames.ts', 'functions/expired.ts'] as const;
+/** Every `functions/*.ts` of `tree` that exports a `handler`: the stack's entries. */
+export function functionEntries(tree = ROOT): string[] {
+  const directory = join(tree, 'functions');
+  return readdirSync(directory)
+    .filter((name) => name.endsWith('.ts') && !name.endsWith('.test.ts'))
+    .filter((name) =>
+      /export\s+(const|let|async\s+function|function)\s+handler\b/.test(
+        readFileSync(join(directory, name), 'utf8'),
+      ),
+    )
+    .sort()
+    .map((name) => `functions/${name}`);
+}
 
 export interface BundleResult {
   readonly entry: string;
@@ -25,16 +56,16 @@ export interface BundleResult {
   readonly sourceMapBytes: number;
   /** The biggest contributors to the minified output, by package. */
   readonly contents: { readonly name: string; readonly bytes: number }[];
-  /** The SDK packages the bundle imports (left out of it, provided by the runtime). */
-  readonly sdkImports: string[];
-  /** A fresh process importing the bundle, the SDK clients it imports included. Absent with 0 runs. */
+  /** The first event the cold start handles, or null: import alone. */
+  readonly firstEvent: string | null;
+  /** Import + first event in a fresh process, NODE_OPTIONS=--enable-source-maps as deployed. */
+  readonly coldStartMs?: Timing;
+  /** The import alone, in the same runs. */
   readonly importMs?: Timing;
-  /** The same with NODE_OPTIONS=--enable-source-maps, as the stack sets it. */
-  readonly importWithSourceMapsMs?: Timing;
-  /** The SDK packages alone, in a fresh process. */
-  readonly sdkImportMs?: Timing;
-  /** The bundle alone: a fresh process that imported the SDK packages first, untimed. */
-  readonly ownImportMs?: Timing;
+  /** The first event alone, in the same runs. */
+  readonly firstEventMs?: Timing;
+  /** Import + first event without --enable-source-maps: what the setting costs. */
+  readonly coldStartWithoutSourceMapsMs?: Timing;
 }
 
 export interface Timing {
@@ -63,37 +94,18 @@ function byPackage(metafile: Metafile, output: string): { name: string; bytes: n
     .slice(0, 8);
 }
 
-/** Imports BENCH_FIRST (untimed), then times importing every module in BENCH_TIMED. */
-const IMPORT_SCRIPT = [
-  'for (const m of JSON.parse(process.env.BENCH_FIRST)) await import(m);',
-  'const t = performance.now();',
-  'for (const m of JSON.parse(process.env.BENCH_TIMED)) await import(m);',
-  'process.stdout.write(String(performance.now() - t));',
+/** Imports the bundle, then hands it BENCH_EVENT with a Lambda-like context; prints the times. */
+const COLD_SCRIPT = [
+  'const t0 = performance.now();',
+  'const { handler } = await import(process.env.BENCH_BUNDLE);',
+  'const t1 = performance.now();',
+  'const event = JSON.parse(process.env.BENCH_EVENT);',
+  'if (event) await handler(event, { awsRequestId: "cold", functionName: "cold",',
+  '  getRemainingTimeInMillis: () => 10000 });',
+  'const t2 = performance.now();',
+  'process.stdout.write("\\nBENCH_TIMES " + JSON.stringify([t1 - t0, t2 - t1]) + "\\n");',
+  'process.exit(0);',
 ].join(' ');
-
-/** Milliseconds a fresh Node process (cwd: the project) takes to import `timed`. */
-function timeImport(
-  timed: readonly string[],
-  options: { first?: readonly string[]; sourceMaps?: boolean } = {},
-) {
-  const output = execFileSync(process.execPath, ['--input-type=module', '-e', IMPORT_SCRIPT], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      BENCH_FIRST: JSON.stringify(options.first ?? []),
-      BENCH_TIMED: JSON.stringify(timed),
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-      ...(options.sourceMaps ? { NODE_OPTIONS: '--enable-source-maps' } : {}),
-    },
-    encoding: 'utf8',
-  });
-  return round(Number(output), 1);
-}
-
-function timing(runs: number, measure: () => number): Timing {
-  const values = Array.from({ length: runs }, measure);
-  return { median: round(median(values), 1), min: Math.min(...values), runs: values };
-}
 
 const median = (values: readonly number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -103,59 +115,205 @@ const median = (values: readonly number[]) => {
     : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 };
 
-/** `runs` fresh processes per timing; 0 builds and measures sizes only. */
-export async function measureBundles(runs = 7): Promise<BundlesResult> {
-  rmSync(OUT_DIR, { recursive: true, force: true });
-  mkdirSync(OUT_DIR, { recursive: true });
+const timing = (values: number[]): Timing => ({
+  median: round(median(values), 1),
+  min: round(Math.min(...values), 1),
+  runs: values.map((value) => round(value, 1)),
+});
+
+/** Opens a WebSocket to the emulator ($connect runs) and returns its connection id. */
+async function openConnection(system: LocalSystem): Promise<{ id: string; socket: WebSocket }> {
+  const before = new Set(system.api.connectionIds);
+  const socket = new WebSocket(system.url, 'xmpp');
+  await new Promise((resolve, reject) => {
+    socket.once('open', resolve);
+    socket.once('error', reject);
+  });
+  socket.on('message', () => {});
+  const id = system.api.connectionIds.find((candidate) => !before.has(candidate));
+  if (!id) throw new Error('no new connection');
+  return { id, socket };
+}
+
+type EventMaker = (system: LocalSystem, run: number) => Promise<{ event: unknown; done(): void }>;
+
+const sqsRecord = (body: string, attributes: Record<string, string>) => ({
+  messageId: `cold-${Math.random()}`,
+  body,
+  attributes: { SentTimestamp: String(Date.now()), MessageGroupId: attributes.connectionId ?? 'cold' },
+  messageAttributes: Object.fromEntries(
+    Object.entries(attributes).map(([name, value]) => [name, { stringValue: value, dataType: 'String' }]),
+  ),
+});
+
+/** The first event of each known function (by file name), built against the local system. */
+const FIRST_EVENTS: Record<string, { describe: string; make: EventMaker }> = {
+  connect: {
+    describe: '$connect of a new connection (one conditional put)',
+    make: async (_, run) => ({
+      event: {
+        requestContext: { connectionId: `cold-connect-${run}=`, routeKey: '$connect', eventType: 'CONNECT' },
+        headers: { 'Sec-WebSocket-Protocol': 'xmpp' },
+      },
+      done() {},
+    }),
+  },
+  frames: {
+    describe: 'the `<open/>` frame of a new connection (its record read and saved, two posts)',
+    make: async (system) => {
+      const { id, socket } = await openConnection(system);
+      const open = `<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="${system.config.domain}" version="1.0"/>`;
+      return {
+        event: {
+          Records: [
+            sqsRecord(`b64:${Buffer.from(open).toString('base64')}`, {
+              connectionId: id,
+              eventType: 'MESSAGE',
+            }),
+          ],
+        },
+        done: () => socket.terminate(),
+      };
+    },
+  },
+  'auth-deadline': {
+    describe: 'the authentication deadline of a connection still negotiating (one read, a close)',
+    make: async (system) => {
+      const { id, socket } = await openConnection(system);
+      return { event: { Records: [sqsRecord(id, {})] }, done: () => socket.terminate() };
+    },
+  },
+  expired: {
+    describe: 'the TTL deletion of an unbound connection’s item',
+    make: async (_, run) => ({
+      event: {
+        Records: [
+          {
+            eventName: 'REMOVE',
+            userIdentity: { type: 'Service', principalId: 'dynamodb.amazonaws.com' },
+            dynamodb: {
+              OldImage: {
+                pk: { S: `CONN#cold-expired-${run}=` },
+                sk: { S: '#CONN' },
+                connectionId: { S: `cold-expired-${run}=` },
+                expiresAt: { N: '1' },
+              },
+            },
+          },
+        ],
+      },
+      done() {},
+    }),
+  },
+};
+
+/** What the stack and Lambda would set, resolved to the local system. */
+function functionEnvironment(system: LocalSystem): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    AWS_REGION: LOCAL_REGION,
+    AWS_DEFAULT_REGION: LOCAL_REGION,
+    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+    AWS_SESSION_TOKEN: 'local',
+    AWS_ENDPOINT_URL_DYNAMODB: system.dynamo.endpoint,
+    AWS_LAMBDA_FUNCTION_NAME: 'cold',
+    AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '512',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    TABLE_NAME: system.tableName,
+    XMPP_DOMAIN: system.config.domain,
+    MUC_DOMAIN: system.config.mucDomain,
+    MANAGEMENT_ENDPOINT: system.api.managementEndpoint,
+    POWERTOOLS_METRICS_NAMESPACE: 'ServerlessXmppBench',
+    POWERTOOLS_SERVICE_NAME: 'serverless-xmpp',
+    LOG_LEVEL: 'error',
+  };
+}
+
+/** One fresh process: import and first event, in ms (asynchronously: this process serves its requests). */
+async function coldRun(bundle: string, event: unknown, env: Record<string, string>, sourceMaps: boolean) {
+  const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', COLD_SCRIPT], {
+    cwd: ROOT,
+    env: {
+      ...env,
+      BENCH_BUNDLE: bundle,
+      BENCH_EVENT: JSON.stringify(event ?? null),
+      ...(sourceMaps ? { NODE_OPTIONS: '--enable-source-maps' } : {}),
+    },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  // The function's own log lines (and EMF metrics) go to stdout too.
+  const line = stdout.split('\n').find((text) => text.startsWith('BENCH_TIMES '));
+  if (!line) throw new Error(`no times from ${bundle}: ${stdout.slice(0, 500)}`);
+  const [importMs, eventMs] = JSON.parse(line.slice('BENCH_TIMES '.length)) as [number, number];
+  return { importMs, eventMs };
+}
+
+/**
+ * `runs` fresh processes per timing; 0 builds and measures sizes only. `tree` is the source tree
+ * whose functions are bundled (a baseline's worktree), with this tree's settings.
+ */
+export async function measureBundles(runs = 7, tree = ROOT): Promise<BundlesResult> {
+  const outDir = join(tree, 'node_modules', '.cache', 'serverless-xmpp-bench');
+  rmSync(outDir, { recursive: true, force: true });
+  mkdirSync(outDir, { recursive: true });
   const { version } = await import('esbuild');
+  const system = runs > 0 ? await startLocalSystem({ ttlSweepMs: 0 }) : undefined;
   const bundles: BundleResult[] = [];
-  for (const entry of ENTRIES) {
-    const name = entry.replace(/^functions\//, '').replace(/\.ts$/, '');
-    const outfile = join(OUT_DIR, `${name}.mjs`);
-    const result = await build({
-      entryPoints: [resolve(ROOT, entry)],
-      outfile,
-      bundle: true,
-      minify: true,
-      format: 'esm',
-      platform: 'node',
-      target: 'node22',
-      mainFields: ['module', 'main'],
-      external: ['@aws-sdk/*'],
-      banner: { js: ESM_REQUIRE_BANNER },
-      sourcemap: true,
-      sourcesContent: false,
-      metafile: true,
-      logLevel: 'error',
-    });
-    const outputKey = Object.keys(result.metafile.outputs).find((key) => key.endsWith(`${name}.mjs`)) ?? '';
-    const sdkImports = [
-      ...new Set(
-        (result.metafile.outputs[outputKey]?.imports ?? [])
-          .filter((entry) => entry.external && entry.path.startsWith('@aws-sdk/'))
-          .map((entry) => entry.path),
-      ),
-    ].sort();
-    const bundle = pathToFileURL(outfile).href;
-    const sizes = {
-      entry,
-      bytes: statSync(outfile).size,
-      sourceMapBytes: statSync(`${outfile}.map`).size,
-      contents: byPackage(result.metafile, outputKey),
-      sdkImports,
-    };
-    if (runs === 0) {
-      bundles.push(sizes);
-      continue;
+  try {
+    for (const entry of functionEntries(tree)) {
+      const name = entry.replace(/^functions\//, '').replace(/\.ts$/, '');
+      const outfile = join(outDir, `${name}.mjs`);
+      const result = await build({
+        ...ESBUILD_OPTIONS,
+        entryPoints: [join(tree, entry)],
+        outfile,
+        metafile: true,
+        logLevel: 'error',
+      });
+      const outputKey = Object.keys(result.metafile.outputs).find((key) => key.endsWith(`${name}.mjs`)) ?? '';
+      const known = FIRST_EVENTS[name];
+      const sizes: BundleResult = {
+        entry,
+        bytes: statSync(outfile).size,
+        sourceMapBytes: statSync(`${outfile}.map`).size,
+        contents: byPackage(result.metafile, outputKey),
+        firstEvent: known?.describe ?? null,
+      };
+      if (!system) {
+        bundles.push(sizes);
+        continue;
+      }
+      const bundle = pathToFileURL(outfile).href;
+      const env = functionEnvironment(system);
+      const sample = async (run: number, sourceMaps: boolean) => {
+        const made = known ? await known.make(system, run) : { event: null, done() {} };
+        try {
+          return await coldRun(bundle, made.event, env, sourceMaps);
+        } finally {
+          made.done();
+          await system.api.idle();
+        }
+      };
+      await sample(-1, true); // fills the file system cache
+      const deployed = [];
+      const plain = [];
+      for (let run = 0; run < runs; run++) {
+        // Alternated, so that drift on the machine falls on both alike.
+        deployed.push(await sample(run, true));
+        plain.push(await sample(runs + run, false));
+      }
+      bundles.push({
+        ...sizes,
+        coldStartMs: timing(deployed.map((r) => r.importMs + r.eventMs)),
+        importMs: timing(deployed.map((r) => r.importMs)),
+        firstEventMs: timing(deployed.map((r) => r.eventMs)),
+        coldStartWithoutSourceMapsMs: timing(plain.map((r) => r.importMs + r.eventMs)),
+      });
     }
-    timeImport([bundle]); // the first run also fills the file system cache
-    bundles.push({
-      ...sizes,
-      importMs: timing(runs, () => timeImport([bundle])),
-      importWithSourceMapsMs: timing(runs, () => timeImport([bundle], { sourceMaps: true })),
-      sdkImportMs: timing(runs, () => timeImport(sdkImports)),
-      ownImportMs: timing(runs, () => timeImport([bundle], { first: sdkImports })),
-    });
+  } finally {
+    await system?.stop();
   }
   return { node: process.version, esbuild: version, bundles };
 }

@@ -4,28 +4,26 @@
 // returns the receipt as each message arrives. Measures throughput, delivery latency
 // (send → recipient), receipt round trip (send → receipt back at the sender), counts the
 // cost, and checks that every message, server receipt and delivery receipt arrived
-// exactly once.
+// exactly once. The server runs in a process of its own (bench/remote-system.ts), so the CPU
+// it spends per message is measured apart from the clients', and DynamoDB Local's apart again.
 import type { Element } from 'ltx';
 import {
   ackedId,
-  addUsers,
-  type BenchClient,
-  type BenchSystem,
   type Cost,
   chat,
-  connect,
   difference,
   hasBody,
-  jidOf,
+  PASSWORD,
   per,
   percentile,
   receipt,
   receiptId,
   round,
-  sendPresence,
   until,
+  type Xml,
 } from './harness.ts';
 import { sampleBody } from './message-cost.ts';
+import type { LoadTarget } from './remote-system.ts';
 
 export interface LoadOptions {
   /** K: pairs of users. */
@@ -76,6 +74,11 @@ export interface LoadResult {
   /** Everything the load cost (logins excluded), and per message with its receipt. */
   readonly cost: Cost;
   readonly costPerMessage: Cost;
+  /**
+   * CPU per message with its receipt, in ms: the server process (emulator, handlers, SDK) and
+   * DynamoDB Local, each measured apart from the clients.
+   */
+  readonly cpuPerMessageMs: { readonly server: number; readonly dynamoLocal: number };
   /** Latencies in ms, sorted, for the chart; not written to the JSON report. */
   readonly samples: { readonly delivery: number[]; readonly roundTrip: number[] };
 }
@@ -103,23 +106,47 @@ interface Track {
   receiptAt?: number;
 }
 
+type XmppClient = ReturnType<typeof import('@xmpp/client').client>;
+
+interface LoadClient {
+  readonly user: string;
+  readonly xmpp: XmppClient;
+  readonly xml: Xml;
+  onStanza?: (stanza: Element) => void;
+}
+
+/** A logged-in @xmpp/client session with initial presence sent and handled. */
+async function login(target: LoadTarget, user: string): Promise<LoadClient> {
+  const { client, xml } = await import('@xmpp/client');
+  const xmpp = client({
+    service: target.url,
+    domain: target.domain,
+    username: user,
+    password: PASSWORD,
+    resource: 'bench',
+  });
+  const session: LoadClient = { user, xmpp, xml };
+  xmpp.on('stanza', (stanza: Element) => session.onStanza?.(stanza));
+  xmpp.on('error', () => {});
+  await xmpp.start();
+  await xmpp.send(xml('presence'));
+  await target.idle();
+  return session;
+}
+
 /** `prefix` names the users (`${prefix}0a`, `${prefix}0b`, …): one prefix per run on a system. */
 export async function runLoad(
-  bench: BenchSystem,
+  target: LoadTarget,
   options: LoadOptions = DEFAULT_LOAD,
   prefix = 'load',
 ): Promise<LoadResult> {
-  const { system } = bench;
   const { pairs, messages, window, bodyBytes } = options;
   const users = Array.from({ length: pairs }, (_, i) => [`${prefix}${i}a`, `${prefix}${i}b`]).flat();
-  await addUsers(system, users);
-  const clients: BenchClient[] = [];
-  for (const user of users) {
-    const client = await connect(system, user, { keep: false });
-    await sendPresence(system, client);
-    clients.push(client);
-  }
-  const peerOf = (index: number) => clients[index % 2 === 0 ? index + 1 : index - 1] as BenchClient;
+  await target.addUsers(users);
+  const clients: LoadClient[] = [];
+  for (const user of users) clients.push(await login(target, user));
+  const jidOf = (user: string) => `${user}@${target.domain}`;
+  const peerOf = (index: number) => clients[index % 2 === 0 ? index + 1 : index - 1] as LoadClient;
 
   const tracks = new Map<string, Track>();
   let unknown = 0;
@@ -129,8 +156,8 @@ export async function runLoad(
     if (!entry) unknown++;
     return entry;
   };
-  const inFlight = new Map<BenchClient, number>();
-  const wakers = new Map<BenchClient, () => void>();
+  const inFlight = new Map<LoadClient, number>();
+  const wakers = new Map<LoadClient, () => void>();
 
   clients.forEach((client, index) => {
     const peer = peerOf(index);
@@ -176,12 +203,13 @@ export async function runLoad(
   const bodies = Array.from({ length: 16 }, () => sampleBody(bodyBytes));
   const total = tracks.size;
 
-  await system.api.idle();
-  const before = bench.cost();
+  await target.idle();
+  const before = await target.cost();
+  const usageBefore = await target.usage();
   const started = performance.now();
   const send = async (index: number) => {
-    const client = clients[index] as BenchClient;
-    const to = jidOf(system, peerOf(index).user);
+    const client = clients[index] as LoadClient;
+    const to = jidOf(peerOf(index).user);
     for (const [i, id] of (ids[index] as string[]).entries()) {
       while ((inFlight.get(client) ?? 0) >= window) {
         await new Promise<void>((resolve) => wakers.set(client, resolve));
@@ -200,11 +228,20 @@ export async function runLoad(
   );
   const finished = Math.max(...entries.map((entry) => entry.receiptAt ?? 0));
   // Let anything late arrive, so that a second copy would be seen.
-  await system.api.idle();
+  await target.idle();
   await new Promise((resolve) => setTimeout(resolve, 300));
-  await system.api.idle();
-  const cost = difference(bench.cost(), before);
-  for (const client of clients) await client.stop();
+  await target.idle();
+  const usage = await target.usage();
+  const cost = difference(await target.cost(), before);
+  const open = new Set(await target.connectionIds());
+  for (const client of clients) await client.xmpp.stop().catch(() => {});
+  // Every session's $disconnect handled before the next scenario.
+  const deadline = Date.now() + 30_000;
+  for (let left = open.size; left > 0 && Date.now() < deadline; ) {
+    await target.idle();
+    left = (await target.connectionIds()).filter((id) => open.has(id)).length;
+    if (left > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 
   const elapsed = (from: number | undefined, to: number | undefined) => (to ?? 0) - (from ?? 0);
   const delivery = entries.map((entry) => elapsed(entry.sentAt, entry.deliveredAt)).sort((a, b) => a - b);
@@ -240,6 +277,10 @@ export async function runLoad(
     exactlyOnce,
     cost,
     costPerMessage: per(cost, total),
+    cpuPerMessageMs: {
+      server: round((usage.serverCpuMs - usageBefore.serverCpuMs) / total, 3),
+      dynamoLocal: round((usage.dynamoCpuMs - usageBefore.dynamoCpuMs) / total, 3),
+    },
     samples: { delivery, roundTrip },
   };
 }

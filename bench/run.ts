@@ -8,14 +8,17 @@ import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { type Comparison, compare, mergeParts, prepareBaseline, runAlternating } from './baseline.ts';
 import { type BundlesResult, measureBundles } from './bundles.ts';
 import { latencyChart, roomCostChart } from './chart.ts';
 import { type CpuResult, measureCpu } from './cpu.ts';
 import { type DrainResult, runDrain } from './drain.ts';
 import { type BenchSystem, startBenchSystem } from './harness.ts';
 import { DEFAULT_LOAD, type LoadOptions, type LoadResult, runLoad } from './load.ts';
+import { type MemoryChoice, memoryChoice } from './memory.ts';
 import { type CostReport, measureMessageCost } from './message-cost.ts';
 import { type MoneyResult, money } from './money.ts';
+import { type RemoteSystem, startRemoteSystem } from './remote-system.ts';
 import { evaluateTargets, formatMarkdown, type Target } from './report.ts';
 import { JOIN_LIMIT, measureRoomCost, type RoomCost } from './room-cost.ts';
 import {
@@ -56,6 +59,14 @@ export const DEFAULT_OPTIONS: BenchOptions = {
   sections: SECTIONS,
 };
 
+/** The same path without queueing: one pair, one message at a time. */
+export const unloadedOptions = (load: LoadOptions): LoadOptions => ({
+  ...load,
+  pairs: 1,
+  messages: Math.min(50, load.messages),
+  window: 1,
+});
+
 export interface BenchResults {
   readonly generatedAt: string;
   readonly machine: {
@@ -80,16 +91,30 @@ export interface BenchResults {
   readonly bundles?: BundlesResult;
   readonly cpu?: CpuResult;
   readonly money?: MoneyResult;
+  readonly memory?: MemoryChoice;
   readonly targets: Target[];
+  /** With `--baseline`: the same sections against that ref, and every figure side by side. */
+  readonly baseline?: {
+    readonly ref: string;
+    readonly commit: string;
+    readonly results: Partial<BenchResults>;
+    readonly comparison: Comparison[];
+  };
   readonly skipped: { readonly name: string; readonly reason: string }[];
   readonly errors: { readonly section: string; readonly message: string }[];
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
+/** Where the sections run: which source tree serves the load and is bundled (default: this one). */
+export interface BenchPlace {
+  readonly tree?: string;
+}
+
 export async function runBench(
   options: BenchOptions = DEFAULT_OPTIONS,
   log: (line: string) => void = () => {},
+  place: BenchPlace = {},
 ): Promise<BenchResults> {
   const results: Mutable<BenchResults> = {
     generatedAt: new Date().toISOString(),
@@ -124,17 +149,27 @@ export async function runBench(
     }
   };
 
-  if (wanted.has('load') || wanted.has('cost') || wanted.has('drain')) {
+  if (wanted.has('load')) {
+    // The server in a process of its own, the clients here (bench/remote-system.ts).
+    let server: RemoteSystem | undefined;
+    try {
+      server = await startRemoteSystem(place.tree);
+      const target = server;
+      results.load = await attempt('one-to-one load', () => runLoad(target, options.load));
+      results.unloaded = await attempt('one-to-one, unloaded', () =>
+        runLoad(target, unloadedOptions(options.load), 'quiet'),
+      );
+    } catch (error) {
+      results.errors.push({ section: 'load server', message: String(error) });
+    } finally {
+      await server?.stop();
+    }
+  }
+  if (wanted.has('cost') || wanted.has('drain')) {
     let bench: BenchSystem | undefined;
     try {
       bench = await startBenchSystem();
       const system = bench;
-      if (wanted.has('load')) {
-        results.load = await attempt('one-to-one load', () => runLoad(system, options.load));
-        // The same path without queueing: one pair, one message at a time.
-        const quiet = { ...options.load, pairs: 1, messages: Math.min(50, options.load.messages), window: 1 };
-        results.unloaded = await attempt('one-to-one, unloaded', () => runLoad(system, quiet, 'quiet'));
-      }
       if (wanted.has('cost')) {
         results.messageCost = await attempt('cost of one message', () =>
           measureMessageCost(options.load.bodyBytes, system),
@@ -178,9 +213,14 @@ export async function runBench(
     results.rooms = rooms;
   }
   if (wanted.has('bundles'))
-    results.bundles = await attempt('bundles', () => measureBundles(options.importRuns));
+    results.bundles = await attempt('bundles', () => measureBundles(options.importRuns, place.tree));
   if (wanted.has('cpu')) results.cpu = await attempt('handler CPU', () => measureCpu(options.cpuIterations));
 
+  return finish(results);
+}
+
+/** What follows from the sections together: the money model and the targets. */
+export function finish(results: Mutable<BenchResults>): BenchResults {
   const drainedMessage = results.drain?.[0]?.costPerMessage;
   if (results.messageCost && results.sessions && drainedMessage && results.messageCost.offlineStored) {
     results.money = money({
@@ -192,6 +232,9 @@ export async function runBench(
       ping: results.sessions.ping,
     });
   }
+  // Lambda memory from the figures (bench/memory.ts, docs/costs.md "Lambda memory").
+  const online = results.messageCost?.online;
+  if (results.load && online) results.memory = memoryChoice(results.load.cpuPerMessageMs.server, online);
   results.targets = evaluateTargets(results);
   return results;
 }
@@ -210,7 +253,20 @@ export function writeResults(results: BenchResults, directory: string): string[]
     const { samples: _samples, ...rest } = load;
     return rest;
   };
-  const json = { ...results, load: withoutSamples(results.load), unloaded: withoutSamples(results.unloaded) };
+  const baseline = results.baseline && {
+    ...results.baseline,
+    results: {
+      ...results.baseline.results,
+      load: withoutSamples(results.baseline.results.load),
+      unloaded: withoutSamples(results.baseline.results.unloaded),
+    },
+  };
+  const json = {
+    ...results,
+    load: withoutSamples(results.load),
+    unloaded: withoutSamples(results.unloaded),
+    baseline,
+  };
   write('latest.json', `${JSON.stringify(json, null, 2)}\n`);
   write('latest.md', formatMarkdown(results));
   if (results.load) write('latency.svg', renderChart(results.load, results.unloaded));
@@ -254,6 +310,26 @@ export function renderRoomChart(rooms: readonly RoomCost[]): string {
   ]);
 }
 
+/** `--baseline`: each section against the ref's worktree and this tree in turn, then side by side. */
+export async function runAgainstBaseline(
+  options: BenchOptions,
+  ref: string,
+  log: (line: string) => void,
+): Promise<BenchResults> {
+  const baseline = prepareBaseline(ref, log);
+  const parts = await runAlternating(baseline, options, (only, place) => runBench(only, log, place), log);
+  const merged = mergeParts(parts.current);
+  const current = finish({ ...merged, options: { ...merged.options, sections: options.sections } });
+  const before = finish(mergeParts(parts.baseline) as Mutable<BenchResults>);
+  const side: Mutable<BenchResults> = {
+    ...current,
+    baseline: { ref, commit: baseline.commit, results: before, comparison: compare(before, current) },
+  };
+  // Again, now that the targets against the baseline can be judged.
+  side.targets = evaluateTargets(side);
+  return side;
+}
+
 const HELP = `npm run bench -- [flags]
 
   -k, --pairs K            pairs of users in the one-to-one load (default ${DEFAULT_LOAD.pairs})
@@ -268,6 +344,8 @@ const HELP = `npm run bench -- [flags]
       --cpu-iterations N   stanzas per CPU case (default ${DEFAULT_OPTIONS.cpuIterations})
       --import-runs N      fresh processes per import timing, 0 for sizes only (default ${DEFAULT_OPTIONS.importRuns})
       --only LIST          sections to run: ${SECTIONS.join(',')} (default all)
+      --baseline REF       also run every section against a worktree of git REF (installed with npm ci),
+                           alternating with this tree, and report both and their ratio for every figure
       --out DIR            where to write latest.json, latest.md and the charts (default bench/results)
   -h, --help`;
 
@@ -285,7 +363,9 @@ function positiveList(name: string, value: string | undefined, fallback: readonl
     : value.split(',').map((entry) => positive(name, entry.trim(), 0));
 }
 
-export function parseOptions(argv: readonly string[]): { options: BenchOptions; out: string } | 'help' {
+export function parseOptions(
+  argv: readonly string[],
+): { options: BenchOptions; out: string; baseline?: string } | 'help' {
   const { values } = parseArgs({
     args: [...argv],
     options: {
@@ -302,6 +382,7 @@ export function parseOptions(argv: readonly string[]): { options: BenchOptions; 
       'import-runs': { type: 'string' },
       only: { type: 'string' },
       out: { type: 'string' },
+      baseline: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -333,7 +414,7 @@ export function parseOptions(argv: readonly string[]): { options: BenchOptions; 
     sections: sections as Section[],
   };
   const out = values.out ?? fileURLToPath(new URL('results', import.meta.url));
-  return { options, out: resolve(out) };
+  return { options, out: resolve(out), baseline: values.baseline };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
@@ -341,7 +422,10 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   if (parsed === 'help') {
     console.log(HELP);
   } else {
-    const results = await runBench(parsed.options, (line) => console.error(line));
+    const log = (line: string) => console.error(line);
+    const results = parsed.baseline
+      ? await runAgainstBaseline(parsed.options, parsed.baseline, log)
+      : await runBench(parsed.options, log);
     for (const file of writeResults(results, parsed.out)) console.error(`wrote ${file}`);
     console.log(formatMarkdown(results));
     const broken = results.errors.length > 0 || results.load?.exactlyOnce.ok === false;

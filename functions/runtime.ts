@@ -2,20 +2,23 @@
 // settings, and hands the core a Context. The only place the handlers read the environment.
 import { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools/metrics';
-import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { S3Client } from '@aws-sdk/client-s3';
-import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context as LambdaContext } from 'aws-lambda';
 import { type Config, configFromEnv } from '../lib/config.ts';
-import { ManagementApiGateway } from '../lib/gateway/management-api.ts';
-import { S3Uploads } from '../lib/gateway/s3-uploads.ts';
-import { SqsContinuations } from '../lib/gateway/sqs-continuations.ts';
-import { SqsDeadlines } from '../lib/gateway/sqs-deadlines.ts';
-import { SqsPushJobs } from '../lib/gateway/sqs-push-jobs.ts';
-import type { Context, Continuations, Logger, MetricName, Metrics } from '../lib/ports.ts';
+import type {
+  Context,
+  Continuations,
+  Deadlines,
+  Gateway,
+  Logger,
+  MetricName,
+  Metrics,
+  PushJobs,
+  Uploads,
+} from '../lib/ports.ts';
 import { type CapacityMeter, meterCapacity } from '../lib/store/capacity.ts';
 import { DynamoStore } from '../lib/store/dynamo.ts';
+import { fileUrl } from '../lib/upload-files.ts';
 
 export interface RuntimeSettings {
   readonly config: Config;
@@ -195,7 +198,14 @@ export function createContext(settings: RuntimeSettings, continuations?: Continu
       settings.instrumentDynamo?.(dynamo);
       return new DynamoStore(dynamo, settings.tableName);
     }),
-    gateway: onFirstUse(() => {
+    // The Management API, SQS and S3 clients are imported when first used (bundled all the same):
+    // $connect never posts, and the other functions rarely queue anything. Their modules'
+    // evaluation (the SDK clients' schemas) is a sizeable share of a cold start (bench/bundles.ts).
+    gateway: onFirstCall<Gateway>(async () => {
+      const [{ ApiGatewayManagementApiClient }, { ManagementApiGateway }] = await Promise.all([
+        import('@aws-sdk/client-apigatewaymanagementapi'),
+        import('../lib/gateway/management-api.ts'),
+      ]);
       const management = new ApiGatewayManagementApiClient({
         region: settings.region,
         endpoint: settings.managementEndpoint ?? missing('MANAGEMENT_ENDPOINT'),
@@ -208,35 +218,43 @@ export function createContext(settings: RuntimeSettings, continuations?: Continu
     }),
     continuations:
       continuations ??
-      onFirstUse(
-        () =>
-          new SqsContinuations(
-            new SQSClient(awsClientSettings(settings)),
-            settings.framesQueueUrl ?? missing('FRAMES_QUEUE_URL'),
-          ),
-      ),
+      onFirstCall<Continuations>(async () => {
+        const [{ SQSClient }, { SqsContinuations }] = await Promise.all([
+          import('@aws-sdk/client-sqs'),
+          import('../lib/gateway/sqs-continuations.ts'),
+        ]);
+        return new SqsContinuations(
+          new SQSClient(awsClientSettings(settings)),
+          settings.framesQueueUrl ?? missing('FRAMES_QUEUE_URL'),
+        );
+      }),
     ...(deadlineQueueUrl
       ? {
-          deadlines: onFirstUse(
-            () => new SqsDeadlines(new SQSClient(awsClientSettings(settings)), deadlineQueueUrl),
-          ),
+          deadlines: onFirstCall<Deadlines>(async () => {
+            const [{ SQSClient }, { SqsDeadlines }] = await Promise.all([
+              import('@aws-sdk/client-sqs'),
+              import('../lib/gateway/sqs-deadlines.ts'),
+            ]);
+            return new SqsDeadlines(new SQSClient(awsClientSettings(settings)), deadlineQueueUrl);
+          }),
         }
       : {}),
     ...(pushQueueUrl
       ? {
-          pushJobs: onFirstUse(
-            () =>
-              new SqsPushJobs(
-                new SQSClient(awsClientSettings(settings)),
-                pushQueueUrl,
-                settings.pushDeadLetterQueueUrl,
-              ),
-          ),
+          pushJobs: onFirstCall<PushJobs>(async () => {
+            const [{ SQSClient }, { SqsPushJobs }] = await Promise.all([
+              import('@aws-sdk/client-sqs'),
+              import('../lib/gateway/sqs-push-jobs.ts'),
+            ]);
+            return new SqsPushJobs(
+              new SQSClient(awsClientSettings(settings)),
+              pushQueueUrl,
+              settings.pushDeadLetterQueueUrl,
+            );
+          }),
         }
       : {}),
-    ...(settings.uploadBucket
-      ? { uploads: onFirstUse(() => s3Uploads(settings, settings.uploadBucket)) }
-      : {}),
+    ...(settings.uploadBucket ? { uploads: s3Uploads(settings, settings.uploadBucket) } : {}),
     config: settings.config,
     logger,
     ...(settings.metricsNamespace
@@ -257,21 +275,29 @@ export function awsClientSettings(settings: Pick<RuntimeSettings, 'region' | 'aw
 
 /**
  * Presigning makes no request; the client only signs. Checksums only when an operation requires
- * one: otherwise the presigned PUT would carry the checksum of an empty body.
+ * one: otherwise the presigned PUT would carry the checksum of an empty body. The S3 client and
+ * the presigner are imported on the first slot; GET URLs need neither.
  */
-function s3Uploads(settings: RuntimeSettings, bucket: string | undefined): S3Uploads {
-  const s3 = new S3Client({
-    region: settings.region,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    ...(settings.s3Endpoint
-      ? { endpoint: settings.s3Endpoint, forcePathStyle: true, credentials: localCredentials }
-      : {}),
+function s3Uploads(settings: RuntimeSettings, bucket: string): Uploads {
+  const baseUrl = () => settings.uploadBaseUrl ?? missing('UPLOAD_BASE_URL');
+  const presigner = onFirstCall<Pick<Uploads, 'presignPut'>>(async () => {
+    const [{ S3Client }, { S3Uploads }] = await Promise.all([
+      import('@aws-sdk/client-s3'),
+      import('../lib/gateway/s3-uploads.ts'),
+    ]);
+    const s3 = new S3Client({
+      region: settings.region,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      ...(settings.s3Endpoint
+        ? { endpoint: settings.s3Endpoint, forcePathStyle: true, credentials: localCredentials }
+        : {}),
+    });
+    return new S3Uploads(s3, bucket, baseUrl());
   });
-  return new S3Uploads(
-    s3,
-    bucket ?? missing('UPLOAD_BUCKET'),
-    settings.uploadBaseUrl ?? missing('UPLOAD_BASE_URL'),
-  );
+  return {
+    presignPut: (path, file) => presigner.presignPut(path, file),
+    getUrl: (path) => fileUrl(baseUrl(), path),
+  };
 }
 
 function missing(name: string): never {
@@ -298,6 +324,31 @@ export function onFirstUse<T extends object>(build: () => T): T {
     },
     has: (_, name) => Reflect.has(target(), name),
     getPrototypeOf: () => Object.getPrototypeOf(target()),
+  });
+}
+
+/**
+ * Like onFirstUse, for an adapter whose module is imported on first use: every member is a
+ * method returning a promise (Gateway, Continuations, Deadlines), which waits for the build. A
+ * build that fails (a missing setting) fails that call and every later one.
+ */
+export function onFirstCall<T extends object>(build: () => Promise<T>): T {
+  let adapter: Promise<T> | undefined;
+  const methods = new Map<PropertyKey, (...args: unknown[]) => Promise<unknown>>();
+  return new Proxy({} as T, {
+    get(_, name) {
+      if (name === 'then') return undefined; // not a promise itself
+      let method = methods.get(name);
+      if (!method) {
+        method = async (...args: unknown[]) => {
+          adapter ??= build();
+          const built = await adapter;
+          return (Reflect.get(built, name) as (...args: unknown[]) => unknown).apply(built, args);
+        };
+        methods.set(name, method);
+      }
+      return method;
+    },
   });
 }
 

@@ -16,6 +16,25 @@ const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ESM_REQUIRE_BANNER =
   "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
 
+/**
+ * How every function is bundled (esbuild through NodejsFunction), in one place: the benchmark
+ * (bench/bundles.ts) builds the same bundles from it to measure their size and cold start.
+ */
+export const BUNDLING = {
+  format: OutputFormat.ESM,
+  target: 'node22',
+  mainFields: ['module', 'main'],
+  banner: ESM_REQUIRE_BANNER,
+  minify: true,
+  sourceMap: true,
+  sourcesContent: false,
+  // The SDK the tests ran against goes with the code, instead of whatever version the
+  // Node.js 22 runtime ships that day; tree-shaken and minified, each bundle stays well
+  // under 1 MB (sizes in docs/architecture.md). The local system runs these very bundles
+  // (`npm start -- --from-synth`, `npm run test:synth`).
+  bundleAwsSDK: true,
+} as const;
+
 export interface XmppFunctionProps {
   /** The handler's source, relative to the repository root (e.g. `functions/connect.ts`); exports `handler`. */
   readonly entry: string;
@@ -65,21 +84,7 @@ export class XmppFunction extends NodejsFunction {
       timeout: props.timeout ?? Duration.seconds(10),
       logGroup,
       environment: { NODE_OPTIONS: '--enable-source-maps', ...props.environment },
-      bundling: {
-        forceDockerBundling: false,
-        format: OutputFormat.ESM,
-        target: 'node22',
-        mainFields: ['module', 'main'],
-        banner: ESM_REQUIRE_BANNER,
-        minify: true,
-        sourceMap: true,
-        sourcesContent: false,
-        // The SDK the tests ran against goes with the code, instead of whatever version the
-        // Node.js 22 runtime ships that day; tree-shaken and minified, each bundle stays well
-        // under 1 MB (sizes in docs/architecture.md). The local system runs these very bundles
-        // (`npm start -- --from-synth`, `npm run test:synth`).
-        bundleAwsSDK: true,
-      },
+      bundling: { forceDockerBundling: false, ...BUNDLING, mainFields: [...BUNDLING.mainFields] },
     });
   }
 }

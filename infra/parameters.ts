@@ -87,6 +87,11 @@ export interface XmppParameters {
   readonly pushRoomMentions: boolean;
   /** Also put each notification on the account's default EventBridge bus. */
   readonly pushEvents: boolean;
+  /**
+   * Memory of every function, in MB (128 to 10240); Lambda gives CPU in proportion (one vCPU at
+   * 1,769 MB). The default is chosen from the table in docs/costs.md, "Lambda memory".
+   */
+  readonly memorySize: number;
 }
 
 /** The XEP-0357 parameters (infra/push.ts), named once. */
@@ -133,6 +138,7 @@ export const PARAMETER_KEYS = [
   'uploadQuotaBytesPerDay',
   'uploadRetentionDays',
   ...PUSH_PARAMETER_KEYS,
+  'memorySize',
 ] as const satisfies readonly (keyof XmppParameters)[];
 
 export const PARAMETER_DEFAULTS = {
@@ -167,6 +173,8 @@ export const PARAMETER_DEFAULTS = {
   pushIncludeBody: DEFAULTS.pushIncludeBody,
   pushRoomMentions: DEFAULTS.pushRoomMentions,
   pushEvents: false,
+  // docs/costs.md, "Lambda memory": the smallest size within 1.25× of one full vCPU's handler time.
+  memorySize: 768,
 } as const satisfies Omit<XmppParameters, 'mucDomain' | 'uploadDomain' | OptionalParameter>;
 
 /** Parameters without a default: the feature is off unless they are set. */
@@ -291,6 +299,8 @@ export function parseParameters(context: (key: string) => unknown): XmppParamete
     ),
     ...uploads(context, domain),
     ...pushParameters(context),
+    // Lambda's range for memory (1 MB steps).
+    memorySize: integer('memorySize', context('memorySize') ?? PARAMETER_DEFAULTS.memorySize, 128, 10240),
   };
 }
 

@@ -244,7 +244,12 @@ export class XmppStack extends Stack {
       POWERTOOLS_SERVICE_NAME: this.stackName,
       POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
     };
-    const logs = { logRetention: parameters.logRetentionDays, logRemovalPolicy: removalPolicy };
+    // What every function shares besides its environment: logs, and the memory size (context `memorySize`).
+    const logs = {
+      logRetention: parameters.logRetentionDays,
+      logRemovalPolicy: removalPolicy,
+      memorySize: parameters.memorySize,
+    };
 
     // $connect answers synchronously (it accepts or refuses, and negotiates the subprotocol), so it
     // stays a Lambda integration. It never posts to connections: no stage URL, no Management API.
@@ -460,7 +465,7 @@ export class XmppStack extends Stack {
    */
   private addExpiredFunction(
     environment: Record<string, string>,
-    logs: { logRetention: RetentionDays; logRemovalPolicy: RemovalPolicy },
+    logs: { logRetention: RetentionDays; logRemovalPolicy: RemovalPolicy; memorySize: number },
   ): XmppFunction {
     const fn = new XmppFunction(this, 'ExpiredFunction', {
       entry: 'functions/expired.ts',
@@ -506,7 +511,7 @@ export class XmppStack extends Stack {
    */
   private addAuthDeadlineFunction(
     environment: Record<string, string>,
-    logs: { logRetention: RetentionDays; logRemovalPolicy: RemovalPolicy },
+    logs: { logRetention: RetentionDays; logRemovalPolicy: RemovalPolicy; memorySize: number },
   ): XmppFunction {
     const fn = new XmppFunction(this, 'AuthDeadlineFunction', {
       entry: 'functions/auth-deadline.ts',

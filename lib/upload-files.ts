@@ -55,6 +55,11 @@ export function encodePath(path: string): string {
     .join('/');
 }
 
+/** The GET URL of the file at `path`: under `baseUrl` (no slash at its end needed). */
+export function fileUrl(baseUrl: string, path: string): string {
+  return `${baseUrl.replace(/\/+$/, '')}/${encodePath(path)}`;
+}
+
 /**
  * The Content-Disposition a file is served with, from its Content-Type and the name in its URL:
  * `inline` only for types a browser shows without running anything (pictures, sound, video,

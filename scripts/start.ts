@@ -3,6 +3,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { hasFaults, parseFaults } from '../infra/local/faults.ts';
+import { awsLatencyWanted } from '../infra/local/latency.ts';
 import { startSynthesizedSystem } from '../infra/local/synth-system.ts';
 import { startLocalSystem } from '../infra/local/system.ts';
 import { parsePushServices } from '../lib/config.ts';
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     'push-events': { type: 'boolean', default: false },
     registration: { type: 'string', default: process.env.REGISTRATION ?? 'on' },
     'from-synth': { type: 'boolean', default: false },
+    'aws-latency': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -63,7 +65,9 @@ if (values.help) {
                       e.g. push.localhost=http://127.0.0.1:8080/push; none by default)
   --push-events       also put each notification on the local EventBridge stand-in
   --faults LIST       inject faults, e.g. ddb=0.05,post=0.05,kill=0.02 (shares of DynamoDB calls,
-                      posts and frames invocations that fail; seed=N; env FAULTS; none by default)`);
+                      posts and frames invocations that fail; seed=N; env FAULTS; none by default)
+  --aws-latency       add AWS's modelled latency per hop (API Gateway, SQS FIFO to Lambda, DynamoDB,
+                      PostToConnection; docs/costs.md), env AWS_LATENCY=1; off by default`);
   process.exit(0);
 }
 
@@ -132,6 +136,11 @@ if (values['from-synth'] && hasFaults(faults)) {
   console.error('--faults needs the in-process handlers: it cannot be combined with --from-synth');
   process.exit(2);
 }
+const awsLatency = awsLatencyWanted(values['aws-latency'] ? ['--aws-latency'] : []);
+if (values['from-synth'] && awsLatency) {
+  console.error('--aws-latency needs the in-process emulator: it cannot be combined with --from-synth');
+  process.exit(2);
+}
 const logWarning = (message: string, fields?: Record<string, unknown>) =>
   console.error(JSON.stringify({ level: 'WARN', message, ...fields }));
 const system = values['from-synth']
@@ -179,6 +188,7 @@ const system = values['from-synth']
       logLevel: values['log-level'] as 'info',
       api: { log: (message, fields) => console.error(JSON.stringify({ level: 'WARN', message, ...fields })) },
       ...(hasFaults(faults) ? { faults } : {}),
+      awsLatency,
     });
 
 // `npm run users` finds the running system through this file.
@@ -197,7 +207,7 @@ console.log(`serverless-xmpp is running
   Group chat:     ${system.config.mucDomain}
   File upload:    ${system.config.uploadDomain} (XEP-0363; files ${values['in-memory'] ? 'in a temporary folder' : `in ${resolve(dataDir, 'uploads')}`})
   DynamoDB Local: ${system.dynamo.endpoint} (table ${system.tableName}${values['in-memory'] ? ', in memory' : `, data in ${dataDir}`})
-${hasFaults(faults) ? `  Faults:         ${values.faults} (infra/local/faults.ts)\n` : ''}${pushBanner()}Add a user:  npm run users -- add alice@${system.config.domain} secret
+${awsLatency ? '  AWS latency:    modelled per hop (infra/local/latency.ts, docs/costs.md)\n' : ''}${hasFaults(faults) ? `  Faults:         ${values.faults} (infra/local/faults.ts)\n` : ''}${pushBanner()}Add a user:  npm run users -- add alice@${system.config.domain} secret
 Stop:        Ctrl-C`);
 
 /** The push services and the key app servers check the notifications' signature with. */

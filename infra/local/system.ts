@@ -33,6 +33,7 @@ import {
   postFaults,
   seededRandom,
 } from './faults.ts';
+import { AWS_LATENCY, delayDynamo, LatencyModel } from './latency.ts';
 import { LocalSecretsAndEvents } from './secrets-and-events.ts';
 import { LocalSqs, LocalStandardQueue, type SqsMessage } from './sqs.ts';
 import { LocalTimeToLive } from './ttl.ts';
@@ -64,6 +65,11 @@ export interface LocalSystemOptions {
   readonly uploadsDir?: string;
   /** XEP-0357: also put each notification on the local EventBridge bus (the stack's `pushEvents`). */
   readonly pushEvents?: boolean;
+  /**
+   * Adds AWS's modelled latency per hop (infra/local/latency.ts; `npm start -- --aws-latency`):
+   * API Gateway, SQS FIFO to Lambda, each DynamoDB request, each post. @default false
+   */
+  readonly awsLatency?: boolean | { readonly seed: number };
 }
 
 /** The push path, when push services are configured (lib/push.ts). */
@@ -146,8 +152,12 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
     let origin = '';
     const sqs = new LocalSqs(() => origin);
     const secretsAndEvents = new LocalSecretsAndEvents();
+    const latency = options.awsLatency
+      ? new LatencyModel(AWS_LATENCY, typeof options.awsLatency === 'object' ? options.awsLatency.seed : 1)
+      : undefined;
     const api = new LocalWebSocketApi({
       ...options.api,
+      ...(latency ? { latency } : {}),
       // S3 and CloudFront for uploads (infra/local/uploads.ts), SQS, Secrets Manager and EventBridge
       // (the push path), then the chat page and host-meta (infra/local/web.ts), beside the emulated
       // API Gateway.
@@ -185,8 +195,10 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
         uploadBucket: LOCAL_UPLOAD_BUCKET,
         uploadBaseUrl: origin,
         s3Endpoint: origin,
-        instrumentDynamo: (client) =>
-          injectDynamoFaults(client, faultSettings?.ddb ?? 0, faultRandom(3), faults),
+        instrumentDynamo: (client) => {
+          injectDynamoFaults(client, faultSettings?.ddb ?? 0, faultRandom(3), faults);
+          if (latency) delayDynamo(client, latency);
+        },
       },
       {
         continueDrain: async (connectionId, after) => api.enqueueContinuation(connectionId, after),

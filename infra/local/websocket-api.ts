@@ -17,6 +17,7 @@ import type {
 import { WebSocket, WebSocketServer } from 'ws';
 import type { ConnectEvent } from '../../functions/connect.ts';
 import { FRAME_BODY_PREFIX } from '../../functions/frames.ts';
+import type { LatencyModel } from './latency.ts';
 import { sqsRefusal } from './sqs.ts';
 
 export type ConnectHandler = (event: ConnectEvent) => Promise<APIGatewayProxyResultV2>;
@@ -66,6 +67,11 @@ export interface LocalWebSocketApiOptions {
   readonly functionTimeoutMs?: number;
   readonly log?: (message: string, fields?: Record<string, unknown>) => void;
   /**
+   * AWS's latency per hop, modelled (infra/local/latency.ts): each batch of frames waits for API
+   * Gateway and SQS FIFO to Lambda, each post for PostToConnection. @default - none
+   */
+  readonly latency?: LatencyModel;
+  /**
    * Other AWS services on this HTTP server, asked first: true when it answered the request (the
    * local SQS of infra/local/sqs.ts, for functions that run in processes of their own).
    */
@@ -102,6 +108,8 @@ interface LocalConnection {
   disconnected: boolean;
   timers: NodeJS.Timeout[];
   idleTimer?: NodeJS.Timeout;
+  /** With a latency model: when the last post is delivered (posts keep their order). */
+  lastPostDue?: number;
 }
 
 /** API Gateway connection ids look like `L0SM9cOFvHcCIhw=`: base64, with `=` and `/`. */
@@ -130,8 +138,10 @@ export class LocalWebSocketApi {
     /** Invocations that ran longer than `functionTimeoutMs` (AWS would have failed the batch). */
     overTimeout: 0,
   };
-  private readonly options: Required<Omit<LocalWebSocketApiOptions, 'log' | 'postFault' | 'services'>> &
-    Pick<LocalWebSocketApiOptions, 'log' | 'postFault' | 'services'>;
+  private readonly options: Required<
+    Omit<LocalWebSocketApiOptions, 'log' | 'postFault' | 'services' | 'latency'>
+  > &
+    Pick<LocalWebSocketApiOptions, 'log' | 'postFault' | 'services' | 'latency'>;
 
   constructor(options: LocalWebSocketApiOptions) {
     this.options = {
@@ -176,6 +186,11 @@ export class LocalWebSocketApi {
 
   get connectionIds(): string[] {
     return [...this.connections.keys()];
+  }
+
+  /** The modelled AWS latency it adds, with what it applied so far (none unless asked for). */
+  get latency(): LatencyModel | undefined {
+    return this.options.latency;
   }
 
   /** The frames function's timeout this emulator runs with (0: none). */
@@ -393,6 +408,13 @@ export class LocalWebSocketApi {
     connection.draining = true;
     try {
       while (connection.queue.length > 0) {
+        const latency = this.options.latency;
+        if (latency) {
+          // From the client's frame to the integration, then through the FIFO queue to Lambda;
+          // frames that arrive meanwhile join the batch, as they would on AWS.
+          await latency.wait('apiGateway');
+          await latency.wait('sqsFifoToLambda');
+        }
         const batch = connection.queue.splice(0, this.options.batchSize);
         this.inFlight += batch.length;
         let failed: QueuedRecord[] = [];
@@ -517,6 +539,15 @@ export class LocalWebSocketApi {
         return this.reply(response, fault, POST_FAULT_ERRORS[fault]);
       }
       this.counters.posts++;
+      if (this.options.latency) {
+        // The call's own latency; a connection's posts stay in the order they were made.
+        const due = Math.max(
+          Date.now() + this.options.latency.sample('postToConnection'),
+          connection.lastPostDue ?? 0,
+        );
+        connection.lastPostDue = due;
+        await new Promise((resolve) => setTimeout(resolve, due - Date.now()));
+      }
       if (!zombie) {
         connection.socket.send(body.toString('utf8'));
         this.touch(connection);

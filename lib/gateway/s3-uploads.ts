@@ -5,7 +5,7 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Uploads } from '../ports.ts';
-import { encodePath, UPLOAD_PREFIX } from '../upload-files.ts';
+import { fileUrl, UPLOAD_PREFIX } from '../upload-files.ts';
 
 /** Signed although the presigner would leave them out: S3 then refuses another size or type. */
 const SIGNED_HEADERS = new Set(['content-length', 'content-type']);
@@ -35,6 +35,6 @@ export class S3Uploads implements Uploads {
   }
 
   getUrl(path: string): string {
-    return `${this.baseUrl.replace(/\/+$/, '')}/${encodePath(path)}`;
+    return fileUrl(this.baseUrl, path);
   }
 }

@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { functionEntries } from '../../bench/bundles.ts';
 import { FRAMES_TIMEOUT_MS, type InvocationTimes } from '../../bench/harness.ts';
 import { type BenchResults, DEFAULT_OPTIONS, runBench, writeResults } from '../../bench/run.ts';
 
@@ -55,11 +56,17 @@ describe('benchmark smoke run', () => {
     assert.ok(drain.storedBytes > 0);
     assertWithinTimeout(drain.framesInvocations, 'drain of 5');
 
+    // Every function the stack deploys, found in functions/ (a new one is measured unlisted).
+    const entries = functionEntries();
+    for (const entry of ['functions/connect.ts', 'functions/frames.ts', 'functions/expired.ts'])
+      assert.ok(entries.includes(entry), entry);
     assert.deepEqual(
       results.bundles?.bundles.map((bundle) => bundle.entry),
-      ['functions/connect.ts', 'functions/frames.ts', 'functions/expired.ts'],
+      entries,
     );
     for (const bundle of results.bundles?.bundles ?? []) assert.ok(bundle.bytes > 0);
+    // The server ran in a process of its own: its CPU was measured, apart from the clients'.
+    assert.ok(load.cpuPerMessageMs.server > 0, JSON.stringify(load.cpuPerMessageMs));
     assert.deepEqual(
       results.cpu?.cases.map((entry) => entry.postsPerStanza),
       [2, 1], // the message: server receipt and push; the receipt: routed to the sender
@@ -70,7 +77,7 @@ describe('benchmark smoke run', () => {
     assert.equal(room.posts, 2);
     assert.ok(room.occupantListBytes > 0);
     assertWithinTimeout(room.framesInvocations, 'room message to 2');
-    assert.equal(results.targets.length, 11);
+    assert.equal(results.targets.length, 15);
     const withinTimeout = results.targets.find((target) => target.name.startsWith('every invocation within'));
     assert.equal(withinTimeout?.reached, true, JSON.stringify(withinTimeout));
 

@@ -83,6 +83,7 @@ const EVERY_PARAMETER = {
   pushIncludeBody: 'true',
   pushRoomMentions: 'false',
   pushEvents: 'true',
+  memorySize: '1536',
 } as const satisfies Record<(typeof PARAMETER_KEYS)[number], unknown>;
 
 let everything: ReturnType<typeof build> | undefined;
@@ -340,7 +341,7 @@ test('every function: Node.js 22 on arm64, timeouts sized to the work, no reserv
     assert.deepEqual(fn.Properties.Architectures, ['arm64']);
     assert.equal(fn.Properties.Handler, 'index.handler');
     assert.equal(fn.Properties.Timeout, timeout);
-    assert.equal(fn.Properties.MemorySize, 512);
+    assert.equal(fn.Properties.MemorySize, PARAMETER_DEFAULTS.memorySize);
     // Stage throttling bounds $connect and the FIFO queue bounds frames (infra/function.ts).
     assert.equal(fn.Properties.ReservedConcurrentExecutions, undefined);
     // Its own log group, with the retention.
@@ -939,6 +940,9 @@ test('every context parameter reaches its place', () => {
   t.resourceCountIs('AWS::ApiGateway::Account', 0);
   t.hasOutput('WebSocketUrl', { Value: 'wss://xmpp.example.com' });
   t.hasOutput('XmppDomain', { Value: 'chat.example.com' });
+  // Every function takes the memory size given (docs/costs.md, "Lambda memory").
+  for (const [, fn] of [connectFunction(t), framesFunction(t), expiredFunction(t), authDeadlineFunction(t)])
+    assert.equal(fn.Properties.MemorySize, 1536);
   assert.equal(stack.webSocketUrl, 'wss://xmpp.example.com');
   // Every key was given, so every key was read.
   assert.deepEqual(Object.keys(EVERY_PARAMETER).sort(), [...PARAMETER_KEYS].sort());
@@ -1098,6 +1102,10 @@ test('parseParameters: invalid context values are rejected', () => {
     ['uploadQuotaBytesPerDay', 1000],
     ['uploadRetentionDays', 0],
     ['uploadRetentionDays', '3651'],
+    // Lambda's range.
+    ['memorySize', 127],
+    ['memorySize', 10241],
+    ['memorySize', '1 GB'],
   ];
   for (const [key, value] of invalid) {
     assert.throws(

@@ -49,6 +49,26 @@ export function evaluateTargets(results: Results): Target[] {
       : 'not run',
     reached: page ? page.query.requests === 1 && page.query.readUnits <= page.bytes / 4096 + 1 : undefined,
   });
+  // Issue 16: push costs the message path no request online, at most 0.5 read units offline.
+  const pushCost = results.pushCost;
+  targets.push({
+    name: 'XEP-0357: DynamoDB requests a push registration adds to an online message with its receipt',
+    target: '0',
+    measured: pushCost
+      ? String(pushCost.online.dynamoRequests - pushCost.onlineWithout.dynamoRequests)
+      : 'not run',
+    reached: pushCost ? pushCost.online.dynamoRequests === pushCost.onlineWithout.dynamoRequests : undefined,
+  });
+  targets.push({
+    name: 'XEP-0357: read units a push registration adds to a message stored for an offline user',
+    target: '≤ 0.5',
+    measured: pushCost
+      ? String(pushCost.offlineStored.readUnits - pushCost.offlineStoredWithout.readUnits)
+      : 'not run',
+    reached: pushCost
+      ? pushCost.offlineStored.readUnits - pushCost.offlineStoredWithout.readUnits <= 0.5
+      : undefined,
+  });
   const drains = results.drain ?? [];
   const big = drains.filter((drain) => drain.backlog >= 100);
   targets.push({
@@ -369,6 +389,21 @@ export function formatMarkdown(results: Results): string {
     if (cost.onlineByMethod) {
       push('Where the online case’s units go, by Store method:', byMethodTable(cost.onlineByMethod));
     }
+  }
+  const pushCost = results.pushCost;
+  if (pushCost) {
+    push(
+      'XEP-0357 push (bench/push-cost.ts): the message path with a push registration on the recipient and without one, and the push function:',
+      table(COST_HEADERS, [
+        costRow('recipient online, with a push registration', pushCost.online),
+        costRow('recipient online, without', pushCost.onlineWithout),
+        costRow('recipient offline, stored, with a push registration', pushCost.offlineStored),
+        costRow('recipient offline, stored, without', pushCost.offlineStoredWithout),
+      ]),
+      `The push function, for that offline message: ${pushCost.pushFunction.requests} DynamoDB requests, ` +
+        `${pushCost.pushFunction.writeUnits} write units, ${pushCost.pushFunction.readUnits} read units; ` +
+        `${pushCost.queuedJobs} job(s) queued, ${pushCost.notifications} notification(s) POSTed.`,
+    );
   }
   const sessions = results.sessions;
   if (sessions) {

@@ -18,6 +18,7 @@ import { DEFAULT_LOAD, type LoadOptions, type LoadResult, runLoad } from './load
 import { type MemoryChoice, memoryChoice } from './memory.ts';
 import { type CostReport, measureMessageCost } from './message-cost.ts';
 import { type MoneyResult, money } from './money.ts';
+import { measurePushCost, type PushCost } from './push-cost.ts';
 import { type RemoteSystem, startRemoteSystem } from './remote-system.ts';
 import { evaluateTargets, formatMarkdown, type Target } from './report.ts';
 import { JOIN_LIMIT, measureRoomCost, type RoomCost } from './room-cost.ts';
@@ -85,6 +86,8 @@ export interface BenchResults {
   readonly sessions?: SessionCost;
   /** One XEP-0363 upload slot (bench/upload-cost.ts). */
   readonly uploadSlot?: SlotCost;
+  /** What XEP-0357 push adds to a message, and the push function's work (bench/push-cost.ts). */
+  readonly pushCost?: PushCost;
   readonly drain?: DrainResult[];
   readonly rosterLogin?: RosterLoginResult;
   readonly rooms?: RoomCost[];
@@ -176,6 +179,8 @@ export async function runBench(
         );
         results.sessions = await attempt('cost of login, ping, logout', () => measureSessionCost(system));
         results.uploadSlot = await attempt('cost of an upload slot', () => measureSlotCost(system));
+        // On a system of its own, with a push service configured.
+        results.pushCost = await attempt('cost of push', () => measurePushCost(options.load.bodyBytes));
         const roster = options.roster;
         if (ROSTER_LOGIN.blocked)
           results.skipped.push({ name: ROSTER_LOGIN.name, reason: ROSTER_LOGIN.blocked });

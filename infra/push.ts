@@ -31,7 +31,8 @@ export interface PushNotificationsProps {
   readonly tableArn: string;
   /** The frames function queues the jobs. */
   readonly producer: XmppFunction;
-  readonly logs: { logRetention: RetentionDays; logRemovalPolicy: RemovalPolicy };
+  /** What every function shares: its logs' retention and removal, and the memory size. */
+  readonly logs: { logRetention: RetentionDays; logRemovalPolicy: RemovalPolicy; memorySize: number };
 }
 
 export class PushNotifications extends Construct {

@@ -91,6 +91,8 @@ test('push: a standard job queue with a dead-letter queue (3 receives), alarmed;
   const fn = pushFunction(t);
   assert.equal(fn.Properties.Runtime, 'nodejs22.x');
   assert.equal(fn.Properties.Timeout, 30);
+  // The same memory as every function (context memorySize).
+  assert.equal(fn.Properties.MemorySize, framesFunction(t).Properties.MemorySize);
   // Both queues take only TLS requests.
   for (const queue of [jobs, deadLetters]) {
     t.hasResourceProperties('AWS::SQS::QueuePolicy', {

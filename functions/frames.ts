@@ -7,6 +7,7 @@ import { CONTINUE_EVENT } from '../lib/gateway/sqs-continuations.ts';
 import type { Context } from '../lib/ports.ts';
 import { onContinueDrain, onDisconnect, onFrame } from '../lib/server.ts';
 import { createContext, endInvocation, lazyContext, settingsFromEnv, startInvocation } from './runtime.ts';
+import { withUploads } from './uploads.ts';
 
 /** Message attributes the API Gateway integration sets (infra/ordered-route.ts). */
 export const FRAME_ATTRIBUTES = { connectionId: 'connectionId', eventType: 'eventType' } as const;
@@ -128,4 +129,9 @@ async function handleGroup(
   return [];
 }
 
-export const handler = createFramesHandler(lazyContext(() => createContext(settingsFromEnv())));
+export const handler = createFramesHandler(
+  lazyContext(() => {
+    const settings = settingsFromEnv();
+    return withUploads(settings, createContext(settings));
+  }),
+);

@@ -14,11 +14,9 @@ import type {
   MetricName,
   Metrics,
   PushJobs,
-  Uploads,
 } from '../lib/ports.ts';
 import { type CapacityMeter, meterCapacity } from '../lib/store/capacity.ts';
 import { DynamoStore } from '../lib/store/dynamo.ts';
-import { fileUrl } from '../lib/upload-files.ts';
 
 export interface RuntimeSettings {
   readonly config: Config;
@@ -175,7 +173,7 @@ export function endInvocation(ctx: Context): void {
 export const DYNAMO_RETRIES = { retryMode: 'standard', maxAttempts: 4 } as const;
 
 /** Local endpoints need explicit fake credentials; on AWS the role's are used. */
-const localCredentials = { accessKeyId: 'local', secretAccessKey: 'local' };
+export const localCredentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 
 /**
  * `continuations` replaces the SQS queue (the in-process local system queues its own). Each adapter
@@ -254,7 +252,6 @@ export function createContext(settings: RuntimeSettings, continuations?: Continu
           }),
         }
       : {}),
-    ...(settings.uploadBucket ? { uploads: s3Uploads(settings, settings.uploadBucket) } : {}),
     config: settings.config,
     logger,
     ...(settings.metricsNamespace
@@ -273,34 +270,7 @@ export function awsClientSettings(settings: Pick<RuntimeSettings, 'region' | 'aw
   };
 }
 
-/**
- * Presigning makes no request; the client only signs. Checksums only when an operation requires
- * one: otherwise the presigned PUT would carry the checksum of an empty body. The S3 client and
- * the presigner are imported on the first slot; GET URLs need neither.
- */
-function s3Uploads(settings: RuntimeSettings, bucket: string): Uploads {
-  const baseUrl = () => settings.uploadBaseUrl ?? missing('UPLOAD_BASE_URL');
-  const presigner = onFirstCall<Pick<Uploads, 'presignPut'>>(async () => {
-    const [{ S3Client }, { S3Uploads }] = await Promise.all([
-      import('@aws-sdk/client-s3'),
-      import('../lib/gateway/s3-uploads.ts'),
-    ]);
-    const s3 = new S3Client({
-      region: settings.region,
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      ...(settings.s3Endpoint
-        ? { endpoint: settings.s3Endpoint, forcePathStyle: true, credentials: localCredentials }
-        : {}),
-    });
-    return new S3Uploads(s3, bucket, baseUrl());
-  });
-  return {
-    presignPut: (path, file) => presigner.presignPut(path, file),
-    getUrl: (path) => fileUrl(baseUrl(), path),
-  };
-}
-
-function missing(name: string): never {
+export function missing(name: string): never {
   throw new Error(`${name} is not set`);
 }
 

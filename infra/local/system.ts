@@ -13,6 +13,7 @@ import { createExpiredHandler } from '../../functions/expired.ts';
 import { createFramesHandler } from '../../functions/frames.ts';
 import { createPushHandler, pushDelivery } from '../../functions/push.ts';
 import { createContext, type RuntimeSettings } from '../../functions/runtime.ts';
+import { withUploads } from '../../functions/uploads.ts';
 import { type Config, defaultConfig } from '../../lib/config.ts';
 import type { Context } from '../../lib/ports.ts';
 import type { CapacityMeter } from '../../lib/store/capacity.ts';
@@ -182,27 +183,28 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
     origin = `http://${options.host ?? '127.0.0.1'}:${api.port}`;
     const pushSettings =
       config.pushServices.size > 0 ? startPushQueues(options, sqs, secretsAndEvents, origin) : undefined;
-    const base = createContext(
-      {
-        ...pushSettings?.settings,
-        config,
-        tableName,
-        managementEndpoint: api.managementEndpoint,
-        region: LOCAL_REGION,
-        dynamoEndpoint: dynamo.endpoint,
-        logLevel: options.logLevel ?? 'warn',
-        capacityMeter: options.capacityMeter,
-        uploadBucket: LOCAL_UPLOAD_BUCKET,
-        uploadBaseUrl: origin,
-        s3Endpoint: origin,
-        instrumentDynamo: (client) => {
-          injectDynamoFaults(client, faultSettings?.ddb ?? 0, faultRandom(3), faults);
-          if (latency) delayDynamo(client, latency);
-        },
+    const runtimeSettings: RuntimeSettings = {
+      ...pushSettings?.settings,
+      config,
+      tableName,
+      managementEndpoint: api.managementEndpoint,
+      region: LOCAL_REGION,
+      dynamoEndpoint: dynamo.endpoint,
+      logLevel: options.logLevel ?? 'warn',
+      capacityMeter: options.capacityMeter,
+      uploadBucket: LOCAL_UPLOAD_BUCKET,
+      uploadBaseUrl: origin,
+      s3Endpoint: origin,
+      instrumentDynamo: (client) => {
+        injectDynamoFaults(client, faultSettings?.ddb ?? 0, faultRandom(3), faults);
+        if (latency) delayDynamo(client, latency);
       },
-      {
+    };
+    const base = withUploads(
+      runtimeSettings,
+      createContext(runtimeSettings, {
         continueDrain: async (connectionId, after) => api.enqueueContinuation(connectionId, after),
-      },
+      }),
     );
     const deadlines = new LocalDeadlines(
       createAuthDeadlineHandler(handlerContext),

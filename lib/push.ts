@@ -157,9 +157,10 @@ async function addMessage(ctx: Context, job: Extract<PushJob, { kind: 'message' 
   const before = await ctx.store.addPushPending(job.user, job.registration, job);
   if (!before) return; // disabled meanwhile
   const now = ctx.now();
-  // A notification is already due for what came before, unless its job was lost (a crash
-  // between the two requests, or a dead letter): then this message schedules one again.
-  if (before.pending > 0 && (before.scheduledFor ?? 0) + STALE_SCHEDULE_MS > now) return;
+  // The same write set `scheduledFor` unless it was set: then another message of this wait
+  // owns the notification (being sent, or queued for later), unless that owner was lost (a
+  // crash between its two requests, or a dead letter) and its mark has gone stale.
+  if (before.scheduledFor !== undefined && before.scheduledFor + STALE_SCHEDULE_MS > now) return;
   const due = (before.notifiedAt ?? 0) + ctx.config.pushCoalesceSeconds * 1000;
   if (due <= now)
     return notify(ctx, { kind: 'notify', user: job.user, registration: job.registration, attempt: 0 });

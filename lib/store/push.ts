@@ -85,7 +85,8 @@ export class PushRegistrations {
         new UpdateCommand({
           TableName: this.table.name,
           Key: key(user, registration),
-          UpdateExpression: `ADD pending :one SET #count = :count, sender = :sender${message.body === undefined ? ' REMOVE body' : ', body = :body'}`,
+          // `scheduledFor` set only if absent: the first message of a wait owns its notification.
+          UpdateExpression: `ADD pending :one SET #count = :count, sender = :sender, scheduledFor = if_not_exists(scheduledFor, :now)${message.body === undefined ? ' REMOVE body' : ', body = :body'}`,
           // Only while the registration exists: a disable (or a 410) ends it for good.
           ConditionExpression: 'attribute_exists(pk)',
           ExpressionAttributeNames: { '#count': 'count' },
@@ -93,6 +94,7 @@ export class PushRegistrations {
             ':one': 1,
             ':count': message.count,
             ':sender': message.sender,
+            ':now': this.table.now(),
             ...(message.body === undefined ? {} : { ':body': message.body }),
           },
           ReturnValues: 'ALL_OLD',

@@ -200,10 +200,10 @@ async function storeAndPush(
   }
   // A session whose drain is under way gets the message from the drain, after the backlog.
   let live = targets.filter((session) => !isDraining(ctx, session));
-  // A message about to be pushed is not listed for the drain (no index entry: half the
-  // writes); it is listed only if the push fails, or by the next drain's start. While a
-  // session drains, it is listed at once: that drain must bring it, after the backlog.
-  const listed = live.length < targets.length || live.length === 0;
+  // A message about to be pushed, or held for a drain, is not listed for the drain (no index
+  // entry: half the writes); it is listed only if the push fails, or by the next drain's start.
+  // With no session available it is listed at once, for the next one.
+  const listed = targets.length === 0;
   const result = await ctx.store.storeMessage(message, { listed });
   const kept = result.stored ? message : result.existing;
   // A tombstone written before it kept `storedAt` has none: the retry's time stands in.
@@ -239,11 +239,9 @@ async function storeAndPush(
     live = targets.filter((session) => !isDraining(ctx, session));
   }
   const frame = deliverable(ctx, message, false);
-  const pushed = [
-    ...(await pushToSessions(ctx, live, () => frame)),
-    ...(await behindAnOpenedGate(ctx, recipient, targets, live, frame)),
-  ];
-  if (pushed.length === 0 && !listed) await ctx.store.listForDrain(message);
+  const { held, opened } = await holdForDrains(ctx, targets, live, message);
+  const pushed = await pushToSessions(ctx, [...live, ...opened], () => frame);
+  if (pushed.length === 0 && held === 0 && !listed) await ctx.store.listForDrain(message);
   if (pushed.length > 0 && !message.receiptRequested) {
     await ctx.store.markDelivered(recipient, sender, message.id);
     ctx.metrics?.count('MessagesDelivered');
@@ -251,10 +249,7 @@ async function storeAndPush(
   await Promise.all([
     sendReceivedCopies(ctx, recipient, sessions, pushed, copyable, frame),
     senderAccount && sendSentCopies(link, senderAccount.sessions, copyable, sentCopy(stanza, archived, kept)),
-    !receiptOnly &&
-      pushed.length === 0 &&
-      live.length === targets.length &&
-      notifyAway(link, recipient, latest, waiting, stanza),
+    !receiptOnly && pushed.length === 0 && held === 0 && notifyAway(link, recipient, latest, waiting, stanza),
   ]);
 }
 
@@ -288,30 +283,26 @@ async function notifyAway(
 }
 
 /**
- * The drain gate (offline.ts) from the sender's side. A message stored behind a session's
- * drain is brought by that drain's last pass, which reads the inbox after the gate opens. But
- * the gate may have opened, and that last pass read, between this sender's read of the lease
- * and its write of the message: then nothing would bring it until the next session, and the
- * sender's next message, seeing no lease, would overtake it. So the sessions are read again
- * (only for messages stored behind a drain): one whose gate has opened gets the message now,
- * in the sender's order. If the last pass saw it too, the session gets it twice with the
- * same stanza-id, which clients drop.
+ * The drain gate (offline.ts) from the sender's side: the message is stored, and each target
+ * session whose drain was under way when the sender looked holds it for that drain, if the gate
+ * is still closed. The drain then brings it, in the order it was held, before the gate opens.
+ * A session whose gate has opened meanwhile (or whose lease ran out) gets it from the sender,
+ * at once: it cannot be overtaken by the sender's next message, which finds the gate open too.
  */
-async function behindAnOpenedGate(
+async function holdForDrains(
   ctx: Context,
-  recipient: string,
   targets: readonly SessionRecord[],
   live: readonly SessionRecord[],
-  frame: string,
-): Promise<SessionRecord[]> {
-  const held = targets.filter((session) => !live.includes(session));
-  if (held.length === 0) return [];
-  const { sessions } = await ctx.store.getAccount(recipient);
-  const opened = sessions.filter(
-    (session) =>
-      held.some((before) => before.connectionId === session.connectionId) && !isDraining(ctx, session),
+  message: StoredMessage,
+): Promise<{ held: number; opened: SessionRecord[] }> {
+  const draining = targets.filter((session) => !live.includes(session));
+  const holds = await Promise.all(
+    draining.map((session) => ctx.store.holdForDrain(session, message, ctx.now())),
   );
-  return pushToSessions(ctx, opened, () => frame);
+  return {
+    held: holds.filter(Boolean).length,
+    opened: draining.filter((_, index) => !holds[index]),
+  };
 }
 
 /** Where the receipt to this message can go back to (receiptStraightBack). */

@@ -6,12 +6,17 @@
 // "Drain").
 //
 // The drain gate: while the drain runs, the session carries a lease (`drainingUntil`, set
-// with its initial presence, renewed by each continuation) and messages sent to it are
-// stored but not pushed live (message.ts), so they cannot overtake the backlog: the drain
-// brings them, in order. When the backlog is exhausted the lease is removed and the inbox
-// read once more, for what was stored while it held. A drain that died (a crashed
-// invocation) holds nothing back once its lease has run out; what it did not push waits
-// for the next session.
+// with its initial presence, renewed by each continuation). A sender that finds the lease
+// stores its message unlisted and then holds it for the drain: it appends the message to the
+// session's `held` list, only while the lease still runs (message.ts). If the gate has opened
+// meanwhile, the sender pushes the message itself. Once the backlog is exhausted, the drain
+// brings what was held, in the order it was held, and opens the gate only when nothing more was
+// held since it last looked (both are conditional writes on the session item, so each held
+// message is either brought by the drain before the gate opens or pushed by its sender after).
+// So nothing stored while the gate was closed waits for the next session, and nothing sent after
+// it opened overtakes what was held before. A drain that died (a crashed invocation) holds
+// nothing back once its lease has run out; what it did not push waits for the next session
+// (held messages are unlisted, and a drain's start lists them).
 import { deliverable, drainLease } from './delivery.ts';
 import type { Context, SessionRecord, StoredMessage } from './ports.ts';
 
@@ -27,6 +32,15 @@ export const DRAIN_TIME_MARGIN_MS = 8_000;
 const shortOfTime = (ctx: Context) =>
   ctx.remainingMs !== undefined && ctx.remainingMs() < DRAIN_TIME_MARGIN_MS;
 
+/** A continuation's cursor once the backlog is done: how many held messages were handled. */
+const HELD_CURSOR = '#held:';
+const heldCursor = (handled: number) => `${HELD_CURSOR}${handled}`;
+const handledBefore = (after?: string) =>
+  after?.startsWith(HELD_CURSOR) ? Number(after.slice(HELD_CURSOR.length)) : undefined;
+
+/** One message, whichever way the drain found it (a page, or the held list). */
+const messageKey = (message: Pick<StoredMessage, 'sender' | 'id'>) => `${message.sender} ${message.id}`;
+
 export async function drain(ctx: Context, session: DrainTarget, after?: string): Promise<void> {
   const { user, resource, connectionId } = session;
   const { drainPageSize: pageSize, drainPerInvocation: perInvocation } = ctx.config;
@@ -36,67 +50,85 @@ export async function drain(ctx: Context, session: DrainTarget, after?: string):
   // messages unlisted), so that the pages below, in storage order, bring it too.
   if (after) await ctx.store.setDraining(user, resource, connectionId, drainLease(ctx));
   else await ctx.store.listUnlisted(user);
-  let cursor = after;
+  let handled = handledBefore(after);
+  let cursor = handled === undefined ? after : undefined;
   let pushed = 0;
-  let gateOpen = false;
-  /** Short of time, or a post failed after its retries: the next invocation goes on after `cursor`. */
-  let handOn = false;
-  let stopped = false;
-  for (;;) {
-    if (handOn || pushed >= perInvocation) {
-      if (cursor) await ctx.continuations.continueDrain(connectionId, cursor);
-      ctx.metrics?.count('MessagesDrained', pushed);
-      ctx.logger.info('drain continues in the next invocation', { connectionId, pushed });
-      return;
-    }
-    const page = await ctx.store.undelivered(user, Math.min(pageSize, perInvocation - pushed), cursor);
-    const deliveredNow: StoredMessage[] = [];
-    for (const message of page.messages) {
-      // Every invocation pushes at least one message, so that handing on always progresses.
-      if (pushed > 0 && shortOfTime(ctx)) {
-        handOn = true;
-        break;
-      }
-      const result = await ctx.gateway.post(connectionId, deliverable(ctx, message, true));
-      if (result === 'too-large') {
-        // It can never be pushed; it stays undelivered (nothing marks it), the drain goes on.
-        cursor = message.seq;
-        continue;
-      }
-      if (result === 'failed') {
-        // Throttled or refused after retries: it stays undelivered. The next invocation
-        // retries from it, unless this one pushed nothing (then the next session does).
-        handOn = pushed > 0;
-        stopped = !handOn;
-        break;
-      }
-      if (result === 'gone') {
-        // The session has ended (session.ts). What was pushed without a receipt request
-        // counts; the rest waits for the next session.
-        ctx.metrics?.count('MessagesDrained', pushed);
-        await ctx.store.markAllDelivered(deliveredNow);
-        return;
-      }
-      pushed++;
-      cursor = message.seq;
-      if (!message.receiptRequested) deliveredNow.push(message);
-    }
-    await ctx.store.markAllDelivered(deliveredNow);
-    if (handOn) continue;
-    if (stopped) {
-      ctx.logger.warn('drain stopped: a push failed; the rest waits for the next session', { connectionId });
-      await openGate();
-      return;
-    }
-    if (page.next) {
-      cursor = page.next;
-      continue;
-    }
-    if (gateOpen) break;
-    // The backlog is exhausted: live pushes resume, and one more pass brings what senders
-    // stored while the gate was closed (they saw the lease before it was removed).
+  /** Pushed by this invocation: a held message a page brought already is not pushed twice. */
+  const pushedHere = new Set<string>();
+  const deliveredNow: StoredMessage[] = [];
+  const push = async (message: StoredMessage): Promise<'pushed' | 'skipped' | 'failed' | 'gone'> => {
+    const result = await ctx.gateway.post(connectionId, deliverable(ctx, message, true));
+    // Too large: it can never be pushed; it stays undelivered (nothing marks it), the drain goes on.
+    if (result === 'too-large') return 'skipped';
+    // Throttled or refused after retries: it stays undelivered.
+    if (result === 'failed') return 'failed';
+    // The session has ended (session.ts): the rest waits for the next session.
+    if (result === 'gone') return 'gone';
+    pushed++;
+    pushedHere.add(messageKey(message));
+    if (!message.receiptRequested) deliveredNow.push(message);
+    return 'pushed';
+  };
+  const markDelivered = async () => {
+    await ctx.store.markAllDelivered(deliveredNow.splice(0));
+  };
+  const gone = async () => {
+    // What was pushed without a receipt request counts; the rest waits for the next session.
+    await markDelivered();
+    ctx.metrics?.count('MessagesDrained', pushed);
+  };
+  const handOn = async (next: string | undefined) => {
+    await markDelivered();
+    if (next) await ctx.continuations.continueDrain(connectionId, next);
+    ctx.metrics?.count('MessagesDrained', pushed);
+    ctx.logger.info('drain continues in the next invocation', { connectionId, pushed });
+  };
+  const stop = async () => {
+    // The next invocation retries from here, unless this one pushed nothing (then the next
+    // session does: what was held is unlisted, and its drain's start lists it).
+    if (pushed > 0) return handOn(handled === undefined ? cursor : heldCursor(handled));
+    await markDelivered();
+    ctx.logger.warn('drain stopped: a push failed; the rest waits for the next session', { connectionId });
     await openGate();
-    gateOpen = true;
+  };
+  // Every invocation pushes at least one message, so that handing on always progresses.
+  const mustHandOn = () => pushed >= perInvocation || (pushed > 0 && shortOfTime(ctx));
+
+  // The backlog, page by page in storage order.
+  while (handled === undefined) {
+    if (mustHandOn()) return handOn(cursor);
+    const page = await ctx.store.undelivered(user, Math.min(pageSize, perInvocation - pushed), cursor);
+    for (const message of page.messages) {
+      if (mustHandOn()) return handOn(cursor);
+      const result = await push(message);
+      if (result === 'failed') return stop();
+      if (result === 'gone') return gone();
+      cursor = message.seq;
+    }
+    await markDelivered();
+    if (page.next) cursor = page.next;
+    else handled = 0;
+  }
+  // The backlog is exhausted: what senders held meanwhile, until the gate opens with nothing
+  // more held.
+  for (;;) {
+    const answer = await ctx.store.openDrainGate(user, resource, connectionId, handled);
+    if (answer === 'gone') return gone();
+    if (answer === 'open') break;
+    const held = answer.slice(handled);
+    const messages = await ctx.store.heldMessages(user, held);
+    for (const message of messages) {
+      if (mustHandOn()) return handOn(heldCursor(handled));
+      // Delivered meanwhile, or brought by a page (a message stored while nobody was available,
+      // then held when the session turned out to be draining).
+      if (message && !pushedHere.has(messageKey(message))) {
+        const result = await push(message);
+        if (result === 'failed') return stop();
+        if (result === 'gone') return gone();
+      }
+      handled++;
+    }
+    await markDelivered();
   }
   await ctx.store.resetOfflineCount(user);
   ctx.metrics?.count('MessagesDrained', pushed);

@@ -335,8 +335,34 @@ export interface Store {
     connectionId: string,
     changes: Pick<SessionRecord, 'available' | 'priority' | 'drainingUntil'>,
   ): Promise<void>;
-  /** Sets or (with undefined) ends the drain lease, only while the session is this connection's. */
+  /**
+   * Sets the drain lease, or (with undefined) ends it and forgets what was held for the drain,
+   * only while the session is this connection's.
+   */
   setDraining(user: string, resource: string, connectionId: string, until: number | undefined): Promise<void>;
+  /**
+   * The drain gate from a sender's side (offline.ts): adds a stored message to what the
+   * session's drain must bring, in the order senders add them, only while the gate is closed
+   * (the lease runs at `now`). False when it is open, or the session is gone or replaced: the
+   * sender pushes the message itself.
+   */
+  holdForDrain(
+    session: Pick<SessionRecord, 'user' | 'resource' | 'connectionId'>,
+    message: Pick<StoredMessage, 'sender' | 'id'>,
+    now: number,
+  ): Promise<boolean>;
+  /**
+   * Ends the drain lease, but only if exactly `handled` messages are held (none was held since
+   * the drain last looked). Otherwise nothing changes and the answer is every held message's
+   * reference, in the order they were held (`heldMessages` reads them); 'gone' when the session
+   * is no longer this connection's.
+   */
+  openDrainGate(
+    user: string,
+    resource: string,
+    connectionId: string,
+    handled: number,
+  ): Promise<'open' | 'gone' | readonly string[]>;
   /** RFC 6121 §2.1.6 roster pushes, or XEP-0191 §3.3 blocklist pushes. */
   markInterested(
     user: string,
@@ -391,6 +417,11 @@ export interface Store {
    */
   markDelivered(recipient: string, sender: string, id: string): Promise<false | { route?: SenderRoute }>;
   markAllDelivered(messages: readonly Pick<StoredMessage, 'recipient' | 'sender' | 'id'>[]): Promise<void>;
+  /**
+   * The messages `held` names (openDrainGate's references), in that order; undefined for one
+   * delivered, expired or unknown.
+   */
+  heldMessages(recipient: string, held: readonly string[]): Promise<(StoredMessage | undefined)[]>;
   /** Undelivered, unexpired messages in storage order, after `after` when given. */
   undelivered(recipient: string, limit: number, after?: string): Promise<InboxPage>;
   /**

@@ -7,7 +7,10 @@
 // | Session           | USER#<bare JID>     | SESSION#<resource> | put on bind (1 WU, returns the replaced one); query all |
 // |                   |                     |                    | of a user's sessions in one request to route (0.5 RU)  |
 // |                   |                     |                    | `drainingUntil` set with initial presence, removed when |
-// |                   |                     |                    | the drain ends (1 WU per login)                         |
+// |                   |                     |                    | the drain ends (1 WU per login). `held`: the inbox keys |
+// |                   |                     |                    | of messages stored while the lease ran, appended by     |
+// |                   |                     |                    | their senders only while it runs (1 WU each); the gate  |
+// |                   |                     |                    | opens only when the drain has brought them all          |
 // | Server secret     | SERVER              | #SECRET            | get once per container (decoy SCRAM salts)              |
 // | Registrations     | REGISTER#<address>  | #HOUR#<hour>       | XEP-0077 attempts from one source address in one hour:  |
 // |                   |                     |                    | conditional ADD per attempt (1 WU); TTL after the hour  |
@@ -38,9 +41,17 @@ import {
   ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { Account, ArchivePrefs, PresenceEntry, SessionRecord, UserRecord } from '../ports.ts';
+import type {
+  Account,
+  ArchivePrefs,
+  PresenceEntry,
+  SessionRecord,
+  StoredMessage,
+  UserRecord,
+} from '../ports.ts';
+import { inboxSortKey } from './messages.ts';
 import { PUSH_PREFIX, toPushRegistration } from './push.ts';
-import { isConditionFailure, type Table } from './table.ts';
+import { isConditionFailure, type Table, unmarshallItem } from './table.ts';
 
 const key = {
   user: (user: string) => ({ pk: `USER#${user}`, sk: '#USER' }),
@@ -232,7 +243,7 @@ export class Accounts {
       new UpdateCommand({
         TableName: this.table.name,
         Key: key.session(user, resource),
-        UpdateExpression: until === undefined ? 'REMOVE drainingUntil' : 'SET drainingUntil = :until',
+        UpdateExpression: until === undefined ? 'REMOVE drainingUntil, held' : 'SET drainingUntil = :until',
         ConditionExpression: 'connectionId = :connectionId',
         ExpressionAttributeValues: {
           ':connectionId': connectionId,
@@ -240,6 +251,60 @@ export class Accounts {
         },
       }),
     );
+  }
+
+  async holdForDrain(
+    session: Pick<SessionRecord, 'user' | 'resource' | 'connectionId'>,
+    message: Pick<StoredMessage, 'sender' | 'id'>,
+    now: number,
+  ): Promise<boolean> {
+    return this.table.conditionally(
+      new UpdateCommand({
+        TableName: this.table.name,
+        Key: key.session(session.user, session.resource),
+        UpdateExpression: 'SET held = list_append(if_not_exists(held, :none), :entry)',
+        ConditionExpression: 'connectionId = :connectionId AND drainingUntil > :now',
+        ExpressionAttributeValues: {
+          ':none': [],
+          ':entry': [inboxSortKey(message.sender, message.id)],
+          ':connectionId': session.connectionId,
+          ':now': now,
+        },
+      }),
+    );
+  }
+
+  async openDrainGate(
+    user: string,
+    resource: string,
+    connectionId: string,
+    handled: number,
+  ): Promise<'open' | 'gone' | readonly string[]> {
+    try {
+      await this.table.doc.send(
+        new UpdateCommand({
+          TableName: this.table.name,
+          Key: key.session(user, resource),
+          UpdateExpression: 'REMOVE drainingUntil, held',
+          ConditionExpression:
+            handled === 0
+              ? 'connectionId = :connectionId AND attribute_not_exists(held)'
+              : 'connectionId = :connectionId AND size(held) = :handled',
+          ExpressionAttributeValues: {
+            ':connectionId': connectionId,
+            ...(handled === 0 ? {} : { ':handled': handled }),
+          },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return 'open';
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      const old = (error as { Item?: Record<string, unknown> }).Item;
+      const item = old && 'pk' in old && typeof old.pk === 'object' ? unmarshallItem(old) : old;
+      if (!item || item.connectionId !== connectionId) return 'gone';
+      return (item.held as string[] | undefined) ?? [];
+    }
   }
 
   async getAccount(user: string, options: { consistent?: boolean } = {}): Promise<Account> {

@@ -16,6 +16,9 @@
 // |                   |                     |                    | when the push fails (1 + 1 WU), and a drain's start     |
 // |                   |                     |                    | lists what is left unlisted (one query of the partition:|
 // |                   |                     |                    | reads its bytes, tombstones and listed messages too)    |
+// |                   |                     |                    | A message stored while a drain runs is stored unlisted  |
+// |                   |                     |                    | and held on the session (accounts.ts); the drain reads  |
+// |                   |                     |                    | those with one consistent BatchGetItem per 100          |
 // | Offline count     | INBOX#<recipient>   | #COUNT             | conditional ADD per message stored for an offline user  |
 // |                   |                     |                    | (returns the new count: XEP-0357's message-count)       |
 //
@@ -45,10 +48,13 @@ const idKey = (id: string) =>
  */
 export const DEDUPE_WINDOW_SECONDS = 24 * 60 * 60;
 
+/** A message's sort key in its recipient's inbox: what the drain gate holds (accounts.ts). */
+export const inboxSortKey = (sender: string, id: string) => `MSG#${sender}#${idKey(id)}`;
+
 const key = {
   message: (recipient: string, sender: string, id: string) => ({
     pk: `INBOX#${recipient}`,
-    sk: `MSG#${sender}#${idKey(id)}`,
+    sk: inboxSortKey(sender, id),
   }),
   offlineCount: (recipient: string) => ({ pk: `INBOX#${recipient}`, sk: '#COUNT' }),
 };
@@ -214,6 +220,21 @@ export class Messages {
         },
       })),
     );
+  }
+
+  async heldMessages(recipient: string, held: readonly string[]): Promise<(StoredMessage | undefined)[]> {
+    const pk = `INBOX#${recipient}`;
+    const items = await this.table.getBatches(
+      [...new Set(held)].map((sk) => ({ pk, sk })),
+      { consistent: true },
+    );
+    const now = this.table.nowSeconds();
+    const bySortKey = new Map(
+      items
+        .filter((item) => (item.s !== undefined || item.z !== undefined) && (item.expiresAt as number) > now)
+        .map((item) => [item.sk as string, toMessage(item)]),
+    );
+    return held.map((sk) => bySortKey.get(sk));
   }
 
   async undelivered(recipient: string, limit: number, after?: string): Promise<InboxPage> {

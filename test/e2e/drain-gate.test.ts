@@ -5,11 +5,13 @@ import { describe, test } from 'node:test';
 import { xml } from '@xmpp/client';
 import type { Element } from 'ltx';
 import { sequenceId } from '../../lib/ids.ts';
+import type { Context } from '../../lib/ports.ts';
 import {
   addUser,
   connectClient,
   eventually,
   goOnline,
+  roundTrip,
   useLocalSystem,
   waitForStanza,
   waiting,
@@ -189,5 +191,186 @@ describe('the drain gate, from the sender side', () => {
     );
     await sender.xmpp.stop();
     await reader.xmpp.stop();
+  });
+});
+
+/** A promise and the function that resolves it: the hooks below use them to force an order. */
+function signal(): { done: Promise<void>; fire: () => void } {
+  let fire: () => void = () => {};
+  const done = new Promise<void>((resolve) => {
+    fire = resolve;
+  });
+  return { done, fire };
+}
+
+/**
+ * Store hooks shared by the two races below. `reader` is the draining user; `late` the message
+ * whose gate check the drain's gate opening waits for. Each hook is keyed by the user or the
+ * message id, so the rest of the system runs unhooked.
+ */
+function gateHooks(reader: string, late: string) {
+  const hooks = {
+    /** The drain's first page waits for this. */
+    beforeFirstPage: Promise.resolve(),
+    firstPageRead: signal(),
+    /** The late message's write waits for this. */
+    beforeLateWrite: Promise.resolve(),
+    lateAtWrite: signal(),
+    /** The late message's sender has checked the gate after its write. */
+    lateChecked: signal(),
+    /** Pages read once the gate is open wait for this. */
+    afterOpen: Promise.resolve(),
+    onStored: new Map<string, () => void>(),
+  };
+  let pages = 0;
+  let lateWritten = false;
+  let opened = false;
+  const wrap = (context: Context): Context => {
+    const { store } = context;
+    return {
+      ...context,
+      store: new Proxy(store, {
+        get(target, name, receiver) {
+          const original = Reflect.get(target, name, receiver);
+          if (typeof original !== 'function') return original;
+          const call = (...args: unknown[]) => original.apply(target, args);
+          switch (name) {
+            case 'undelivered':
+              return async (...args: unknown[]) => {
+                if (args[0] !== reader) return call(...args);
+                if (opened) await hooks.afterOpen;
+                if (pages++ === 0) await hooks.beforeFirstPage;
+                const page = await call(...args);
+                if (pages === 1) hooks.firstPageRead.fire();
+                return page;
+              };
+            case 'storeMessage':
+              return async (...args: unknown[]) => {
+                const { id } = args[0] as { id: string };
+                if (id === late) {
+                  hooks.lateAtWrite.fire();
+                  await hooks.beforeLateWrite;
+                }
+                const result = await call(...args);
+                if (id === late) lateWritten = true;
+                hooks.onStored.get(id)?.();
+                return result;
+              };
+            // The sender's check of the gate after its write, whichever way the code makes it.
+            case 'getAccount':
+            case 'holdForDrain':
+              return async (...args: unknown[]) => {
+                const result = await call(...args);
+                const forLate =
+                  name === 'getAccount'
+                    ? args[0] === reader && lateWritten
+                    : (args[1] as { id: string }).id === late;
+                if (forLate) hooks.lateChecked.fire();
+                return result;
+              };
+            // Opening the gate waits for that check.
+            case 'setDraining':
+            case 'openDrainGate':
+              return async (...args: unknown[]) => {
+                const opening = args[0] === reader && (name === 'openDrainGate' || args[3] === undefined);
+                if (opening) await hooks.lateChecked.done;
+                const result = await call(...args);
+                if (opening) opened = true;
+                return result;
+              };
+            default:
+              return original;
+          }
+        },
+      }),
+    };
+  };
+  return { hooks, wrap };
+}
+
+describe('the drain gate, two senders racing its pages', () => {
+  // A message's server id (its place in the drain's order) is taken before it is written. So a
+  // slow sender's message can be written after the drain has read past its place, by a page that
+  // brought a faster sender's later message. The hooks force that: the slow sender reaches its
+  // write, the fast one's message is stored, the drain reads its first page, then the slow write
+  // and its check of the gate (still closed), then the gate opens.
+  const { hooks, wrap } = gateHooks('pages@localhost', 'slow-1');
+  const fastStored = signal();
+  const fastHandled = signal();
+  hooks.beforeFirstPage = fastStored.done;
+  // The fast sender's frame is handled whole first, so that only the slow one checks the gate
+  // after the slow write.
+  hooks.beforeLateWrite = Promise.all([hooks.firstPageRead.done, fastHandled.done]).then(() => {});
+  hooks.onStored.set('fast-1', fastStored.fire);
+  const system = useLocalSystem({ wrapContext: wrap });
+
+  test('the slow sender’s message, older than one the drain pushed, still arrives', async () => {
+    for (const user of ['pages', 'slow', 'fast']) await addUser(system(), `${user}@localhost`, 'pw');
+    const slow = await goOnline(system(), 'slow@localhost', 'pw');
+    const fast = await goOnline(system(), 'fast@localhost', 'pw');
+    const chat = (id: string) =>
+      xml('message', { to: 'pages@localhost', id, type: 'chat' }, xml('body', {}, id));
+    const acked = (client: typeof slow, id: string) =>
+      waitForStanza(client.stanzas, (stanza) => stanza.getChild('ack', ACK)?.attrs.id === id);
+    await fast.xmpp.send(chat('backlog-1'));
+    await acked(fast, 'backlog-1');
+
+    const reader = await connectClient(system(), 'pages@localhost', 'pw');
+    await reader.xmpp.send(xml('presence'));
+    await slow.xmpp.send(chat('slow-1'));
+    await hooks.lateAtWrite.done;
+    await fast.xmpp.send(chat('fast-1'));
+    await acked(fast, 'fast-1');
+    await roundTrip(fast);
+    fastHandled.fire();
+    await acked(slow, 'slow-1');
+    await system().api.idle();
+    const bodies = bodiesOf(reader.stanzas);
+    assert.equal(bodies[0], 'backlog-1', 'the backlog first');
+    assert.deepEqual([...bodies].sort(), ['backlog-1', 'fast-1', 'slow-1'], 'each message once');
+    assert.equal(await waiting(system(), 'pages@localhost'), 0);
+    for (const client of [slow, fast, reader]) await client.xmpp.stop();
+  });
+});
+
+describe('the drain gate, the next message after a held one', () => {
+  // A message stored while the gate is closed is held for the drain. The sender's next message may
+  // find the gate open: it must not reach the client before the held one. The hooks: the held
+  // message is written after the drain's first page and checks the gate before it opens; pages
+  // read after the opening wait until the next message has been handled.
+  const { hooks, wrap } = gateHooks('order@localhost', 'held-1');
+  const nextHandled = signal();
+  hooks.beforeFirstPage = hooks.lateAtWrite.done;
+  hooks.beforeLateWrite = hooks.firstPageRead.done;
+  hooks.afterOpen = nextHandled.done;
+  const system = useLocalSystem({ wrapContext: wrap });
+
+  test('the held message arrives before the next one', async () => {
+    for (const user of ['order', 'solo']) await addUser(system(), `${user}@localhost`, 'pw');
+    const solo = await goOnline(system(), 'solo@localhost', 'pw');
+    const chat = (id: string) =>
+      xml('message', { to: 'order@localhost', id, type: 'chat' }, xml('body', {}, id));
+    const acked = (id: string) =>
+      waitForStanza(solo.stanzas, (stanza) => stanza.getChild('ack', ACK)?.attrs.id === id);
+    await solo.xmpp.send(chat('backlog-1'));
+    await acked('backlog-1');
+
+    const reader = await connectClient(system(), 'order@localhost', 'pw');
+    await reader.xmpp.send(xml('presence'));
+    await eventually(async () => {
+      const { sessions } = await system().context.store.getAccount('order@localhost');
+      return sessions.some((session) => (session.drainingUntil ?? 0) > Date.now());
+    });
+    await solo.xmpp.send(chat('held-1'));
+    await acked('held-1');
+    // One connection's frames are handled in order: this one after held-1's check of the gate.
+    await solo.xmpp.send(chat('next-1'));
+    await acked('next-1');
+    await waitForStanza(reader.stanzas, (stanza) => stanza.getChildText('body') === 'next-1');
+    nextHandled.fire();
+    await system().api.idle();
+    assert.deepEqual(bodiesOf(reader.stanzas), ['backlog-1', 'held-1', 'next-1']);
+    assert.equal(await waiting(system(), 'order@localhost'), 0);
+    for (const client of [solo, reader]) await client.xmpp.stop();
   });
 });

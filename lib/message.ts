@@ -225,8 +225,13 @@ async function storeAndPush(
   if (result.stored) ctx.metrics?.count(receiptOnly ? 'ReceiptsRouted' : 'MessagesStored');
   if (!receiptOnly) await link.send(serverAck(ctx, link, kept.id, kept.seq));
   // A retry is acknowledged again and nothing more: the first copy is delivered or waits
-  // in the inbox for the recipient's next session.
-  if (!result.stored) return;
+  // in the inbox for the recipient's next session. But if the first try stopped between its
+  // write and its hold, a drain under way must still bring it: it is held again (a drain
+  // pushes a message held twice once per invocation).
+  if (!result.stored) {
+    if (!result.delivered) await holdForDrains(ctx, targets, live, kept);
+    return;
+  }
   // Nobody was available when we looked: look again now that the message is stored. A
   // session that became available in between either shows up here or finds the message
   // in its drain, which starts after it is marked available (presence.ts).
@@ -293,7 +298,7 @@ async function holdForDrains(
   ctx: Context,
   targets: readonly SessionRecord[],
   live: readonly SessionRecord[],
-  message: StoredMessage,
+  message: Pick<StoredMessage, 'sender' | 'id'>,
 ): Promise<{ held: number; opened: SessionRecord[] }> {
   const draining = targets.filter((session) => !live.includes(session));
   const holds = await Promise.all(

@@ -48,8 +48,10 @@ export async function drain(ctx: Context, session: DrainTarget, after?: string):
   // A continuation: the drain goes on, and so does the lease. A first invocation lists what
   // was pushed live to an earlier session but never acknowledged (message.ts stores such
   // messages unlisted), so that the pages below, in storage order, bring it too.
-  if (after) await ctx.store.setDraining(user, resource, connectionId, drainLease(ctx));
-  else await ctx.store.listUnlisted(user);
+  if (after) {
+    // A continuation replayed after the drain ended (its gate is open) has nothing to do.
+    if (!(await ctx.store.setDraining(user, resource, connectionId, drainLease(ctx)))) return;
+  } else await ctx.store.listUnlisted(user);
   let handled = handledBefore(after);
   let cursor = handled === undefined ? after : undefined;
   let pushed = 0;
@@ -115,6 +117,12 @@ export async function drain(ctx: Context, session: DrainTarget, after?: string):
     const answer = await ctx.store.openDrainGate(user, resource, connectionId, handled);
     if (answer === 'gone') return gone();
     if (answer === 'open') break;
+    if (answer.length <= handled) {
+      // Not the list this drain counted (a drain started again by a new initial presence
+      // reset it): count from its length, so that the next try opens unless more is held.
+      handled = answer.length;
+      continue;
+    }
     const held = answer.slice(handled);
     const messages = await ctx.store.heldMessages(user, held);
     for (const message of messages) {

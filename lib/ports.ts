@@ -336,10 +336,16 @@ export interface Store {
     changes: Pick<SessionRecord, 'available' | 'priority' | 'drainingUntil'>,
   ): Promise<void>;
   /**
-   * Sets the drain lease, or (with undefined) ends it and forgets what was held for the drain,
-   * only while the session is this connection's.
+   * Renews the drain lease while the gate is still closed, or (with undefined) ends it and
+   * forgets what was held for the drain; only while the session is this connection's. False
+   * when nothing was changed.
    */
-  setDraining(user: string, resource: string, connectionId: string, until: number | undefined): Promise<void>;
+  setDraining(
+    user: string,
+    resource: string,
+    connectionId: string,
+    until: number | undefined,
+  ): Promise<boolean>;
   /**
    * The drain gate from a sender's side (offline.ts): adds a stored message to what the
    * session's drain must bring, in the order senders add them, only while the gate is closed

@@ -238,13 +238,18 @@ export class Accounts {
     resource: string,
     connectionId: string,
     until: number | undefined,
-  ): Promise<void> {
-    await this.table.conditionally(
+  ): Promise<boolean> {
+    return this.table.conditionally(
       new UpdateCommand({
         TableName: this.table.name,
         Key: key.session(user, resource),
         UpdateExpression: until === undefined ? 'REMOVE drainingUntil, held' : 'SET drainingUntil = :until',
-        ConditionExpression: 'connectionId = :connectionId',
+        // A lease is only renewed while the gate is closed: a continuation replayed after the
+        // drain opened it must not close it again.
+        ConditionExpression:
+          until === undefined
+            ? 'connectionId = :connectionId'
+            : 'connectionId = :connectionId AND attribute_exists(drainingUntil)',
         ExpressionAttributeValues: {
           ':connectionId': connectionId,
           ...(until === undefined ? {} : { ':until': until }),

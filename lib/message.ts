@@ -224,10 +224,11 @@ async function storeAndPush(
   if (archived.length > 0) await ctx.store.archive(archived, archiveExpiry(ctx, storedAt));
   if (result.stored) ctx.metrics?.count(receiptOnly ? 'ReceiptsRouted' : 'MessagesStored');
   if (!receiptOnly) await link.send(serverAck(ctx, link, kept.id, kept.seq));
-  // A retry is acknowledged again and nothing more: the first copy is delivered or waits
-  // in the inbox for the recipient's next session. But if the first try stopped between its
-  // write and its hold, a drain under way must still bring it: it is held again (a drain
-  // pushes a message held twice once per invocation).
+  // A retry (the client's resend after a lost server receipt, or SQS's after a crash) is
+  // acknowledged again and not pushed again: the first copy is delivered or waits in the inbox
+  // for the recipient's next session (whose drain's start lists it). But if the first try
+  // stopped between its write and its hold, a drain still under way must bring it: it is held
+  // again (a drain pushes a message held twice once per invocation).
   if (!result.stored) {
     if (!result.delivered) await holdForDrains(ctx, targets, live, kept);
     return;
@@ -243,12 +244,12 @@ async function storeAndPush(
     targets = selectSessions(sessions, resource);
     live = targets.filter((session) => !isDraining(ctx, session));
   }
-  const frame = deliverable(ctx, message, false);
-  const { held, opened } = await holdForDrains(ctx, targets, live, message);
+  const frame = deliverable(ctx, kept, false);
+  const { held, opened } = await holdForDrains(ctx, targets, live, kept);
   const pushed = await pushToSessions(ctx, [...live, ...opened], () => frame);
-  if (pushed.length === 0 && held === 0 && !listed) await ctx.store.listForDrain(message);
-  if (pushed.length > 0 && !message.receiptRequested) {
-    await ctx.store.markDelivered(recipient, sender, message.id);
+  if (pushed.length === 0 && held === 0 && !listed) await ctx.store.listForDrain(kept);
+  if (pushed.length > 0 && !kept.receiptRequested) {
+    await ctx.store.markDelivered(recipient, sender, kept.id);
     ctx.metrics?.count('MessagesDelivered');
   }
   await Promise.all([

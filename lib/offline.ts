@@ -20,7 +20,10 @@
 import { deliverable, drainLease } from './delivery.ts';
 import type { Context, SessionRecord, StoredMessage } from './ports.ts';
 
-type DrainTarget = Pick<SessionRecord, 'connectionId' | 'user' | 'resource'>;
+type DrainTarget = Pick<SessionRecord, 'connectionId' | 'user' | 'resource'> & {
+  /** The lease the initial presence set (its `drainingUntil`): which drain this is. */
+  readonly lease?: number;
+};
 
 /**
  * The drain hands on to the next invocation when less than this is left of the current one
@@ -32,7 +35,19 @@ export const DRAIN_TIME_MARGIN_MS = 8_000;
 const shortOfTime = (ctx: Context) =>
   ctx.remainingMs !== undefined && ctx.remainingMs() < DRAIN_TIME_MARGIN_MS;
 
-/** A continuation's cursor once the backlog is done: how many held messages were handled. */
+/**
+ * A continuation's cursor: the lease its drain holds, so that a continuation of an earlier drain
+ * on the same connection (a second initial presence started another) is told apart, then where
+ * it goes on. A cursor without a lease (queued before leases were carried) renews any lease.
+ */
+const continuation = (lease: number | undefined, position: string) =>
+  lease === undefined ? position : `${lease}/${position}`;
+function parseContinuation(after: string): { lease?: number; position: string } {
+  const match = /^(\d+)\/(.*)$/s.exec(after);
+  return match ? { lease: Number(match[1]), position: match[2] as string } : { position: after };
+}
+
+/** A continuation's position once the backlog is done: how many held messages were handled. */
 const HELD_CURSOR = '#held:';
 const heldCursor = (handled: number) => `${HELD_CURSOR}${handled}`;
 const handledBefore = (after?: string) =>
@@ -48,12 +63,19 @@ export async function drain(ctx: Context, session: DrainTarget, after?: string):
   // A continuation: the drain goes on, and so does the lease. A first invocation lists what
   // was pushed live to an earlier session but never acknowledged (message.ts stores such
   // messages unlisted), so that the pages below, in storage order, bring it too.
+  let lease = session.lease;
+  let position: string | undefined;
   if (after) {
-    // A continuation replayed after the drain ended (its gate is open) has nothing to do.
-    if (!(await ctx.store.setDraining(user, resource, connectionId, drainLease(ctx)))) return;
+    const resumed = parseContinuation(after);
+    position = resumed.position;
+    const renewed = drainLease(ctx);
+    // A continuation replayed after its drain ended (the gate is open), or one of an earlier
+    // drain that a new initial presence replaced, has nothing to do.
+    if (!(await ctx.store.setDraining(user, resource, connectionId, renewed, resumed.lease))) return;
+    lease = renewed;
   } else await ctx.store.listUnlisted(user);
-  let handled = handledBefore(after);
-  let cursor = handled === undefined ? after : undefined;
+  let handled = handledBefore(position);
+  let cursor = handled === undefined ? position : undefined;
   let pushed = 0;
   /** Pushed by this invocation: a held message a page brought already is not pushed twice. */
   const pushedHere = new Set<string>();
@@ -81,7 +103,7 @@ export async function drain(ctx: Context, session: DrainTarget, after?: string):
   };
   const handOn = async (next: string | undefined) => {
     await markDelivered();
-    if (next) await ctx.continuations.continueDrain(connectionId, next);
+    if (next) await ctx.continuations.continueDrain(connectionId, continuation(lease, next));
     ctx.metrics?.count('MessagesDrained', pushed);
     ctx.logger.info('drain continues in the next invocation', { connectionId, pushed });
   };
@@ -118,8 +140,8 @@ export async function drain(ctx: Context, session: DrainTarget, after?: string):
     if (answer === 'gone') return gone();
     if (answer === 'open') break;
     if (answer.length <= handled) {
-      // Not the list this drain counted (a drain started again by a new initial presence
-      // reset it): count from its length, so that the next try opens unless more is held.
+      // Not the list this drain counted (it cannot shrink while this drain's lease holds):
+      // count from its length, so that the next try opens unless more is held.
       handled = answer.length;
       continue;
     }

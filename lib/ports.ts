@@ -328,7 +328,10 @@ export interface Store {
   getSessions(user: string): Promise<SessionRecord[]>;
   /** Removes the session only while it still belongs to this connection. */
   deleteSession(user: string, resource: string, connectionId: string): Promise<void>;
-  /** Changes a session only while it still belongs to this connection. */
+  /**
+   * Changes a session only while it still belongs to this connection. A new drain lease starts
+   * with nothing held.
+   */
   updateSession(
     user: string,
     resource: string,
@@ -336,15 +339,16 @@ export interface Store {
     changes: Pick<SessionRecord, 'available' | 'priority' | 'drainingUntil'>,
   ): Promise<void>;
   /**
-   * Renews the drain lease while the gate is still closed, or (with undefined) ends it and
-   * forgets what was held for the drain; only while the session is this connection's. False
-   * when nothing was changed.
+   * Renews the drain lease while the gate is still closed (and, given `current`, while it is
+   * still that lease: the same drain's), or (with undefined) ends it and forgets what was held
+   * for the drain; only while the session is this connection's. False when nothing changed.
    */
   setDraining(
     user: string,
     resource: string,
     connectionId: string,
     until: number | undefined,
+    current?: number,
   ): Promise<boolean>;
   /**
    * The drain gate from a sender's side (offline.ts): adds a stored message to what the

@@ -151,10 +151,11 @@ async function becomeAvailable(link: Link, presence: Element): Promise<void> {
   const stanza = xml('presence', { xmlns: NS.client, from: full }, ...presence.getChildElements());
   // Initial presence that starts the drain closes the drain gate in the same write (offline.ts).
   const drains = initial && priority >= 0;
+  const lease = drains ? drainLease(ctx) : undefined;
   await ctx.store.updateSession(user, resource, record.connectionId, {
     available: true,
     priority,
-    ...(drains ? { drainingUntil: drainLease(ctx) } : {}),
+    ...(lease ? { drainingUntil: lease } : {}),
   });
   await ctx.store.setPresence(user, {
     resource,
@@ -183,7 +184,7 @@ async function becomeAvailable(link: Link, presence: Element): Promise<void> {
     await link.send(xml('presence', { xmlns: NS.client, type: 'subscribe', from: item.contact, to: user }));
   }
   // Initial presence (§4.2) with a non-negative priority starts the offline drain.
-  if (drains) await drain(ctx, session);
+  if (drains) await drain(ctx, { ...session, lease });
 }
 
 /**

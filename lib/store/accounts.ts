@@ -53,6 +53,9 @@ import { inboxSortKey } from './messages.ts';
 import { PUSH_PREFIX, toPushRegistration } from './push.ts';
 import { isConditionFailure, type Table, unmarshallItem } from './table.ts';
 
+/** The most messages held on one session for its drain (holdForDrain). */
+export const MOST_HELD = 200;
+
 const key = {
   user: (user: string) => ({ pk: `USER#${user}`, sk: '#USER' }),
   session: (user: string, resource: string) => ({ pk: `USER#${user}`, sk: `SESSION#${resource}` }),
@@ -221,7 +224,7 @@ export class Accounts {
       new UpdateCommand({
         TableName: this.table.name,
         Key: key.session(user, resource),
-        UpdateExpression: `SET available = :available, priority = :priority${draining ? ', drainingUntil = :until' : ''}`,
+        UpdateExpression: `SET available = :available, priority = :priority${draining ? ', drainingUntil = :until REMOVE held' : ''}`,
         ConditionExpression: 'connectionId = :connectionId',
         ExpressionAttributeValues: {
           ':available': changes.available,
@@ -238,26 +241,34 @@ export class Accounts {
     resource: string,
     connectionId: string,
     until: number | undefined,
+    current?: number,
   ): Promise<boolean> {
+    // A lease is only renewed while the gate is closed, by the drain that holds it: a
+    // continuation replayed after the drain opened it, or one of a drain a new initial presence
+    // replaced, must not close it again.
+    const renewal =
+      current === undefined
+        ? 'connectionId = :connectionId AND attribute_exists(drainingUntil)'
+        : 'connectionId = :connectionId AND drainingUntil = :current';
     return this.table.conditionally(
       new UpdateCommand({
         TableName: this.table.name,
         Key: key.session(user, resource),
         UpdateExpression: until === undefined ? 'REMOVE drainingUntil, held' : 'SET drainingUntil = :until',
-        // A lease is only renewed while the gate is closed: a continuation replayed after the
-        // drain opened it must not close it again.
-        ConditionExpression:
-          until === undefined
-            ? 'connectionId = :connectionId'
-            : 'connectionId = :connectionId AND attribute_exists(drainingUntil)',
+        ConditionExpression: until === undefined ? 'connectionId = :connectionId' : renewal,
         ExpressionAttributeValues: {
           ':connectionId': connectionId,
           ...(until === undefined ? {} : { ':until': until }),
+          ...(until !== undefined && current !== undefined ? { ':current': current } : {}),
         },
       }),
     );
   }
 
+  /**
+   * Each hold rewrites the session item, and routing reads it whole: past MOST_HELD held
+   * messages (about 12 KB) a sender pushes its message itself, as if the gate were open.
+   */
   async holdForDrain(
     session: Pick<SessionRecord, 'user' | 'resource' | 'connectionId'>,
     message: Pick<StoredMessage, 'sender' | 'id'>,
@@ -268,8 +279,10 @@ export class Accounts {
         TableName: this.table.name,
         Key: key.session(session.user, session.resource),
         UpdateExpression: 'SET held = list_append(if_not_exists(held, :none), :entry)',
-        ConditionExpression: 'connectionId = :connectionId AND drainingUntil > :now',
+        ConditionExpression:
+          'connectionId = :connectionId AND drainingUntil > :now AND (attribute_not_exists(held) OR size(held) < :most)',
         ExpressionAttributeValues: {
+          ':most': MOST_HELD,
           ':none': [],
           ':entry': [inboxSortKey(message.sender, message.id)],
           ':connectionId': session.connectionId,

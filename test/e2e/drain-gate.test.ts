@@ -455,3 +455,144 @@ describe('the drain gate, a frame retried between its write and its hold', () =>
     for (const client of [reader, sender]) await client.xmpp.stop();
   });
 });
+
+describe('the drain gate, a frame retried after the gate opened', () => {
+  // As above, but the drain ends before SQS retries the frame. The retry does not push (a retry
+  // may be a client's resend of a message already pushed): the message waits, unlisted, for the
+  // next session, whose drain's start lists it.
+  const gateOpened = signal();
+  let holds = 0;
+  let writes = 0;
+  const system = useLocalSystem({
+    wrapContext: (context) => {
+      const { store } = context;
+      return {
+        ...context,
+        store: new Proxy(store, {
+          get(target, name, receiver) {
+            if (name === 'undelivered') {
+              // The drain waits for the first try's failure, so that the message is stored behind it.
+              return async (...args: Parameters<typeof store.undelivered>) => {
+                if (args[0] === 'reopened@localhost') await firstTryFailed.done;
+                return target.undelivered(...args);
+              };
+            }
+            if (name === 'openDrainGate') {
+              return async (...args: Parameters<typeof store.openDrainGate>) => {
+                const answer = await target.openDrainGate(...args);
+                if (args[0] === 'reopened@localhost' && answer === 'open') gateOpened.fire();
+                return answer;
+              };
+            }
+            if (name === 'storeMessage') {
+              return async (...args: Parameters<typeof store.storeMessage>) => {
+                if (args[0].id === 'crash-2' && ++writes === 2) await gateOpened.done;
+                return target.storeMessage(...args);
+              };
+            }
+            if (name === 'holdForDrain') {
+              return async (...args: Parameters<typeof store.holdForDrain>) => {
+                if (args[1].id === 'crash-2' && ++holds === 1) {
+                  firstTryFailed.fire();
+                  throw new Error('injected: the invocation stops here');
+                }
+                return target.holdForDrain(...args);
+              };
+            }
+            return Reflect.get(target, name, receiver);
+          },
+        }),
+      };
+    },
+  });
+  const firstTryFailed = signal();
+
+  test('the retry does not push it; the next session gets it, once', async () => {
+    for (const user of ['reopened', 'sender']) await addUser(system(), `${user}@localhost`, 'pw');
+    const sender = await goOnline(system(), 'sender@localhost', 'pw');
+    const reader = await connectClient(system(), 'reopened@localhost', 'pw');
+    await reader.xmpp.send(xml('presence'));
+    await eventually(async () => {
+      const { sessions } = await system().context.store.getAccount('reopened@localhost');
+      return sessions.some((session) => (session.drainingUntil ?? 0) > Date.now());
+    });
+    await sender.xmpp.send(
+      xml('message', { to: 'reopened@localhost', type: 'chat', id: 'crash-2' }, xml('body', {}, 'crash-2')),
+    );
+    await waitForStanza(sender.stanzas, (stanza) => stanza.getChild('ack', ACK)?.attrs.id === 'crash-2');
+    await system().api.idle();
+    assert.equal(writes, 2, 'the frame was retried');
+    assert.equal(await waiting(system(), 'reopened@localhost'), 1);
+    assert.deepEqual(bodiesOf(reader.stanzas), [], 'not pushed by the retry');
+    await reader.xmpp.stop();
+    const next = await goOnline(system(), 'reopened@localhost', 'pw');
+    await waitForStanza(next.stanzas, (stanza) => stanza.getChildText('body') === 'crash-2');
+    await system().api.idle();
+    assert.deepEqual(bodiesOf([...reader.stanzas, ...next.stanzas]), ['crash-2']);
+    for (const client of [next, sender]) await client.xmpp.stop();
+  });
+});
+
+describe('the drain gate, a continuation of a drain that a new initial presence replaced', () => {
+  // The client goes unavailable and available again while its first drain waits for its
+  // continuation. The second drain brings the backlog; the first drain's continuation, run
+  // while the second still holds its lease, must not take the second's lease over.
+  const BACKLOG_OF = 30;
+  const held: Array<() => Promise<void>> = [];
+  let holdNext = true;
+  const system = useLocalSystem({
+    config: { drainPerInvocation: 10, drainPageSize: 10 },
+    wrapContext: (context) => ({
+      ...context,
+      continuations: {
+        continueDrain: async (connectionId, after) => {
+          if (!holdNext) return context.continuations.continueDrain(connectionId, after);
+          holdNext = false;
+          held.push(() => context.continuations.continueDrain(connectionId, after));
+        },
+      },
+    }),
+  });
+
+  test('the earlier continuation ends at once; the later drain brings the rest, each message once', async () => {
+    for (const user of ['twice', 'sender']) await addUser(system(), `${user}@localhost`, 'pw');
+    const sender = await goOnline(system(), 'sender@localhost', 'pw');
+    for (let index = 0; index < BACKLOG_OF; index++) {
+      await sender.xmpp.send(
+        xml(
+          'message',
+          { to: 'twice@localhost', type: 'chat', id: `old-${index}` },
+          xml('body', {}, `old ${index}`),
+        ),
+      );
+    }
+    await waitForStanza(
+      sender.stanzas,
+      (stanza) => stanza.getChild('ack', ACK)?.attrs.id === `old-${BACKLOG_OF - 1}`,
+    );
+    const reader = await connectClient(system(), 'twice@localhost', 'pw');
+    await reader.xmpp.send(xml('presence'));
+    // The first drain's first invocation: 10 messages, then its continuation, held here.
+    await eventually(() => held.length === 1);
+    await reader.xmpp.send(xml('presence', { type: 'unavailable' }));
+    // The second drain holds its own continuation back too, then the first one is released.
+    holdNext = true;
+    await reader.xmpp.send(xml('presence'));
+    await eventually(() => held.length === 2);
+    await held[0]?.();
+    await system().api.idle();
+    // The first drain's continuation pushed nothing: the first drain brought 10 (and marked them
+    // delivered), the second drain the next 10, and the second's continuation waits.
+    assert.equal(bodiesOf(reader.stanzas).length, 20);
+    await held[1]?.();
+    await system().api.idle();
+    assert.deepEqual(
+      bodiesOf(reader.stanzas),
+      Array.from({ length: BACKLOG_OF }, (_, index) => `old ${index}`),
+    );
+    const [session] = (await system().context.store.getAccount('twice@localhost')).sessions;
+    assert.equal(session?.drainingUntil, undefined, 'the gate is open');
+    assert.equal(system().api.deadLetters.length, 0);
+    for (const client of [reader, sender]) await client.xmpp.stop();
+  });
+});

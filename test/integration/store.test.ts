@@ -19,6 +19,7 @@ import {
 import { sequenceFloor, sequenceId } from '../../lib/ids.ts';
 import type { ConnectionRecord, SessionRecord } from '../../lib/ports.ts';
 import { makeCredentials, SCRAM_HASHES, verifyPassword } from '../../lib/scram.ts';
+import { MOST_HELD } from '../../lib/store/accounts.ts';
 import { DynamoStore } from '../../lib/store/dynamo.ts';
 import { TABLE_SCHEMA } from '../../lib/store/schema.ts';
 import { assertOnlyScramKeys } from './raw-items.ts';
@@ -541,6 +542,111 @@ describe('DynamoStore on DynamoDB Local', () => {
       await store.listForDrain(message);
       assert.equal(await store.listUnlisted(user), 0);
       assert.deepEqual((await store.undelivered(user, 10)).messages, []);
+    });
+  });
+
+  describe('the drain gate: holds, opening, lease renewal', () => {
+    const message = (id: string) => ({ sender: 'sender@localhost', id });
+
+    test('a hold succeeds only while the lease runs, for that connection, up to MOST_HELD', async () => {
+      const store = new DynamoStore(client, tableName);
+      const user = `${unique('gate')}@localhost`;
+      const desk = session(user, 'desk', { available: true });
+      await store.putSession(desk);
+      const now = Date.now();
+      assert.equal(await store.holdForDrain(desk, message('no-lease'), now), false);
+      await store.updateSession(user, 'desk', desk.connectionId, {
+        available: true,
+        priority: 0,
+        drainingUntil: now + 60_000,
+      });
+      assert.equal(await store.holdForDrain(desk, message('m-1'), now), true);
+      assert.equal(
+        await store.holdForDrain({ ...desk, connectionId: 'another' }, message('m-2'), now),
+        false,
+      );
+      assert.equal(await store.holdForDrain(desk, message('late'), now + 61_000), false, 'the lease ran out');
+      for (let index = 2; index <= MOST_HELD; index++)
+        assert.equal(await store.holdForDrain(desk, message(`m-${index}`), now), true);
+      assert.equal(await store.holdForDrain(desk, message('one-too-many'), now), false);
+    });
+
+    test('the gate opens only when every held message was handled; the held ones read in order', async () => {
+      const store = new DynamoStore(client, tableName);
+      const user = `${unique('gate')}@localhost`;
+      const desk = session(user, 'desk', { available: true });
+      await store.putSession(desk);
+      const now = Date.now();
+      await store.updateSession(user, 'desk', desk.connectionId, {
+        available: true,
+        priority: 0,
+        drainingUntil: now + 60_000,
+      });
+      const inbox = (id: string) => ({
+        recipient: user,
+        sender: 'sender@localhost',
+        id,
+        seq: idAt(now),
+        stanza: `<message xmlns="jabber:client" id="${id}"><body>${id}</body></message>`,
+        storedAt: now,
+        receiptRequested: false,
+        expiresAt: nowSeconds() + HOUR,
+      });
+      for (const id of ['b', 'a']) {
+        await store.storeMessage(inbox(id), { listed: false });
+        assert.equal(await store.holdForDrain(desk, message(id), now), true);
+      }
+      assert.equal(await store.openDrainGate(user, 'desk', 'another', 0), 'gone');
+      const held = await store.openDrainGate(user, 'desk', desk.connectionId, 0);
+      assert.ok(Array.isArray(held) && held.length === 2, String(held));
+      const messages = await store.heldMessages(user, held as string[]);
+      assert.deepEqual(
+        messages.map((m) => m?.id),
+        ['b', 'a'],
+        'in the order they were held',
+      );
+      await store.markAllDelivered([inbox('a')]);
+      assert.deepEqual(
+        (await store.heldMessages(user, held as string[])).map((m) => m?.id),
+        ['b', undefined],
+        'a delivered one is left out',
+      );
+      assert.deepEqual(
+        await store.openDrainGate(user, 'desk', desk.connectionId, 1),
+        held,
+        'one more than handled',
+      );
+      assert.equal(await store.openDrainGate(user, 'desk', desk.connectionId, 2), 'open');
+      const [after] = await store.getSessions(user);
+      assert.equal(after?.drainingUntil, undefined);
+      assert.equal(await store.holdForDrain(desk, message('c'), now), false, 'open: the sender pushes');
+    });
+
+    test('a lease is renewed only while it is there, and only as the lease the drain holds', async () => {
+      const store = new DynamoStore(client, tableName);
+      const user = `${unique('gate')}@localhost`;
+      const desk = session(user, 'desk', { available: true });
+      await store.putSession(desk);
+      const now = Date.now();
+      assert.equal(
+        await store.setDraining(user, 'desk', desk.connectionId, now + 1),
+        false,
+        'no lease to renew',
+      );
+      await store.updateSession(user, 'desk', desk.connectionId, {
+        available: true,
+        priority: 0,
+        drainingUntil: now,
+      });
+      assert.equal(
+        await store.setDraining(user, 'desk', desk.connectionId, now + 1, now - 5),
+        false,
+        'another drain',
+      );
+      assert.equal(await store.setDraining(user, 'desk', desk.connectionId, now + 1, now), true);
+      assert.equal(await store.setDraining(user, 'desk', desk.connectionId, now + 2), true, 'no lease named');
+      assert.equal(await store.setDraining(user, 'desk', desk.connectionId, undefined), true);
+      assert.equal((await store.getSessions(user))[0]?.drainingUntil, undefined);
     });
   });
 

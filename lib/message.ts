@@ -248,7 +248,9 @@ async function storeAndPush(
   const { held, opened } = await holdForDrains(ctx, targets, live, kept);
   const pushed = await pushToSessions(ctx, [...live, ...opened], () => frame);
   if (pushed.length === 0 && held === 0 && !listed) await ctx.store.listForDrain(kept);
-  if (pushed.length > 0 && !kept.receiptRequested) {
+  // Pushed without a receipt request, it counts as delivered, unless a session still draining
+  // holds it: that drain marks it once it has brought it there too.
+  if (pushed.length > 0 && held === 0 && !kept.receiptRequested) {
     await ctx.store.markDelivered(recipient, sender, kept.id);
     ctx.metrics?.count('MessagesDelivered');
   }

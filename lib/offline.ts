@@ -21,7 +21,7 @@ import { deliverable, drainLease } from './delivery.ts';
 import type { Context, SessionRecord, StoredMessage } from './ports.ts';
 
 type DrainTarget = Pick<SessionRecord, 'connectionId' | 'user' | 'resource'> & {
-  /** The lease the initial presence set (its `drainingUntil`): which drain this is. */
+  /** The lease the initial presence set (its first `drainingUntil`): which drain this is. */
   readonly lease?: number;
 };
 
@@ -36,15 +36,16 @@ const shortOfTime = (ctx: Context) =>
   ctx.remainingMs !== undefined && ctx.remainingMs() < DRAIN_TIME_MARGIN_MS;
 
 /**
- * A continuation's cursor: the lease its drain holds, so that a continuation of an earlier drain
- * on the same connection (a second initial presence started another) is told apart, then where
- * it goes on. A cursor without a lease (queued before leases were carried) renews any lease.
+ * A continuation's cursor: its drain's id (the first lease's value, which renewals keep), so that
+ * a continuation of an earlier drain on the same connection (a second initial presence started
+ * another) is told apart, then where it goes on. A cursor without one (queued before ids were
+ * carried) renews any lease.
  */
-const continuation = (lease: number | undefined, position: string) =>
-  lease === undefined ? position : `${lease}/${position}`;
-function parseContinuation(after: string): { lease?: number; position: string } {
+const continuation = (drain: number | undefined, position: string) =>
+  drain === undefined ? position : `${drain}/${position}`;
+function parseContinuation(after: string): { drain?: number; position: string } {
   const match = /^(\d+)\/(.*)$/s.exec(after);
-  return match ? { lease: Number(match[1]), position: match[2] as string } : { position: after };
+  return match ? { drain: Number(match[1]), position: match[2] as string } : { position: after };
 }
 
 /** A continuation's position once the backlog is done: how many held messages were handled. */
@@ -63,16 +64,16 @@ export async function drain(ctx: Context, session: DrainTarget, after?: string):
   // A continuation: the drain goes on, and so does the lease. A first invocation lists what
   // was pushed live to an earlier session but never acknowledged (message.ts stores such
   // messages unlisted), so that the pages below, in storage order, bring it too.
-  let lease = session.lease;
+  let drainId = session.lease;
   let position: string | undefined;
   if (after) {
     const resumed = parseContinuation(after);
     position = resumed.position;
-    const renewed = drainLease(ctx);
+    drainId = resumed.drain;
     // A continuation replayed after its drain ended (the gate is open), or one of an earlier
-    // drain that a new initial presence replaced, has nothing to do.
-    if (!(await ctx.store.setDraining(user, resource, connectionId, renewed, resumed.lease))) return;
-    lease = renewed;
+    // drain that a new initial presence replaced, has nothing to do. One retried after a
+    // failure resumes: the drain's id does not change with its lease.
+    if (!(await ctx.store.setDraining(user, resource, connectionId, drainLease(ctx), drainId))) return;
   } else await ctx.store.listUnlisted(user);
   let handled = handledBefore(position);
   let cursor = handled === undefined ? position : undefined;
@@ -103,7 +104,7 @@ export async function drain(ctx: Context, session: DrainTarget, after?: string):
   };
   const handOn = async (next: string | undefined) => {
     await markDelivered();
-    if (next) await ctx.continuations.continueDrain(connectionId, continuation(lease, next));
+    if (next) await ctx.continuations.continueDrain(connectionId, continuation(drainId, next));
     ctx.metrics?.count('MessagesDrained', pushed);
     ctx.logger.info('drain continues in the next invocation', { connectionId, pushed });
   };

@@ -339,9 +339,10 @@ export interface Store {
     changes: Pick<SessionRecord, 'available' | 'priority' | 'drainingUntil'>,
   ): Promise<void>;
   /**
-   * Renews the drain lease while the gate is still closed (and, given `current`, while it is
-   * still that lease: the same drain's), or (with undefined) ends it and forgets what was held
-   * for the drain; only while the session is this connection's. False when nothing changed.
+   * Renews the drain lease while the gate is still closed (and, given `current`, while the drain
+   * is still that one: its id is its first lease's value), or (with undefined) ends it and
+   * forgets what was held for the drain; only while the session is this connection's. False
+   * when nothing changed.
    */
   setDraining(
     user: string,

@@ -7,7 +7,8 @@
 // | Session           | USER#<bare JID>     | SESSION#<resource> | put on bind (1 WU, returns the replaced one); query all |
 // |                   |                     |                    | of a user's sessions in one request to route (0.5 RU)  |
 // |                   |                     |                    | `drainingUntil` set with initial presence, removed when |
-// |                   |                     |                    | the drain ends (1 WU per login). `held`: the inbox keys |
+// |                   |                     |                    | the drain ends (1 WU per login), with `drainId` (the    |
+// |                   |                     |                    | first lease, kept by renewals). `held`: the inbox keys  |
 // |                   |                     |                    | of messages stored while the lease ran, appended by     |
 // |                   |                     |                    | their senders only while it runs (1 WU each); the gate  |
 // |                   |                     |                    | opens only when the drain has brought them all          |
@@ -224,7 +225,8 @@ export class Accounts {
       new UpdateCommand({
         TableName: this.table.name,
         Key: key.session(user, resource),
-        UpdateExpression: `SET available = :available, priority = :priority${draining ? ', drainingUntil = :until REMOVE held' : ''}`,
+        // A new drain: its lease, its id (the first lease's value, which renewals keep), nothing held.
+        UpdateExpression: `SET available = :available, priority = :priority${draining ? ', drainingUntil = :until, drainId = :until REMOVE held' : ''}`,
         ConditionExpression: 'connectionId = :connectionId',
         ExpressionAttributeValues: {
           ':available': changes.available,
@@ -243,18 +245,20 @@ export class Accounts {
     until: number | undefined,
     current?: number,
   ): Promise<boolean> {
-    // A lease is only renewed while the gate is closed, by the drain that holds it: a
-    // continuation replayed after the drain opened it, or one of a drain a new initial presence
-    // replaced, must not close it again.
+    // A lease is only renewed while the gate is closed, by the drain that holds it (its id is
+    // the first lease's value, which renewals keep, so a continuation retried after a failure
+    // still resumes): one replayed after the drain opened the gate, or one of a drain that a new
+    // initial presence replaced, must not close it again.
     const renewal =
       current === undefined
         ? 'connectionId = :connectionId AND attribute_exists(drainingUntil)'
-        : 'connectionId = :connectionId AND drainingUntil = :current';
+        : 'connectionId = :connectionId AND attribute_exists(drainingUntil) AND drainId = :current';
     return this.table.conditionally(
       new UpdateCommand({
         TableName: this.table.name,
         Key: key.session(user, resource),
-        UpdateExpression: until === undefined ? 'REMOVE drainingUntil, held' : 'SET drainingUntil = :until',
+        UpdateExpression:
+          until === undefined ? 'REMOVE drainingUntil, drainId, held' : 'SET drainingUntil = :until',
         ConditionExpression: until === undefined ? 'connectionId = :connectionId' : renewal,
         ExpressionAttributeValues: {
           ':connectionId': connectionId,
@@ -303,7 +307,7 @@ export class Accounts {
         new UpdateCommand({
           TableName: this.table.name,
           Key: key.session(user, resource),
-          UpdateExpression: 'REMOVE drainingUntil, held',
+          UpdateExpression: 'REMOVE drainingUntil, drainId, held',
           ConditionExpression:
             handled === 0
               ? 'connectionId = :connectionId AND attribute_not_exists(held)'

@@ -596,3 +596,109 @@ describe('the drain gate, a continuation of a drain that a new initial presence 
     for (const client of [reader, sender]) await client.xmpp.stop();
   });
 });
+
+describe('the drain gate, a continuation retried after a failure', () => {
+  // A continuation's first try renews the lease, then fails (a store call throws): SQS delivers
+  // it again, and the retry must resume the drain rather than take itself for a stale one.
+  let failed = false;
+  const system = useLocalSystem({
+    config: { drainPerInvocation: 10, drainPageSize: 10 },
+    wrapContext: (context) => {
+      const { store } = context;
+      return {
+        ...context,
+        store: new Proxy(store, {
+          get(target, name, receiver) {
+            if (name === 'undelivered') {
+              return async (...args: Parameters<typeof store.undelivered>) => {
+                if (args[0] === 'resumed@localhost' && args[2] !== undefined && !failed) {
+                  failed = true;
+                  throw new Error('injected: the continuation fails after renewing the lease');
+                }
+                return target.undelivered(...args);
+              };
+            }
+            return Reflect.get(target, name, receiver);
+          },
+        }),
+      };
+    },
+  });
+
+  test('the retry resumes the drain: every message arrives, in order', async () => {
+    for (const user of ['resumed', 'sender']) await addUser(system(), `${user}@localhost`, 'pw');
+    const sender = await goOnline(system(), 'sender@localhost', 'pw');
+    for (let index = 0; index < 25; index++) {
+      await sender.xmpp.send(
+        xml(
+          'message',
+          { to: 'resumed@localhost', type: 'chat', id: `old-${index}` },
+          xml('body', {}, `old ${index}`),
+        ),
+      );
+    }
+    await waitForStanza(sender.stanzas, (stanza) => stanza.getChild('ack', ACK)?.attrs.id === 'old-24');
+    const reader = await goOnline(system(), 'resumed@localhost', 'pw');
+    await eventually(() => bodiesOf(reader.stanzas).length >= 25);
+    await system().api.idle();
+    assert.ok(failed, 'a continuation failed once');
+    assert.deepEqual(
+      bodiesOf(reader.stanzas),
+      Array.from({ length: 25 }, (_, index) => `old ${index}`),
+    );
+    const [session] = (await system().context.store.getAccount('resumed@localhost')).sessions;
+    assert.equal(session?.drainingUntil, undefined, 'the gate is open');
+    for (const client of [reader, sender]) await client.xmpp.stop();
+  });
+});
+
+describe('the drain gate, a message to two sessions, one of them draining', () => {
+  // Without a receipt request a message counts as delivered once pushed; but a session whose
+  // drain holds it must still get it from that drain.
+  const senderDone = signal();
+  let blocking = false;
+  const system = useLocalSystem({
+    wrapContext: (context) => {
+      const { store } = context;
+      return {
+        ...context,
+        store: new Proxy(store, {
+          get(target, name, receiver) {
+            if (name === 'undelivered') {
+              return async (...args: Parameters<typeof store.undelivered>) => {
+                if (args[0] === 'dual@localhost' && blocking) await senderDone.done;
+                return target.undelivered(...args);
+              };
+            }
+            return Reflect.get(target, name, receiver);
+          },
+        }),
+      };
+    },
+  });
+
+  test('the live session gets it at once, the draining one from its drain', async () => {
+    for (const user of ['dual', 'sender']) await addUser(system(), `${user}@localhost`, 'pw');
+    const sender = await goOnline(system(), 'sender@localhost', 'pw');
+    const desk = await goOnline(system(), 'dual@localhost', 'pw', 'desk');
+    blocking = true;
+    const phone = await connectClient(system(), 'dual@localhost', 'pw', 'phone');
+    await phone.xmpp.send(xml('presence'));
+    await eventually(async () => {
+      const { sessions } = await system().context.store.getAccount('dual@localhost');
+      return sessions.some((session) => (session.drainingUntil ?? 0) > Date.now());
+    });
+    await sender.xmpp.send(
+      xml('message', { to: 'dual@localhost', type: 'chat', id: 'both-1' }, xml('body', {}, 'both-1')),
+    );
+    await waitForStanza(desk.stanzas, (stanza) => stanza.getChildText('body') === 'both-1');
+    await roundTrip(sender); // the sender's frame is handled whole
+    senderDone.fire();
+    await waitForStanza(phone.stanzas, (stanza) => stanza.getChildText('body') === 'both-1');
+    await system().api.idle();
+    assert.deepEqual(bodiesOf(desk.stanzas), ['both-1']);
+    assert.deepEqual(bodiesOf(phone.stanzas), ['both-1']);
+    assert.equal(await waiting(system(), 'dual@localhost'), 0, 'marked delivered by the drain');
+    for (const client of [desk, phone, sender]) await client.xmpp.stop();
+  });
+});

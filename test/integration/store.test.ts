@@ -622,7 +622,7 @@ describe('DynamoStore on DynamoDB Local', () => {
       assert.equal(await store.holdForDrain(desk, message('c'), now), false, 'open: the sender pushes');
     });
 
-    test('a lease is renewed only while it is there, and only as the lease the drain holds', async () => {
+    test('a lease is renewed only while it is there, and only by the drain that holds it', async () => {
       const store = new DynamoStore(client, tableName);
       const user = `${unique('gate')}@localhost`;
       const desk = session(user, 'desk', { available: true });
@@ -644,7 +644,13 @@ describe('DynamoStore on DynamoDB Local', () => {
         'another drain',
       );
       assert.equal(await store.setDraining(user, 'desk', desk.connectionId, now + 1, now), true);
-      assert.equal(await store.setDraining(user, 'desk', desk.connectionId, now + 2), true, 'no lease named');
+      // The drain's id is its first lease: a continuation retried after it renewed still resumes.
+      assert.equal(
+        await store.setDraining(user, 'desk', desk.connectionId, now + 2, now),
+        true,
+        'same drain',
+      );
+      assert.equal(await store.setDraining(user, 'desk', desk.connectionId, now + 3), true, 'no drain named');
       assert.equal(await store.setDraining(user, 'desk', desk.connectionId, undefined), true);
       assert.equal((await store.getSessions(user))[0]?.drainingUntil, undefined);
     });

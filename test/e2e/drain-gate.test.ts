@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import { xml } from '@xmpp/client';
 import type { Element } from 'ltx';
 import { sequenceId } from '../../lib/ids.ts';
-import type { Context } from '../../lib/ports.ts';
+import type { Context, Store } from '../../lib/ports.ts';
 import {
   addUser,
   connectClient,
@@ -130,38 +130,23 @@ describe('the drain gate, from the sender side', () => {
     drainEnded = resolve;
   });
   const system = useLocalSystem({
-    wrapContext: (context) => {
-      const { store } = context;
-      return {
-        ...context,
-        store: new Proxy(store, {
-          get(target, name, receiver) {
-            if (name === 'undelivered') {
-              return async (...args: Parameters<typeof store.undelivered>) => {
-                if (args[0] === 'late@localhost') await senderReadTheLease;
-                return target.undelivered(...args);
-              };
-            }
-            if (name === 'storeMessage') {
-              return async (...args: Parameters<typeof store.storeMessage>) => {
-                if (args[0].id === 'race-1') {
-                  senderAtWrite();
-                  await drainDone;
-                }
-                return target.storeMessage(...args);
-              };
-            }
-            if (name === 'resetOfflineCount') {
-              return async (user: string) => {
-                await target.resetOfflineCount(user);
-                if (user === 'late@localhost') drainEnded();
-              };
-            }
-            return Reflect.get(target, name, receiver);
-          },
-        }),
-      };
-    },
+    wrapContext: hookStore({
+      async undelivered(original, ...args) {
+        if (args[0] === 'late@localhost') await senderReadTheLease;
+        return original(...args);
+      },
+      async storeMessage(original, ...args) {
+        if (args[0].id === 'race-1') {
+          senderAtWrite();
+          await drainDone;
+        }
+        return original(...args);
+      },
+      async resetOfflineCount(original, user) {
+        await original(user);
+        if (user === 'late@localhost') drainEnded();
+      },
+    }),
   });
 
   test('a message stored behind a gate that opened meanwhile is pushed at once, before the next one', async () => {
@@ -176,10 +161,7 @@ describe('the drain gate, from the sender side', () => {
     const reader = await connectClient(system(), 'late@localhost', 'pw', 'phone');
     // Initial presence: the lease, then a drain that waits at its first page (the hook above).
     await reader.xmpp.send(xml('presence'));
-    await eventually(async () => {
-      const { sessions } = await system().context.store.getAccount('late@localhost');
-      return sessions.some((session) => (session.drainingUntil ?? 0) > Date.now());
-    });
+    await untilDraining(system, 'late@localhost');
     await sender.xmpp.send(chat('race-1'));
     await waitForStanza(sender.stanzas, (stanza) => stanza.getChild('ack', ACK)?.attrs.id === 'race-1');
     await sender.xmpp.send(chat('race-2'));
@@ -201,6 +183,38 @@ function signal(): { done: Promise<void>; fire: () => void } {
     fire = resolve;
   });
   return { done, fire };
+}
+
+type StoreHooks = {
+  [K in keyof Store]?: Store[K] extends (...args: infer A) => infer R
+    ? (original: (...args: A) => R, ...args: A) => R
+    : never;
+};
+
+/**
+ * A context whose store runs each hook instead of the method it names, with the method itself
+ * as its first argument: how these tests make the system wait for, or fail at, a named point.
+ */
+function hookStore(hooks: StoreHooks) {
+  return (context: Context): Context => ({
+    ...context,
+    store: new Proxy(context.store, {
+      get(target, name, receiver) {
+        const original = Reflect.get(target, name, receiver);
+        const hook = hooks[name as keyof Store] as ((...args: unknown[]) => unknown) | undefined;
+        if (!hook || typeof original !== 'function') return original;
+        return (...args: unknown[]) => hook(original.bind(target), ...args);
+      },
+    }),
+  });
+}
+
+/** Until the user's session holds a drain lease: its initial presence got that far. */
+async function untilDraining(system: () => { context: Context }, user: string): Promise<void> {
+  await eventually(async () => {
+    const { sessions } = await system().context.store.getAccount(user);
+    return sessions.some((session) => (session.drainingUntil ?? 0) > Date.now());
+  });
 }
 
 /**
@@ -225,66 +239,53 @@ function gateHooks(reader: string, late: string) {
   let pages = 0;
   let lateWritten = false;
   let opened = false;
-  const wrap = (context: Context): Context => {
-    const { store } = context;
-    return {
-      ...context,
-      store: new Proxy(store, {
-        get(target, name, receiver) {
-          const original = Reflect.get(target, name, receiver);
-          if (typeof original !== 'function') return original;
-          const call = (...args: unknown[]) => original.apply(target, args);
-          switch (name) {
-            case 'undelivered':
-              return async (...args: unknown[]) => {
-                if (args[0] !== reader) return call(...args);
-                if (opened) await hooks.afterOpen;
-                if (pages++ === 0) await hooks.beforeFirstPage;
-                const page = await call(...args);
-                if (pages === 1) hooks.firstPageRead.fire();
-                return page;
-              };
-            case 'storeMessage':
-              return async (...args: unknown[]) => {
-                const { id } = args[0] as { id: string };
-                if (id === late) {
-                  hooks.lateAtWrite.fire();
-                  await hooks.beforeLateWrite;
-                }
-                const result = await call(...args);
-                if (id === late) lateWritten = true;
-                hooks.onStored.get(id)?.();
-                return result;
-              };
-            // The sender's check of the gate after its write, whichever way the code makes it.
-            case 'getAccount':
-            case 'holdForDrain':
-              return async (...args: unknown[]) => {
-                const result = await call(...args);
-                const forLate =
-                  name === 'getAccount'
-                    ? args[0] === reader && lateWritten
-                    : (args[1] as { id: string }).id === late;
-                if (forLate) hooks.lateChecked.fire();
-                return result;
-              };
-            // Opening the gate waits for that check.
-            case 'setDraining':
-            case 'openDrainGate':
-              return async (...args: unknown[]) => {
-                const opening = args[0] === reader && (name === 'openDrainGate' || args[3] === undefined);
-                if (opening) await hooks.lateChecked.done;
-                const result = await call(...args);
-                if (opening) opened = true;
-                return result;
-              };
-            default:
-              return original;
-          }
-        },
-      }),
-    };
-  };
+  const wrap = hookStore({
+    async undelivered(original, ...args) {
+      if (args[0] !== reader) return original(...args);
+      if (opened) await hooks.afterOpen;
+      if (pages++ === 0) await hooks.beforeFirstPage;
+      const page = await original(...args);
+      if (pages === 1) hooks.firstPageRead.fire();
+      return page;
+    },
+    async storeMessage(original, ...args) {
+      const { id } = args[0];
+      if (id === late) {
+        hooks.lateAtWrite.fire();
+        await hooks.beforeLateWrite;
+      }
+      const result = await original(...args);
+      if (id === late) lateWritten = true;
+      hooks.onStored.get(id)?.();
+      return result;
+    },
+    // The sender's check of the gate after its write, whichever way the code makes it.
+    async getAccount(original, ...args) {
+      const result = await original(...args);
+      if (args[0] === reader && lateWritten) hooks.lateChecked.fire();
+      return result;
+    },
+    async holdForDrain(original, ...args) {
+      const result = await original(...args);
+      if (args[1].id === late) hooks.lateChecked.fire();
+      return result;
+    },
+    // Opening the gate waits for that check.
+    async setDraining(original, ...args) {
+      const opening = args[0] === reader && args[3] === undefined;
+      if (opening) await hooks.lateChecked.done;
+      const result = await original(...args);
+      if (opening) opened = true;
+      return result;
+    },
+    async openDrainGate(original, ...args) {
+      const opening = args[0] === reader;
+      if (opening) await hooks.lateChecked.done;
+      const result = await original(...args);
+      if (opening) opened = true;
+      return result;
+    },
+  });
   return { hooks, wrap };
 }
 
@@ -357,10 +358,7 @@ describe('the drain gate, the next message after a held one', () => {
 
     const reader = await connectClient(system(), 'order@localhost', 'pw');
     await reader.xmpp.send(xml('presence'));
-    await eventually(async () => {
-      const { sessions } = await system().context.store.getAccount('order@localhost');
-      return sessions.some((session) => (session.drainingUntil ?? 0) > Date.now());
-    });
+    await untilDraining(system, 'order@localhost');
     await solo.xmpp.send(chat('held-1'));
     await acked('held-1');
     // One connection's frames are handled in order: this one after held-1's check of the gate.
@@ -408,32 +406,19 @@ describe('the drain gate, a frame retried between its write and its hold', () =>
   const heldOnRetry = signal();
   let holds = 0;
   const system = useLocalSystem({
-    wrapContext: (context) => {
-      const { store } = context;
-      return {
-        ...context,
-        store: new Proxy(store, {
-          get(target, name, receiver) {
-            if (name === 'undelivered') {
-              return async (...args: Parameters<typeof store.undelivered>) => {
-                if (args[0] === 'retried@localhost') await heldOnRetry.done;
-                return target.undelivered(...args);
-              };
-            }
-            if (name === 'holdForDrain') {
-              return async (...args: Parameters<typeof store.holdForDrain>) => {
-                if (args[1].id !== 'crash-1') return target.holdForDrain(...args);
-                if (++holds === 1) throw new Error('injected: the invocation stops here');
-                const held = await target.holdForDrain(...args);
-                heldOnRetry.fire();
-                return held;
-              };
-            }
-            return Reflect.get(target, name, receiver);
-          },
-        }),
-      };
-    },
+    wrapContext: hookStore({
+      async undelivered(original, ...args) {
+        if (args[0] === 'retried@localhost') await heldOnRetry.done;
+        return original(...args);
+      },
+      async holdForDrain(original, ...args) {
+        if (args[1].id !== 'crash-1') return original(...args);
+        if (++holds === 1) throw new Error('injected: the invocation stops here');
+        const held = await original(...args);
+        heldOnRetry.fire();
+        return held;
+      },
+    }),
   });
 
   test('the retry holds the stored message again, and the drain brings it', async () => {
@@ -441,10 +426,7 @@ describe('the drain gate, a frame retried between its write and its hold', () =>
     const sender = await goOnline(system(), 'sender@localhost', 'pw');
     const reader = await connectClient(system(), 'retried@localhost', 'pw');
     await reader.xmpp.send(xml('presence'));
-    await eventually(async () => {
-      const { sessions } = await system().context.store.getAccount('retried@localhost');
-      return sessions.some((session) => (session.drainingUntil ?? 0) > Date.now());
-    });
+    await untilDraining(system, 'retried@localhost');
     await sender.xmpp.send(
       xml('message', { to: 'retried@localhost', type: 'chat', id: 'crash-1' }, xml('body', {}, 'crash-1')),
     );
@@ -463,59 +445,39 @@ describe('the drain gate, a frame retried after the gate opened', () => {
   const gateOpened = signal();
   let holds = 0;
   let writes = 0;
-  const system = useLocalSystem({
-    wrapContext: (context) => {
-      const { store } = context;
-      return {
-        ...context,
-        store: new Proxy(store, {
-          get(target, name, receiver) {
-            if (name === 'undelivered') {
-              // The drain waits for the first try's failure, so that the message is stored behind it.
-              return async (...args: Parameters<typeof store.undelivered>) => {
-                if (args[0] === 'reopened@localhost') await firstTryFailed.done;
-                return target.undelivered(...args);
-              };
-            }
-            if (name === 'openDrainGate') {
-              return async (...args: Parameters<typeof store.openDrainGate>) => {
-                const answer = await target.openDrainGate(...args);
-                if (args[0] === 'reopened@localhost' && answer === 'open') gateOpened.fire();
-                return answer;
-              };
-            }
-            if (name === 'storeMessage') {
-              return async (...args: Parameters<typeof store.storeMessage>) => {
-                if (args[0].id === 'crash-2' && ++writes === 2) await gateOpened.done;
-                return target.storeMessage(...args);
-              };
-            }
-            if (name === 'holdForDrain') {
-              return async (...args: Parameters<typeof store.holdForDrain>) => {
-                if (args[1].id === 'crash-2' && ++holds === 1) {
-                  firstTryFailed.fire();
-                  throw new Error('injected: the invocation stops here');
-                }
-                return target.holdForDrain(...args);
-              };
-            }
-            return Reflect.get(target, name, receiver);
-          },
-        }),
-      };
-    },
-  });
   const firstTryFailed = signal();
+  const system = useLocalSystem({
+    wrapContext: hookStore({
+      // The drain waits for the first try's failure, so that the message is stored behind it.
+      async undelivered(original, ...args) {
+        if (args[0] === 'reopened@localhost') await firstTryFailed.done;
+        return original(...args);
+      },
+      async openDrainGate(original, ...args) {
+        const answer = await original(...args);
+        if (args[0] === 'reopened@localhost' && answer === 'open') gateOpened.fire();
+        return answer;
+      },
+      async storeMessage(original, ...args) {
+        if (args[0].id === 'crash-2' && ++writes === 2) await gateOpened.done;
+        return original(...args);
+      },
+      async holdForDrain(original, ...args) {
+        if (args[1].id === 'crash-2' && ++holds === 1) {
+          firstTryFailed.fire();
+          throw new Error('injected: the invocation stops here');
+        }
+        return original(...args);
+      },
+    }),
+  });
 
   test('the retry does not push it; the next session gets it, once', async () => {
     for (const user of ['reopened', 'sender']) await addUser(system(), `${user}@localhost`, 'pw');
     const sender = await goOnline(system(), 'sender@localhost', 'pw');
     const reader = await connectClient(system(), 'reopened@localhost', 'pw');
     await reader.xmpp.send(xml('presence'));
-    await eventually(async () => {
-      const { sessions } = await system().context.store.getAccount('reopened@localhost');
-      return sessions.some((session) => (session.drainingUntil ?? 0) > Date.now());
-    });
+    await untilDraining(system, 'reopened@localhost');
     await sender.xmpp.send(
       xml('message', { to: 'reopened@localhost', type: 'chat', id: 'crash-2' }, xml('body', {}, 'crash-2')),
     );
@@ -603,26 +565,15 @@ describe('the drain gate, a continuation retried after a failure', () => {
   let failed = false;
   const system = useLocalSystem({
     config: { drainPerInvocation: 10, drainPageSize: 10 },
-    wrapContext: (context) => {
-      const { store } = context;
-      return {
-        ...context,
-        store: new Proxy(store, {
-          get(target, name, receiver) {
-            if (name === 'undelivered') {
-              return async (...args: Parameters<typeof store.undelivered>) => {
-                if (args[0] === 'resumed@localhost' && args[2] !== undefined && !failed) {
-                  failed = true;
-                  throw new Error('injected: the continuation fails after renewing the lease');
-                }
-                return target.undelivered(...args);
-              };
-            }
-            return Reflect.get(target, name, receiver);
-          },
-        }),
-      };
-    },
+    wrapContext: hookStore({
+      async undelivered(original, ...args) {
+        if (args[0] === 'resumed@localhost' && args[2] !== undefined && !failed) {
+          failed = true;
+          throw new Error('injected: the continuation fails after renewing the lease');
+        }
+        return original(...args);
+      },
+    }),
   });
 
   test('the retry resumes the drain: every message arrives, in order', async () => {
@@ -658,23 +609,12 @@ describe('the drain gate, a message to two sessions, one of them draining', () =
   const senderDone = signal();
   let blocking = false;
   const system = useLocalSystem({
-    wrapContext: (context) => {
-      const { store } = context;
-      return {
-        ...context,
-        store: new Proxy(store, {
-          get(target, name, receiver) {
-            if (name === 'undelivered') {
-              return async (...args: Parameters<typeof store.undelivered>) => {
-                if (args[0] === 'dual@localhost' && blocking) await senderDone.done;
-                return target.undelivered(...args);
-              };
-            }
-            return Reflect.get(target, name, receiver);
-          },
-        }),
-      };
-    },
+    wrapContext: hookStore({
+      async undelivered(original, ...args) {
+        if (args[0] === 'dual@localhost' && blocking) await senderDone.done;
+        return original(...args);
+      },
+    }),
   });
 
   test('the live session gets it at once, the draining one from its drain', async () => {
@@ -684,10 +624,7 @@ describe('the drain gate, a message to two sessions, one of them draining', () =
     blocking = true;
     const phone = await connectClient(system(), 'dual@localhost', 'pw', 'phone');
     await phone.xmpp.send(xml('presence'));
-    await eventually(async () => {
-      const { sessions } = await system().context.store.getAccount('dual@localhost');
-      return sessions.some((session) => (session.drainingUntil ?? 0) > Date.now());
-    });
+    await untilDraining(system, 'dual@localhost');
     await sender.xmpp.send(
       xml('message', { to: 'dual@localhost', type: 'chat', id: 'both-1' }, xml('body', {}, 'both-1')),
     );

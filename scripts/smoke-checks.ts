@@ -84,9 +84,11 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
 
 /**
  * What a client received, in arrival order; `take` waits for a stanza without polling. No
- * stanza of a healthy run is an error, so an error stanza ends the wait at once.
+ * stanza of a healthy run is an error, so an error stanza ends the wait at once. A waiting
+ * `take` removes one stanza: those that arrive in the same tick as it (several frames from
+ * one socket read) stay for the next `take`.
  */
-class Inbox {
+export class Inbox {
   private readonly stanzas: Element[] = [];
   private readonly waiters = new Set<() => void>();
 
@@ -111,8 +113,11 @@ class Inbox {
       wake = () => {
         try {
           const stanza = found();
-          if (stanza) resolve(stanza);
+          if (!stanza) return;
+          this.waiters.delete(wake);
+          resolve(stanza);
         } catch (error) {
+          this.waiters.delete(wake);
           reject(error);
         }
       };

@@ -200,7 +200,8 @@ export async function addUsers(system: LocalSystem, users: readonly string[]): P
   }
 }
 
-export async function until(check: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+/** Polls `check` until it holds; the limit only ends a run that is stuck (a loaded machine is slow, not stuck). */
+export async function until(check: () => boolean, timeoutMs = 30_000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -225,6 +226,14 @@ export interface BenchClient {
   stop(): Promise<void>;
 }
 
+/**
+ * xmpp.js waits 2 s by default for each stream step (the open, each restart, the `</close>`
+ * answer). The server answers `<close/>` only after its close fence (lib/session.ts, 1 s) and
+ * the session's end, which on a loaded 2-core machine can pass 2 s: xmpp.js 0.14 then detaches
+ * its parser and throws, uncaught, on the late `</close>`. The bench's clients wait this long.
+ */
+export const STEP_TIMEOUT_MS = 30_000;
+
 export async function connect(
   system: LocalSystem,
   user: string,
@@ -237,7 +246,8 @@ export async function connect(
     username: user,
     password: PASSWORD,
     resource: options.resource ?? 'bench',
-  });
+    timeout: STEP_TIMEOUT_MS,
+  } as Parameters<typeof client>[0]);
   const stanzas: Element[] = [];
   const open = new Set(system.api.connectionIds);
   const session: BenchClient = {
@@ -251,7 +261,7 @@ export async function connect(
       const id = session.connectionId;
       // The emulator queues $disconnect when the socket closes and forgets the connection
       // once it is handled.
-      if (id) await until(() => !system.api.connectionIds.includes(id), 10_000, '$disconnect');
+      if (id) await until(() => !system.api.connectionIds.includes(id), 30_000, '$disconnect');
       await system.api.idle();
     },
   };

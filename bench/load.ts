@@ -19,6 +19,7 @@ import {
   receipt,
   receiptId,
   round,
+  STEP_TIMEOUT_MS,
   until,
   type Xml,
 } from './harness.ts';
@@ -124,7 +125,8 @@ async function login(target: LoadTarget, user: string): Promise<LoadClient> {
     username: user,
     password: PASSWORD,
     resource: 'bench',
-  });
+    timeout: STEP_TIMEOUT_MS,
+  } as Parameters<typeof client>[0]);
   const session: LoadClient = { user, xmpp, xml };
   xmpp.on('stanza', (stanza: Element) => session.onStanza?.(stanza));
   xmpp.on('error', () => {});
@@ -222,9 +224,9 @@ export async function runLoad(
   await Promise.all(clients.map((_, index) => send(index)));
   const entries = [...tracks.values()];
   await until(
-    () => entries.every((entry) => entry.receipts > 0 && entry.delivered > 0),
+    () => entries.every((entry) => entry.receipts > 0 && entry.delivered > 0 && entry.acks > 0),
     Math.max(60_000, total * 100),
-    'every message and receipt',
+    'every message, server receipt and receipt',
   );
   const finished = Math.max(...entries.map((entry) => entry.receiptAt ?? 0));
   // Let anything late arrive, so that a second copy would be seen.

@@ -127,7 +127,7 @@ export async function measurePushCost(bodyBytes = 1024): Promise<PushCost> {
     const jobsBefore = push.queuedJobs();
     bench.profile.reset();
     await storeOffline(bench, alice, PUSHED, 'offline-bob', sampleBody(bodyBytes));
-    await until(() => notifications === 1 && push.queue.idle(), 10_000, 'the notification');
+    await until(() => notifications === 1 && push.queue.idle(), 30_000, 'the notification');
     const total = difference(bench.cost(), before);
     const pushFunction = methodsCost(bench.profile.snapshot(), PUSH_FUNCTION_METHODS);
     // The frames function's share: the push function's requests taken out.

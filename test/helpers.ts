@@ -67,6 +67,9 @@ export class RawClient {
   readonly closed: Promise<number>;
 
   private constructor(readonly socket: WebSocket) {
+    // A socket error (a reset the server caused) is followed by 'close', which the waits see;
+    // without a listener, the error would be thrown, uncaught, and end the test process.
+    socket.on('error', () => {});
     socket.on('message', (data) => {
       this.received.push(parse(data.toString()));
       for (const wake of this.waiters.splice(0)) wake();

@@ -24,6 +24,9 @@ describe('a room of 100 occupants', () => {
   let posts = 0;
   const system = useLocalSystem({
     capacityMeter: meter,
+    // Each connection's authentication deadline reads its item when it fires (30 s by default):
+    // on a slow run those reads would land in the measured windows below.
+    config: { authTimeoutSeconds: 3600 },
     wrapContext: (context: Context) => ({
       ...context,
       gateway: {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { xml } from '@xmpp/client';
-import { addUser, connectClient, eventually, RawClient, useLocalSystem } from '../helpers.ts';
+import { addUser, connectClient, eventually, RawClient, useLocalSystem, WAIT_MS } from '../helpers.ts';
 
 const FRAMING = 'urn:ietf:params:xml:ns:xmpp-framing';
 const SASL = 'urn:ietf:params:xml:ns:xmpp-sasl';
@@ -109,7 +109,14 @@ describe('stream negotiation', () => {
     }
     const { client } = await import('@xmpp/client');
     for (const username of ['carol', 'nobody']) {
-      const xmpp = client({ service: system().url, domain: 'localhost', username, password: 'wrong' });
+      // WAIT_MS for each stream step, as connectClient: xmpp.js's 2 s can pass on a loaded machine.
+      const xmpp = client({
+        service: system().url,
+        domain: 'localhost',
+        username,
+        password: 'wrong',
+        timeout: WAIT_MS,
+      } as Parameters<typeof client>[0]);
       xmpp.on('error', () => {});
       await assert.rejects(xmpp.start(), (error: Error & { condition?: string }) => {
         assert.equal(error.condition, 'not-authorized');

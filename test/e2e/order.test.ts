@@ -6,14 +6,21 @@ import type { LocalSystem } from '../../infra/local/system.ts';
 import type { Context } from '../../lib/ports.ts';
 import { addUser, RawClient, sleep, useLocalSystem } from '../helpers.ts';
 
-/** Connection ids whose frames are slowed down, and a random jitter for all others. */
+/**
+ * Connection ids whose frames wait until the test lets them go (not for a time: a loaded
+ * machine could stall the other connection longer than any fixed delay), and a random jitter
+ * for all others.
+ */
 const slow = new Set<string>();
+let releaseSlow = () => {};
+let slowReleased = Promise.resolve();
 
 function withDelays(context: Context): Context {
   const store = context.store;
   const delayed: typeof store = Object.create(store);
   delayed.getConnection = async (connectionId: string) => {
-    await sleep(slow.has(connectionId) ? 400 : Math.random() * 15);
+    if (slow.has(connectionId)) await slowReleased;
+    else await sleep(Math.random() * 15);
     return store.getConnection(connectionId);
   };
   return { ...context, store: delayed };
@@ -53,14 +60,24 @@ describe('per-connection order', () => {
     await slowClient.client.login('slow@localhost', 'pw');
     const quick = await connectTracked(system());
     await quick.client.login('quick@localhost', 'pw');
+    slowReleased = new Promise((resolve) => {
+      releaseSlow = resolve;
+    });
     slow.add(slowClient.connectionId);
     const order: string[] = [];
     slowClient.client.send(ping('slow-1'));
     quick.client.send(ping('quick-1'));
-    await Promise.all([
-      slowClient.client.next((element) => element.attrs.id === 'slow-1').then(() => order.push('slow')),
-      quick.client.next((element) => element.attrs.id === 'quick-1').then(() => order.push('quick')),
-    ]);
+    const slowAnswer = slowClient.client
+      .next((element) => element.attrs.id === 'slow-1')
+      .then(() => order.push('slow'));
+    // The slow connection's frame is held until the quick one's answer has arrived: handled one
+    // after the other, the quick answer would never come.
+    try {
+      await quick.client.next((element) => element.attrs.id === 'quick-1').then(() => order.push('quick'));
+    } finally {
+      releaseSlow();
+    }
+    await slowAnswer;
     assert.deepEqual(order, ['quick', 'slow']);
     slowClient.client.close();
     quick.client.close();

@@ -77,19 +77,15 @@ function harnessContext(): { ctx: Context; posts: () => number } {
     [`alice@${DOMAIN}`, account(`alice@${DOMAIN}`, ALICE_CONNECTION)],
     [`bob@${DOMAIN}`, account(`bob@${DOMAIN}`, BOB_CONNECTION)],
   ]);
+  const accountOf = (user: string): Account =>
+    accounts.get(user) ?? { exists: false, sessions: [], blocks: new Set(), blockedBy: new Set(), push: [] };
   const answers: Partial<Store> = {
     getConnection: async (id) => {
       const record = connections.get(id);
       return record ? { ...record } : undefined;
     },
-    getAccount: async (user) =>
-      accounts.get(user) ?? {
-        exists: false,
-        sessions: [],
-        blocks: new Set(),
-        blockedBy: new Set(),
-        push: [],
-      },
+    getAccount: async (user) => accountOf(user),
+    getAccounts: (async (users: readonly string[]) => users.map(accountOf)) as Store['getAccounts'],
     storeMessage: async () => ({ stored: true }),
     markDelivered: async () => ({}),
     listForDrain: async () => {},

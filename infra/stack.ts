@@ -154,6 +154,8 @@ export const FRAMES_TABLE_ACTIONS = [
   'dynamodb:BatchGetItem',
   'dynamodb:BatchWriteItem',
   'dynamodb:Query',
+  // A PartiQL SELECT on partition keys (accounts.ts getAccounts): queries, not a scan.
+  'dynamodb:PartiQLSelect',
 ] as const;
 /** $connect only records the connection. */
 export const CONNECT_TABLE_ACTIONS = ['dynamodb:PutItem'] as const;

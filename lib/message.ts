@@ -152,12 +152,11 @@ async function storeAndPush(
   const sender = link.record.user as string;
   // Receipts are stored only when nobody is there to take them (see README).
   const receiptOnly = isReceipt(stanza) && !stanza.getChild('body');
-  // The sender's own account (eventually consistent, in parallel): their archive
+  // With the recipient's account, in the same request, the sender's own: their archive
   // preferences and the sessions that get <sent/> carbons. A receipt needs neither.
-  const [account, senderAccount] = await Promise.all([
-    ctx.store.getAccount(recipient, { consistent: !receiptOnly }),
-    receiptOnly ? undefined : ctx.store.getAccount(sender, { consistent: false }),
-  ]);
+  const [account, senderAccount] = receiptOnly
+    ? [await ctx.store.getAccount(recipient, { consistent: false }), undefined]
+    : await ctx.store.getAccounts([recipient, sender]);
   if (!account.exists) throw new StanzaError('service-unavailable');
   // XEP-0191 §3.4–§3.5: nothing passes a block, either way.
   const verdict = blockVerdict(account, sender);

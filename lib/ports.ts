@@ -407,6 +407,10 @@ export interface Store {
 
   /** Whether the user exists, and their sessions: one request (strongly consistent by default). */
   getAccount(user: string, options?: { consistent?: boolean }): Promise<Account>;
+  /** Several users' accounts, in the order asked: one request, strongly consistent. */
+  getAccounts<const Users extends readonly string[]>(
+    users: Users,
+  ): Promise<{ -readonly [K in keyof Users]: Account }>;
 
   /**
    * Stores a message unless (recipient, sender, id) is stored already; then returns that one.

@@ -28,7 +28,9 @@
 // only presence items, skip it (2 requests, 2 WU or more with a large presence item, per change).
 // XEP-0357 push registrations (push.ts) live in the partition too, so routing reads them
 // with the rest. The USER# partition holds only small items, so routing reads it whole:
-// whether the user exists and where they are, in one query (0.5 RU, 1 consistent).
+// whether the user exists and where they are, in one query (0.5 RU, 1 consistent). A message
+// reads its recipient's and its sender's partitions in one request (getAccounts: a PartiQL
+// SELECT on `pk IN [...]`, answered as a query per partition, 1 RU each, both consistent).
 //
 // Listing users is a Scan filtered on sk = #USER: an administrative command, never a
 // request path.
@@ -36,6 +38,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   DeleteCommand,
+  ExecuteStatementCommand,
   GetCommand,
   PutCommand,
   QueryCommand,
@@ -338,14 +341,48 @@ export class Accounts {
         ConsistentRead: options.consistent ?? true,
       }),
     );
+    return this.toAccount(Items);
+  }
+
+  /**
+   * Several users' accounts in one request, each read whole and strongly consistent: a PartiQL
+   * SELECT with `pk IN [...]`, which DynamoDB answers partition by partition (a query each, no
+   * scan) and charges as those queries. A message's routing reads its recipient and its sender
+   * this way. In the order asked; a user named twice is read once.
+   */
+  async getAccounts<const Users extends readonly string[]>(
+    users: Users,
+  ): Promise<{ -readonly [K in keyof Users]: Account }> {
+    const partitions = [...new Set(users)].map((user) => `USER#${user}`);
+    const items = new Map<string, Record<string, unknown>[]>(partitions.map((pk) => [pk, []]));
+    let NextToken: string | undefined;
+    do {
+      const page = await this.table.doc.send(
+        new ExecuteStatementCommand({
+          Statement: `SELECT * FROM "${this.table.name}" WHERE pk IN [${partitions.map(() => '?').join(', ')}]`,
+          Parameters: partitions,
+          ConsistentRead: true,
+          NextToken,
+        }),
+      );
+      for (const item of page.Items ?? []) items.get(String(item.pk))?.push(item);
+      NextToken = page.NextToken;
+    } while (NextToken);
+    return users.map((user) => this.toAccount(items.get(`USER#${user}`) ?? [])) as {
+      -readonly [K in keyof Users]: Account;
+    };
+  }
+
+  /** An account from its partition's items (any order). */
+  private toAccount(items: readonly Record<string, unknown>[]): Account {
     const suffixes = (prefix: string) =>
       new Set(
-        Items.filter((item) => String(item.sk).startsWith(prefix)).map((item) =>
-          String(item.sk).slice(prefix.length),
-        ),
+        items
+          .filter((item) => String(item.sk).startsWith(prefix))
+          .map((item) => String(item.sk).slice(prefix.length)),
       );
-    const credentials = Items.find((item) => item.sk === '#USER');
-    const prefs = Items.find((item) => item.sk === '#ARCHIVEPREFS');
+    const credentials = items.find((item) => item.sk === '#USER');
+    const prefs = items.find((item) => item.sk === '#ARCHIVEPREFS');
     return {
       exists: credentials !== undefined,
       createdAt: credentials?.createdAt as number | undefined,
@@ -358,8 +395,9 @@ export class Accounts {
         : undefined,
       blocks: suffixes('BLOCK#'),
       blockedBy: suffixes('BLOCKEDBY#'),
-      push: Items.filter((item) => String(item.sk).startsWith(PUSH_PREFIX)).map(toPushRegistration),
-      sessions: Items.filter((item) => String(item.sk).startsWith('SESSION#'))
+      push: items.filter((item) => String(item.sk).startsWith(PUSH_PREFIX)).map(toPushRegistration),
+      sessions: items
+        .filter((item) => String(item.sk).startsWith('SESSION#'))
         .map(toSession)
         .filter((session) => this.table.live(session)),
     };

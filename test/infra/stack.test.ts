@@ -175,6 +175,7 @@ const COMMAND_ACTIONS: Record<string, string> = {
   BatchWrite: 'dynamodb:BatchWriteItem',
   TransactGet: 'dynamodb:TransactGetItems',
   TransactWrite: 'dynamodb:TransactWriteItems',
+  ExecuteStatement: 'dynamodb:PartiQLSelect',
 };
 
 /** AwsSolutions findings that are not acknowledged, as `rule at path`. */

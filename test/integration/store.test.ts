@@ -20,6 +20,7 @@ import { sequenceFloor, sequenceId } from '../../lib/ids.ts';
 import type { ConnectionRecord, SessionRecord } from '../../lib/ports.ts';
 import { makeCredentials, SCRAM_HASHES, verifyPassword } from '../../lib/scram.ts';
 import { MOST_HELD } from '../../lib/store/accounts.ts';
+import { meterCapacity, newMeter } from '../../lib/store/capacity.ts';
 import { DynamoStore } from '../../lib/store/dynamo.ts';
 import { TABLE_SCHEMA } from '../../lib/store/schema.ts';
 import { assertOnlyScramKeys } from './raw-items.ts';
@@ -452,6 +453,49 @@ describe('DynamoStore on DynamoDB Local', () => {
 
       // Deleting a session that is gone is not an error.
       await store.deleteSession(user, 'desk', second.connectionId);
+    });
+
+    test('getAccounts reads several accounts in one request, each as getAccount reads it', async () => {
+      const meter = newMeter();
+      const metered = new DynamoDBClient({
+        endpoint: dynamo.endpoint,
+        region: LOCAL_REGION,
+        credentials: LOCAL_CREDENTIALS,
+      });
+      meterCapacity(metered, meter);
+      const store = new DynamoStore(metered, tableName);
+      const alice = `${unique('alice')}@localhost`;
+      const bob = `${unique('bob')}@localhost`;
+      const nobody = `${unique('nobody')}@localhost`;
+      await store.putUser({ user: alice, scram: makeCredentials('x', 4096), createdAt: Date.now() });
+      await store.putUser({ user: bob, scram: makeCredentials('x', 4096), createdAt: Date.now() });
+      await store.putSession(session(alice, 'desk', { available: true }));
+      await store.putSession(session(bob, 'phone'));
+      await store.block(bob, [alice]);
+      // About 9 KB in alice's partition: her read costs 3 units (bob's 1, nobody's none).
+      const contacts = Array.from(
+        { length: 150 },
+        (_, index) => `contact-${index}-${randomUUID()}@localhost`,
+      );
+      await store.setArchivePrefs(alice, { default: 'roster', always: [bob, ...contacts], never: [] });
+      // A user whose name extends alice's shares no partition with her.
+      await store.putSession(session(`${alice}x`, 'desk'));
+
+      const before = { ...meter };
+      const accounts = await store.getAccounts([alice, bob, nobody, alice]);
+      assert.equal(meter.requests - before.requests, 1);
+      const selectUnits = meter.readUnits - before.readUnits;
+      const one = [];
+      for (const user of [alice, bob, nobody]) one.push(await store.getAccount(user));
+      // Charged as the strongly consistent queries of each partition, whose units DynamoDB
+      // Local reports (DynamoDB Local reports none for PartiQL: capacity.ts sizes the items).
+      assert.equal(selectUnits, meter.readUnits - before.readUnits - selectUnits);
+      assert.equal(selectUnits, 4);
+      assert.deepEqual(accounts, [...one, one[0]]);
+      assert.equal(accounts[1]?.blocks.has(alice), true);
+      assert.equal(accounts[0]?.blockedBy.has(bob), true);
+      assert.equal(accounts[2]?.exists, false);
+      metered.destroy();
     });
 
     test('sessions and credentials share the partition without disturbing each other', async () => {

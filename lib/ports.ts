@@ -208,6 +208,9 @@ export interface PushPending extends PushRegistration {
   readonly scheduledFor?: number;
 }
 
+/** An account for each user named, in the same positions (Store.getAccounts). */
+export type AccountsOf<Users extends readonly string[]> = { -readonly [K in keyof Users]: Account };
+
 export interface Account {
   readonly exists: boolean;
   /** Epoch ms the account was created: its archive starts there (an earlier account of the name is not shown). */
@@ -408,9 +411,7 @@ export interface Store {
   /** Whether the user exists, and their sessions: one request (strongly consistent by default). */
   getAccount(user: string, options?: { consistent?: boolean }): Promise<Account>;
   /** Several users' accounts, in the order asked: one request, strongly consistent. */
-  getAccounts<const Users extends readonly string[]>(
-    users: Users,
-  ): Promise<{ -readonly [K in keyof Users]: Account }>;
+  getAccounts<const Users extends readonly string[]>(users: Users): Promise<AccountsOf<Users>>;
 
   /**
    * Stores a message unless (recipient, sender, id) is stored already; then returns that one.

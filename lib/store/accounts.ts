@@ -47,6 +47,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type {
   Account,
+  AccountsOf,
   ArchivePrefs,
   PresenceEntry,
   SessionRecord,
@@ -350,9 +351,7 @@ export class Accounts {
    * scan) and charges as those queries. A message's routing reads its recipient and its sender
    * this way. In the order asked; a user named twice is read once.
    */
-  async getAccounts<const Users extends readonly string[]>(
-    users: Users,
-  ): Promise<{ -readonly [K in keyof Users]: Account }> {
+  async getAccounts<const Users extends readonly string[]>(users: Users): Promise<AccountsOf<Users>> {
     const partitions = [...new Set(users)].map((user) => `USER#${user}`);
     const items = new Map<string, Record<string, unknown>[]>(partitions.map((pk) => [pk, []]));
     let NextToken: string | undefined;
@@ -368,9 +367,7 @@ export class Accounts {
       for (const item of page.Items ?? []) items.get(String(item.pk))?.push(item);
       NextToken = page.NextToken;
     } while (NextToken);
-    return users.map((user) => this.toAccount(items.get(`USER#${user}`) ?? [])) as {
-      -readonly [K in keyof Users]: Account;
-    };
+    return users.map((user) => this.toAccount(items.get(`USER#${user}`) ?? [])) as AccountsOf<Users>;
   }
 
   /** An account from its partition's items (any order). */

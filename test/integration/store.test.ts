@@ -455,7 +455,7 @@ describe('DynamoStore on DynamoDB Local', () => {
       await store.deleteSession(user, 'desk', second.connectionId);
     });
 
-    test('getAccounts reads several accounts in one request, each as getAccount reads it', async () => {
+    test('getAccounts reads several accounts in one request, each as getAccount reads it', async (t) => {
       const meter = newMeter();
       const metered = new DynamoDBClient({
         endpoint: dynamo.endpoint,
@@ -463,6 +463,7 @@ describe('DynamoStore on DynamoDB Local', () => {
         credentials: LOCAL_CREDENTIALS,
       });
       meterCapacity(metered, meter);
+      t.after(() => metered.destroy());
       const store = new DynamoStore(metered, tableName);
       const alice = `${unique('alice')}@localhost`;
       const bob = `${unique('bob')}@localhost`;
@@ -495,7 +496,6 @@ describe('DynamoStore on DynamoDB Local', () => {
       assert.equal(accounts[1]?.blocks.has(alice), true);
       assert.equal(accounts[0]?.blockedBy.has(bob), true);
       assert.equal(accounts[2]?.exists, false);
-      metered.destroy();
     });
 
     test('sessions and credentials share the partition without disturbing each other', async () => {

@@ -1,7 +1,8 @@
-// Cold start: each Lambda entry bundled exactly as the stack bundles it (infra/function.ts
-// BUNDLING: esbuild, minified ESM for node22, the AWS SDK inside the bundle), its size, what is
-// in it, and what a fresh Node.js process takes to import it and handle its first event (the
-// SDK client built on first use and its first request included), the median of several runs.
+// Cold start: each Lambda entry bundled exactly as the stack bundles it (infra/bundle.ts:
+// esbuild, minified ESM for node22, the AWS SDK inside, split into chunks loaded on first use),
+// its size, what is in it, and what a fresh Node.js process takes to import it and handle its
+// first event (the SDK client built on first use and its first request included), the median of
+// several runs. A baseline tree is bundled as that tree bundled its functions.
 //
 // The entries are every file in functions/ that exports `handler`, so a new function is
 // measured without being listed here. The first event of each known function is a real one
@@ -9,32 +10,17 @@
 // a new connection, its `<open/>` frame, the authentication deadline of a connection, the TTL
 // deletion of a connection item. A function with no event here is timed on its import alone.
 import { execFile } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { type BuildOptions, build, type Metafile } from 'esbuild';
+import { build, type Metafile } from 'esbuild';
 import { WebSocket } from 'ws';
-import { BUNDLING } from '../infra/function.ts';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../infra/local/dynamodb.ts';
 import { type LocalSystem, startLocalSystem } from '../infra/local/system.ts';
 import { round } from './harness.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-/** The esbuild options NodejsFunction derives from BUNDLING (no externals: bundleAwsSDK). */
-export const ESBUILD_OPTIONS: BuildOptions = {
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: BUNDLING.target,
-  mainFields: [...BUNDLING.mainFields],
-  minify: BUNDLING.minify,
-  sourcemap: BUNDLING.sourceMap,
-  sourcesContent: BUNDLING.sourcesContent,
-  banner: { js: BUNDLING.banner },
-  ...(BUNDLING.bundleAwsSDK ? {} : { external: ['@aws-sdk/*'] }),
-};
 
 /** Every `functions/*.ts` of `tree` that exports a `handler`: the stack's entries. */
 export function functionEntries(tree = ROOT): string[] {
@@ -52,9 +38,12 @@ export function functionEntries(tree = ROOT): string[] {
 
 export interface BundleResult {
   readonly entry: string;
+  /** What a cold start loads: the entry's file and the chunks it imports statically. */
   readonly bytes: number;
+  /** Every file of the bundle (the deployed asset, source maps aside). */
+  readonly totalBytes?: number;
   readonly sourceMapBytes: number;
-  /** The biggest contributors to the minified output, by package. */
+  /** The biggest contributors to what a cold start loads, by package. */
   readonly contents: { readonly name: string; readonly bytes: number }[];
   /** The first event the cold start handles, or null: import alone. */
   readonly firstEvent: string | null;
@@ -81,13 +70,14 @@ export interface BundlesResult {
   readonly bundles: BundleResult[];
 }
 
-function byPackage(metafile: Metafile, output: string): { name: string; bytes: number }[] {
+function byPackage(metafile: Metafile, outputs: readonly string[]): { name: string; bytes: number }[] {
   const totals = new Map<string, number>();
-  for (const [path, input] of Object.entries(metafile.outputs[output]?.inputs ?? {})) {
-    const match = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path);
-    const name = match ? (match[1] as string) : `(project) ${path.split('/')[0]}/`;
-    totals.set(name, (totals.get(name) ?? 0) + input.bytesInOutput);
-  }
+  for (const output of outputs)
+    for (const [path, input] of Object.entries(metafile.outputs[output]?.inputs ?? {})) {
+      const match = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path);
+      const name = match ? (match[1] as string) : `(project) ${path.split('/')[0]}/`;
+      totals.set(name, (totals.get(name) ?? 0) + input.bytesInOutput);
+    }
   return [...totals]
     .map(([name, bytes]) => ({ name, bytes }))
     .sort((a, b) => b.bytes - a.bytes)
@@ -250,6 +240,69 @@ async function coldRun(bundle: string, event: unknown, env: Record<string, strin
   return { importMs, eventMs };
 }
 
+interface Built {
+  readonly metafile: Metafile;
+  /** The module Lambda imports (absolute). */
+  readonly module: string;
+  /** What its cold start loads, as the metafile names them (relative to the working directory). */
+  readonly startup: readonly string[];
+  /** Every file written (absolute). */
+  readonly files: readonly string[];
+}
+
+/**
+ * Bundles `entry` into `outdir` as `tree` bundles its functions: with its infra/bundle.ts, or, for
+ * a tree from before that file, as one file with the settings its infra/function.ts exported.
+ */
+async function bundleAs(tree: string, entry: string, outdir: string): Promise<Built> {
+  const files = () =>
+    readdirSync(outdir, { recursive: true, encoding: 'utf8' }).map((path) => join(outdir, path));
+  if (existsSync(join(tree, 'infra', 'bundle.ts'))) {
+    const own = (await import(
+      pathToFileURL(join(tree, 'infra', 'bundle.ts')).href
+    )) as typeof import('../infra/bundle.ts');
+    const metafile = own.bundleFunction(entry, outdir);
+    return {
+      metafile,
+      module: join(outdir, 'index.mjs'),
+      startup: own.startupFiles(metafile),
+      files: files(),
+    };
+  }
+  const { BUNDLING: legacy } = (await import(pathToFileURL(join(tree, 'infra', 'function.ts')).href)) as {
+    BUNDLING: {
+      target: string;
+      mainFields: readonly string[];
+      banner: string;
+      minify: boolean;
+      sourceMap: boolean;
+      sourcesContent: boolean;
+    };
+  };
+  const module = join(outdir, 'index.mjs');
+  const { metafile } = await build({
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: legacy.target,
+    mainFields: [...legacy.mainFields],
+    minify: legacy.minify,
+    sourcemap: legacy.sourceMap,
+    sourcesContent: legacy.sourcesContent,
+    banner: { js: legacy.banner },
+    entryPoints: [entry],
+    outfile: module,
+    metafile: true,
+    logLevel: 'error',
+  });
+  return {
+    metafile,
+    module,
+    startup: Object.keys(metafile.outputs).filter((path) => path.endsWith('.mjs')),
+    files: files(),
+  };
+}
+
 /**
  * `runs` fresh processes per timing; 0 builds and measures sizes only. `tree` is the source tree
  * whose functions are bundled (a baseline's worktree), with this tree's settings.
@@ -264,28 +317,25 @@ export async function measureBundles(runs = 7, tree = ROOT): Promise<BundlesResu
   try {
     for (const entry of functionEntries(tree)) {
       const name = entry.replace(/^functions\//, '').replace(/\.ts$/, '');
-      const outfile = join(outDir, `${name}.mjs`);
-      const result = await build({
-        ...ESBUILD_OPTIONS,
-        entryPoints: [join(tree, entry)],
-        outfile,
-        metafile: true,
-        logLevel: 'error',
-      });
-      const outputKey = Object.keys(result.metafile.outputs).find((key) => key.endsWith(`${name}.mjs`)) ?? '';
+      const built = await bundleAs(tree, join(tree, entry), join(outDir, name));
       const known = FIRST_EVENTS[name];
       const sizes: BundleResult = {
         entry,
-        bytes: statSync(outfile).size,
-        sourceMapBytes: statSync(`${outfile}.map`).size,
-        contents: byPackage(result.metafile, outputKey),
+        bytes: built.startup.reduce((sum, path) => sum + statSync(resolve(path)).size, 0),
+        totalBytes: built.files
+          .filter((path) => path.endsWith('.mjs'))
+          .reduce((sum, path) => sum + statSync(path).size, 0),
+        sourceMapBytes: built.files
+          .filter((path) => path.endsWith('.map'))
+          .reduce((sum, path) => sum + statSync(path).size, 0),
+        contents: byPackage(built.metafile, built.startup),
         firstEvent: known?.describe ?? null,
       };
       if (!system) {
         bundles.push(sizes);
         continue;
       }
-      const bundle = pathToFileURL(outfile).href;
+      const bundle = pathToFileURL(built.module).href;
       const env = functionEnvironment(system);
       const sample = async (run: number, sourceMaps: boolean) => {
         const made = known ? await known.make(system, run) : { event: null, done() {} };

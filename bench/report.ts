@@ -139,9 +139,9 @@ export function evaluateTargets(results: Results): Target[] {
     name: 'every function bundle under 1 MB (the AWS SDK inside)',
     target: '< 1 MB',
     measured: bundles.length
-      ? bundles.map((b) => `${shortName(b.entry)} ${kb(b.bytes)}`).join(', ')
+      ? bundles.map((b) => `${shortName(b.entry)} ${kb(b.totalBytes ?? b.bytes)}`).join(', ')
       : 'not run',
-    reached: bundles.length ? bundles.every((b) => b.bytes < 1024 * 1024) : undefined,
+    reached: bundles.length ? bundles.every((b) => (b.totalBytes ?? b.bytes) < 1024 * 1024) : undefined,
   });
   const timedBundles = bundles.filter((b) => b.coldStartMs);
   targets.push({
@@ -580,8 +580,9 @@ export function formatMarkdown(results: Results): string {
   if (bundles) {
     push(
       '## 3. Cold start and CPU',
-      `Bundled with esbuild ${bundles.esbuild} exactly as the stack does (infra/function.ts \`BUNDLING\`: minified ESM, ` +
-        'platform node, target node22, the AWS SDK inside the bundle). Cold start: a fresh ' +
+      `Bundled with esbuild ${bundles.esbuild} exactly as the stack does (infra/bundle.ts: minified ESM, ` +
+        'platform node, target node22, the AWS SDK inside, split into chunks that what is imported on first use ' +
+        'loads; “loaded at start” is the entry and the chunks it imports statically, what a cold start parses). Cold start: a fresh ' +
         `Node.js ${bundles.node} process imports the bundle and hands its handler a first real event against a ` +
         'local system (its SDK client built then, its first requests made), with NODE_OPTIONS=--enable-source-maps ' +
         'as deployed; the median (and the fastest) of the runs. Lambda runs Node.js 22 on a share of an arm64 ' +
@@ -589,8 +590,9 @@ export function formatMarkdown(results: Results): string {
       table(
         [
           'bundle',
-          'size',
-          'source map',
+          'loaded at start',
+          'all files',
+          'source maps',
           'cold start (median)',
           'of which import',
           'of which first event',
@@ -599,6 +601,7 @@ export function formatMarkdown(results: Results): string {
         bundles.bundles.map((b) => [
           shortName(b.entry),
           kb(b.bytes),
+          kb(b.totalBytes ?? b.bytes),
           kb(b.sourceMapBytes),
           ms(b.coldStartMs),
           ms(b.importMs),
@@ -608,7 +611,7 @@ export function formatMarkdown(results: Results): string {
       ),
       ...bundles.bundles.map(
         (b) =>
-          `${shortName(b.entry)}: first event ${b.firstEvent ?? 'none (import only)'}; contains ` +
+          `${shortName(b.entry)}: first event ${b.firstEvent ?? 'none (import only)'}; loads at start ` +
           `${b.contents.map((c) => `${c.name} ${kb(c.bytes)}`).join(', ')}.`,
       ),
     );

@@ -3,8 +3,7 @@
 // one connection are handled one after another, and different connections in parallel,
 // in separate invocations and, within one batch, concurrently.
 import type { Context as LambdaContext, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { CONTINUE_EVENT } from '../lib/gateway/sqs-continuations.ts';
-import type { Context } from '../lib/ports.ts';
+import { CONTINUE_EVENT, type Context } from '../lib/ports.ts';
 import { onContinueDrain, onDisconnect, onFrame } from '../lib/server.ts';
 import { createContext, endInvocation, lazyContext, settingsFromEnv, startInvocation } from './runtime.ts';
 import { withUploads } from './uploads.ts';

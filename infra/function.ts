@@ -1,39 +1,20 @@
-// A NodejsFunction with the house defaults: Node.js 22 on arm64, bundled by the local esbuild
-// (never Docker) as minified ESM with source maps, its own log group with a retention, and its own
+// A Lambda function with the house defaults: Node.js 22 on arm64, bundled at synth by the local
+// esbuild (never Docker) as infra/bundle.ts says, its own log group with a retention, and its own
 // role that may only write to that log group until the stack grants it exactly what it uses.
+//
+// Not a NodejsFunction: that construct writes one file (`--outfile`), and the bundles are split
+// into chunks loaded on first use (infra/bundle.ts says why), which esbuild only writes to a
+// directory. The asset is that directory, hashed by its content, as NodejsFunction hashes its own.
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { AssetHashType, DockerImage, Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { Architecture, Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { bundleFunction, HANDLER } from './bundle.ts';
 
-/** The repository root: entries are relative to it, and it holds package-lock.json. */
+/** The repository root: entries are relative to it. */
 const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-/** ESM bundles still contain CommonJS dependencies that call `require`. */
-const ESM_REQUIRE_BANNER =
-  "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
-
-/**
- * How every function is bundled (esbuild through NodejsFunction), in one place: the benchmark
- * (bench/bundles.ts) builds the same bundles from it to measure their size and cold start.
- */
-export const BUNDLING = {
-  format: OutputFormat.ESM,
-  target: 'node22',
-  mainFields: ['module', 'main'],
-  banner: ESM_REQUIRE_BANNER,
-  minify: true,
-  sourceMap: true,
-  sourcesContent: false,
-  // The SDK the tests ran against goes with the code, instead of whatever version the
-  // Node.js 22 runtime ships that day; tree-shaken and minified, each bundle stays well
-  // under 1 MB (sizes in docs/architecture.md). The local system runs these very bundles
-  // (`npm start -- --from-synth`, `npm run test:synth`).
-  bundleAwsSDK: true,
-} as const;
 
 export interface XmppFunctionProps {
   /** The handler's source, relative to the repository root (e.g. `functions/connect.ts`); exports `handler`. */
@@ -59,7 +40,7 @@ export interface XmppFunctionProps {
  * groups), and a reservation would only cap that, throttling frames towards the dead-letter queue,
  * while taking the reserved capacity away from the account's other functions.
  */
-export class XmppFunction extends NodejsFunction {
+export class XmppFunction extends LambdaFunction {
   constructor(scope: Construct, id: string, props: XmppFunctionProps) {
     const logGroup = new LogGroup(scope, `${id}Logs`, {
       retention: props.logRetention ?? RetentionDays.ONE_MONTH,
@@ -71,12 +52,26 @@ export class XmppFunction extends NodejsFunction {
       description: `${id}: writes its own logs; the stack adds exactly the table, API and queue actions it uses`,
     });
     logGroup.grantWrite(role);
+    const entry = `${PROJECT_ROOT}${props.entry}`;
     super(scope, id, {
       role,
-      entry: `${PROJECT_ROOT}${props.entry}`,
-      handler: 'handler',
-      projectRoot: PROJECT_ROOT,
-      depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
+      code: Code.fromAsset(PROJECT_ROOT, {
+        assetHashType: AssetHashType.OUTPUT,
+        bundling: {
+          // CDK stages an asset once per source path and bundling options, and every function's
+          // source path is the project: the entry tells them apart (tryBundle is not compared).
+          environment: { ENTRY: props.entry },
+          // Never pulled: the local esbuild always bundles (tryBundle answers true).
+          image: DockerImage.fromRegistry('dummy'),
+          local: {
+            tryBundle(outputDir) {
+              bundleFunction(entry, outputDir);
+              return true;
+            },
+          },
+        },
+      }),
+      handler: HANDLER,
       description: props.description,
       runtime: Runtime.NODEJS_22_X,
       architecture: Architecture.ARM_64,
@@ -84,7 +79,6 @@ export class XmppFunction extends NodejsFunction {
       timeout: props.timeout ?? Duration.seconds(10),
       logGroup,
       environment: { NODE_OPTIONS: '--enable-source-maps', ...props.environment },
-      bundling: { forceDockerBundling: false, ...BUNDLING, mainFields: [...BUNDLING.mainFields] },
     });
   }
 }

@@ -597,6 +597,13 @@ export interface Continuations {
 }
 
 /**
+ * The `eventType` of a continuation's record in the frames queue (API Gateway's are MESSAGE and
+ * DISCONNECT). Here rather than beside the SQS adapter: the frames function reads it on every
+ * record, and importing the adapter would load the SQS client at every start (infra/bundle.ts).
+ */
+export const CONTINUE_EVENT = 'CONTINUE';
+
+/**
  * Work due after a delay, outside the connection's order (lib/limits.ts): a delayed message
  * on a standard SQS queue on AWS (gateway/sqs-deadlines.ts), a timer locally.
  */

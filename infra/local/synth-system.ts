@@ -14,7 +14,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { APIGatewayProxyResultV2, DynamoDBBatchResponse, SQSBatchResponse } from 'aws-lambda';
 import { createContext } from '../../functions/runtime.ts';
 import { type Config, configFromEnv } from '../../lib/config.ts';
-import { CONTINUE_EVENT } from '../../lib/gateway/sqs-continuations.ts';
+import { CONTINUE_EVENT } from '../../lib/ports.ts';
 import type { LogLevel, PushParameterKey } from '../parameters.ts';
 import type { XmppStackProps } from '../stack.ts';
 import { ensureTable, LOCAL_CREDENTIALS, LOCAL_REGION, startDynamoLocal } from './dynamodb.ts';

@@ -3,9 +3,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import type { Continuations } from '../ports.ts';
-
-export const CONTINUE_EVENT = 'CONTINUE';
+import { CONTINUE_EVENT, type Continuations } from '../ports.ts';
 
 export class SqsContinuations implements Continuations {
   constructor(

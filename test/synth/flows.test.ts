@@ -91,6 +91,8 @@ describe('the synthesised stack, each bundle in its own process', () => {
   test('the functions run their bundles: Node.js with no loader, nothing but the template and Lambda', () => {
     const { stack, environments } = system();
     assert.equal(stack.functions.length, environments.size);
+    // Each its own bundle (CDK stages one asset per source path and options: infra/function.ts).
+    assert.equal(new Set(stack.functions.map((fn) => fn.assetDir)).size, stack.functions.length);
     for (const fn of stack.functions) {
       assert.ok(readdirSync(fn.assetDir).includes('index.mjs'), fn.logicalId);
       const environment = environments.get(fn.logicalId) ?? {};

@@ -305,7 +305,7 @@ async function bundleAs(tree: string, entry: string, outdir: string): Promise<Bu
 
 /**
  * `runs` fresh processes per timing; 0 builds and measures sizes only. `tree` is the source tree
- * whose functions are bundled (a baseline's worktree), with this tree's settings.
+ * whose functions are bundled (a baseline's worktree), as that tree bundles them (`bundleAs`).
  */
 export async function measureBundles(runs = 7, tree = ROOT): Promise<BundlesResult> {
   const outDir = join(tree, 'node_modules', '.cache', 'serverless-xmpp-bench');

@@ -581,8 +581,8 @@ export function formatMarkdown(results: Results): string {
     push(
       '## 3. Cold start and CPU',
       `Bundled with esbuild ${bundles.esbuild} exactly as the stack does (infra/bundle.ts: minified ESM, ` +
-        'platform node, target node22, the AWS SDK inside, split into chunks that what is imported on first use ' +
-        'loads; “loaded at start” is the entry and the chunks it imports statically, what a cold start parses). Cold start: a fresh ' +
+        'platform node, target node22, the AWS SDK inside, split so that what is imported on first use sits in chunks loaded then; ' +
+        '“loaded at start” is the entry and the chunks it imports statically, what a cold start parses). Cold start: a fresh ' +
         `Node.js ${bundles.node} process imports the bundle and hands its handler a first real event against a ` +
         'local system (its SDK client built then, its first requests made), with NODE_OPTIONS=--enable-source-maps ' +
         'as deployed; the median (and the fastest) of the runs. Lambda runs Node.js 22 on a share of an arm64 ' +

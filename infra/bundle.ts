@@ -8,7 +8,10 @@
 // other than the environment's) goes into a chunk of its own, loaded only when first needed.
 // V8 parses all of a module's text when it is imported, so a single file made every cold start
 // parse clients the invocation never used; split, a function's start parses its entry and the
-// chunks it imports statically (figures in bench/results/latest.md, section 3).
+// chunks it imports statically (figures in bench/results/cold-start.md, docs/costs.md).
+//
+// esbuild calls its code splitting a work in progress (import order across chunks has known
+// issues): test/synth runs every synthesised bundle in its own process, and must stay in CI.
 import { type BuildOptions, buildSync, type Metafile } from 'esbuild';
 
 /** ESM bundles still contain CommonJS dependencies that call `require` (in every chunk). */

@@ -16,6 +16,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { build, type Metafile } from 'esbuild';
 import { WebSocket } from 'ws';
+import { FUNCTION_BUNDLING } from '../infra/bundle.ts';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../infra/local/dynamodb.ts';
 import { type LocalSystem, startLocalSystem } from '../infra/local/system.ts';
 import { round } from './harness.ts';
@@ -41,7 +42,7 @@ export interface BundleResult {
   /** What a cold start loads: the entry's file and the chunks it imports statically. */
   readonly bytes: number;
   /** Every file of the bundle (the deployed asset, source maps aside). */
-  readonly totalBytes?: number;
+  readonly totalBytes: number;
   readonly sourceMapBytes: number;
   /** The biggest contributors to what a cold start loads, by package. */
   readonly contents: { readonly name: string; readonly bytes: number }[];
@@ -250,51 +251,27 @@ interface Built {
   readonly files: readonly string[];
 }
 
+/** The bytes of these files (paths absolute, or relative to the working directory). */
+const bytesOf = (paths: readonly string[]) =>
+  paths.reduce((sum, path) => sum + statSync(resolve(path)).size, 0);
+
 /**
  * Bundles `entry` into `outdir` as `tree` bundles its functions: with its infra/bundle.ts, or, for
- * a tree from before that file, as one file with the settings its infra/function.ts exported.
+ * a tree from before that file, as one file (its settings were today's, without the splitting).
  */
 async function bundleAs(tree: string, entry: string, outdir: string): Promise<Built> {
   const files = () =>
     readdirSync(outdir, { recursive: true, encoding: 'utf8' }).map((path) => join(outdir, path));
+  const module = join(outdir, 'index.mjs');
   if (existsSync(join(tree, 'infra', 'bundle.ts'))) {
     const own = (await import(
       pathToFileURL(join(tree, 'infra', 'bundle.ts')).href
     )) as typeof import('../infra/bundle.ts');
     const metafile = own.bundleFunction(entry, outdir);
-    return {
-      metafile,
-      module: join(outdir, 'index.mjs'),
-      startup: own.startupFiles(metafile),
-      files: files(),
-    };
+    return { metafile, module, startup: own.startupFiles(metafile), files: files() };
   }
-  const { BUNDLING: legacy } = (await import(pathToFileURL(join(tree, 'infra', 'function.ts')).href)) as {
-    BUNDLING: {
-      target: string;
-      mainFields: readonly string[];
-      banner: string;
-      minify: boolean;
-      sourceMap: boolean;
-      sourcesContent: boolean;
-    };
-  };
-  const module = join(outdir, 'index.mjs');
-  const { metafile } = await build({
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: legacy.target,
-    mainFields: [...legacy.mainFields],
-    minify: legacy.minify,
-    sourcemap: legacy.sourceMap,
-    sourcesContent: legacy.sourcesContent,
-    banner: { js: legacy.banner },
-    entryPoints: [entry],
-    outfile: module,
-    metafile: true,
-    logLevel: 'error',
-  });
+  const { splitting, entryNames, chunkNames, outExtension, ...oneFile } = FUNCTION_BUNDLING;
+  const { metafile } = await build({ ...oneFile, entryPoints: [entry], outfile: module, metafile: true });
   return {
     metafile,
     module,
@@ -321,13 +298,9 @@ export async function measureBundles(runs = 7, tree = ROOT): Promise<BundlesResu
       const known = FIRST_EVENTS[name];
       const sizes: BundleResult = {
         entry,
-        bytes: built.startup.reduce((sum, path) => sum + statSync(resolve(path)).size, 0),
-        totalBytes: built.files
-          .filter((path) => path.endsWith('.mjs'))
-          .reduce((sum, path) => sum + statSync(path).size, 0),
-        sourceMapBytes: built.files
-          .filter((path) => path.endsWith('.map'))
-          .reduce((sum, path) => sum + statSync(path).size, 0),
+        bytes: bytesOf(built.startup),
+        totalBytes: bytesOf(built.files.filter((path) => path.endsWith('.mjs'))),
+        sourceMapBytes: bytesOf(built.files.filter((path) => path.endsWith('.map'))),
         contents: byPackage(built.metafile, built.startup),
         firstEvent: known?.describe ?? null,
       };
